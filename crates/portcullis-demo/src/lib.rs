@@ -1,0 +1,146 @@
+//! The Portcullis reference app: a small community site that exercises every
+//! protection of the library. It holds routes and templates; every security decision
+//! is the library's.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), portcullis_demo::DemoError> {
+//! let settings = portcullis::config::Settings::from_env().unwrap();
+//! portcullis_demo::serve(settings, std::future::pending()).await
+//! # }
+//! ```
+
+pub mod db;
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use portcullis::config::Settings;
+use portcullis::csp::{ContentSecurityPolicy, CspNonce, ReportCollectorConfig};
+use portcullis::error::ErrorPagesConfig;
+use portcullis::keys::Keyring;
+use portcullis::stack::SecureStack;
+use portcullis::templates::Templates;
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] db::DbError),
+    /// The security stack's configuration is invalid.
+    #[error("configuration: {0}")]
+    Stack(#[from] portcullis::stack::StackError),
+    /// A template does not compile.
+    #[error("templates: {0}")]
+    Templates(#[from] portcullis::templates::TemplateError),
+    /// Listening or serving failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+    /// TLS could not be set up.
+    #[error("tls: {0}")]
+    Tls(#[from] portcullis::https::TlsError),
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: db::Database,
+    /// The compiled-in templates.
+    pub templates: Templates,
+    /// The keyring (sessions, CSRF and tokens sign with it).
+    pub keyring: Keyring,
+}
+
+/// The templates, compiled into the binary so that it runs from any directory.
+pub fn templates() -> Result<Templates, portcullis::templates::TemplateError> {
+    Templates::from_sources([
+        ("base.html", include_str!("../templates/base.html")),
+        ("index.html", include_str!("../templates/index.html")),
+        ("error.html", include_str!("../templates/error.html")),
+    ])
+}
+
+/// The whole app for `settings`, with the security stack applied.
+pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
+    let db = db::Database::open(settings).await?;
+    let templates = templates()?;
+    let state = AppState {
+        db,
+        templates: templates.clone(),
+        keyring: settings.keyring(),
+    };
+    let error_templates = templates;
+    let error_pages = ErrorPagesConfig::default().html_renderer(Arc::new(move |error| {
+        let status = error.status();
+        let context = serde_json::json!({
+            "status": status.as_u16(),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "message": error.message(),
+        });
+        error_templates
+            .render_string("error.html", &CspNonce::generate(), context)
+            .unwrap_or_else(|_| format!("<!doctype html><title>{}</title>", status.as_u16()))
+    }));
+    let stack = SecureStack::from_settings(settings);
+    let headers = stack
+        .headers_config()
+        .clone()
+        .csp(ContentSecurityPolicy::default().report_to(portcullis::csp::DEFAULT_REPORT_PATH));
+    let router = routes::router()
+        .with_state(state)
+        .merge(portcullis::csp::report_collector(
+            ReportCollectorConfig::default(),
+        ));
+    Ok(stack.headers(headers).error_pages(error_pages).apply(router)?)
+}
+
+/// Serves the app until `shutdown` completes: HTTPS when TLS is configured (with an
+/// optional plain port that only redirects), plain HTTP otherwise.
+pub async fn serve(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DemoError> {
+    let app = app(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(settings.addr).await?;
+    let local = listener.local_addr()?;
+    let shutdown = futures_shared(shutdown);
+    match &settings.tls {
+        Some(tls) => {
+            let config = portcullis::https::load_tls(&tls.cert, &tls.key).await?;
+            if let Some(http_addr) = settings.http_redirect_addr {
+                let plain = tokio::net::TcpListener::bind(http_addr).await?;
+                tracing::info!(addr = %plain.local_addr()?, "redirecting plain HTTP to HTTPS");
+                tokio::spawn(portcullis::https::serve_redirect(
+                    plain,
+                    local.port(),
+                    shutdown.clone(),
+                ));
+            }
+            tracing::info!("listening on https://{local}");
+            portcullis::https::serve_tls(listener.into_std()?, config, app, shutdown).await?;
+        }
+        None => {
+            tracing::info!("listening on http://{local}");
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn futures_shared(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> futures_util::future::Shared<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> {
+    use futures_util::FutureExt as _;
+    let boxed: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
+    boxed.shared()
+}

@@ -1,0 +1,737 @@
+//! Configuration from the environment, and the production audit.
+//!
+//! [`Settings::from_env`] reads every `PORTCULLIS_*` variable (and `DATABASE_URL`,
+//! `REDIS_URL`); a value that does not parse is an error in any environment.
+//! [`Settings::audit`] then checks the deployment the way Django's `check --deploy`
+//! does. In production a failing check stops the process before it serves anything,
+//! one line per problem, exit status 2 ([`Settings::enforce`]); `portcullis check`
+//! prints the same audit as a table.
+//!
+//! ```
+//! use portcullis::config::{Environment, Settings};
+//!
+//! let vars = [("PORTCULLIS_ENV", "production")];
+//! let settings = Settings::from_lookup(|name| {
+//!     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+//! })
+//! .unwrap();
+//! assert_eq!(settings.environment, Environment::Production);
+//! let report = settings.audit();
+//! // No key, no TLS, no proxy: not fit for production.
+//! assert!(!report.passed());
+//! assert!(report.failures().any(|check| check.name == "secret-key"));
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::client_ip::TrustedProxies;
+use crate::keys::{Keyring, SecretKey};
+
+/// Where the process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Environment {
+    /// A developer's machine: plain HTTP allowed, an ephemeral key generated.
+    #[default]
+    Development,
+    /// Serving real users: every check of the audit must pass.
+    Production,
+}
+
+impl Environment {
+    /// `"development"` or `"production"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// How the rate limiter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateLimitMode {
+    /// The limits of the configuration.
+    #[default]
+    Normal,
+    /// Every limit multiplied by one million: the limiter still decides every request
+    /// but never refuses one. For load benchmarks only; refused in production.
+    Bench,
+}
+
+/// PEM files for built-in TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// The application's configuration, read from the environment.
+///
+/// Secrets are held as [`SecretKey`]s: `Debug` never prints them.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Settings {
+    /// `PORTCULLIS_ENV`: `development` (default) or `production`.
+    pub environment: Environment,
+    /// `PORTCULLIS_ADDR`: where the app listens (default `127.0.0.1:8000`).
+    pub addr: SocketAddr,
+    /// `PORTCULLIS_HTTP_ADDR`: with built-in TLS, a plain-HTTP port that only redirects.
+    pub http_redirect_addr: Option<SocketAddr>,
+    /// `PORTCULLIS_DATA_DIR`: the SQLite database and uploads (default `./data`).
+    pub data_dir: PathBuf,
+    /// `PORTCULLIS_TRUSTED_PROXIES`: proxies whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// `PORTCULLIS_TLS_CERT` and `PORTCULLIS_TLS_KEY`.
+    pub tls: Option<TlsFiles>,
+    /// `PORTCULLIS_COOKIE_SECURE`: default `true` in production, `false` in development.
+    pub cookie_secure: bool,
+    /// `PORTCULLIS_CORS_ORIGINS`: origins allowed to call the API from a browser.
+    pub cors_origins: Vec<String>,
+    /// `PORTCULLIS_CORS_CREDENTIALS`: whether those calls may carry credentials.
+    pub cors_credentials: bool,
+    /// `PORTCULLIS_RATE_LIMITS`: `normal` (default) or `bench`.
+    pub rate_limits: RateLimitMode,
+    /// `PORTCULLIS_INSTANCES`: how many instances share the load (default 1).
+    pub instances: u32,
+    /// `DATABASE_URL`: a PostgreSQL URL; unset means SQLite under the data folder.
+    pub database_url: Option<String>,
+    /// `REDIS_URL`: shared sessions, limits and revocations; unset means in memory.
+    pub redis_url: Option<String>,
+    /// `PORTCULLIS_LOG`: a `tracing` filter (default `info`).
+    pub log_filter: String,
+    // What PORTCULLIS_COOKIE_SECURE said, if anything: the audit judges what
+    // production would do, where an unset value means `true`.
+    cookie_secure_setting: Option<bool>,
+    secret_key: Option<SecretKey>,
+    fallback_keys: Vec<Option<SecretKey>>,
+}
+
+/// Variables that could not be read; each line names the variable and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("{name}={value:?} is not a boolean (use true or false)")),
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`, for tests and embedding. Empty values count
+    /// as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut problems = Vec::new();
+        let mut report = |problem: String| problems.push(problem);
+
+        let environment = match get("PORTCULLIS_ENV").as_deref().map(str::trim) {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                report(format!(
+                    "PORTCULLIS_ENV={other:?} is not an environment (use development or production)"
+                ));
+                Environment::Production
+            }
+        };
+        let production = environment == Environment::Production;
+
+        let mut addr_var = |name: &str, default: Option<SocketAddr>| match get(name) {
+            None => default,
+            Some(v) => match v.trim().parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    report(format!("{name}={v:?} is not an address such as 127.0.0.1:8000"));
+                    default
+                }
+            },
+        };
+        let addr = addr_var(
+            "PORTCULLIS_ADDR",
+            Some(SocketAddr::from(([127, 0, 0, 1], 8000))),
+        )
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
+        let http_redirect_addr = addr_var("PORTCULLIS_HTTP_ADDR", None);
+
+        let data_dir = get("PORTCULLIS_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+
+        let trusted_proxies = match get("PORTCULLIS_TRUSTED_PROXIES") {
+            None => TrustedProxies::default(),
+            Some(v) => v.parse().unwrap_or_else(|e| {
+                report(format!("PORTCULLIS_TRUSTED_PROXIES: {e}"));
+                TrustedProxies::default()
+            }),
+        };
+
+        let tls = match (get("PORTCULLIS_TLS_CERT"), get("PORTCULLIS_TLS_KEY")) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (None, None) => None,
+            _ => {
+                report(
+                    "PORTCULLIS_TLS_CERT and PORTCULLIS_TLS_KEY must be set together".to_owned(),
+                );
+                None
+            }
+        };
+
+        let cookie_secure_setting = get("PORTCULLIS_COOKIE_SECURE").map(|v| {
+            parse_bool("PORTCULLIS_COOKIE_SECURE", &v).unwrap_or_else(|e| {
+                report(e);
+                true
+            })
+        });
+        let cookie_secure = cookie_secure_setting.unwrap_or(production);
+        let cors_origins: Vec<String> = get("PORTCULLIS_CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cors_credentials = match get("PORTCULLIS_CORS_CREDENTIALS") {
+            None => false,
+            Some(v) => parse_bool("PORTCULLIS_CORS_CREDENTIALS", &v).unwrap_or_else(|e| {
+                report(e);
+                false
+            }),
+        };
+        let rate_limits = match get("PORTCULLIS_RATE_LIMITS").as_deref().map(str::trim) {
+            None | Some("normal") => RateLimitMode::Normal,
+            Some("bench") => RateLimitMode::Bench,
+            Some(other) => {
+                report(format!(
+                    "PORTCULLIS_RATE_LIMITS={other:?} is not a mode (use normal or bench)"
+                ));
+                RateLimitMode::Normal
+            }
+        };
+        let instances = match get("PORTCULLIS_INSTANCES") {
+            None => 1,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    report(format!(
+                        "PORTCULLIS_INSTANCES={v:?} is not a positive whole number"
+                    ));
+                    1
+                }
+            },
+        };
+
+        let secret_key = match (
+            get("PORTCULLIS_SECRET_KEY"),
+            get("PORTCULLIS_SECRET_KEY_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                report(
+                    "set PORTCULLIS_SECRET_KEY or PORTCULLIS_SECRET_KEY_FILE, not both".to_owned(),
+                );
+                None
+            }
+            (Some(text), None) => Some(SecretKey::parse(&text)),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(text) if !text.trim().is_empty() => Some(SecretKey::parse(&text)),
+                Ok(_) => {
+                    report(format!("PORTCULLIS_SECRET_KEY_FILE {path:?} is empty"));
+                    None
+                }
+                Err(e) => {
+                    report(format!(
+                        "PORTCULLIS_SECRET_KEY_FILE {path:?} cannot be read: {e}"
+                    ));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        // An empty entry (`a,,b`) is kept as `None` so that the audit can name it.
+        let fallback_keys = get("PORTCULLIS_SECRET_KEY_FALLBACKS")
+            .map(|v| {
+                v.split(',')
+                    .map(|k| (!k.trim().is_empty()).then(|| SecretKey::parse(k)))
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let database_url = get("DATABASE_URL");
+        let redis_url = get("REDIS_URL");
+        let log_filter = get("PORTCULLIS_LOG").unwrap_or_else(|| "info".to_owned());
+
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Self {
+            environment,
+            addr,
+            http_redirect_addr,
+            data_dir,
+            trusted_proxies,
+            tls,
+            cookie_secure,
+            cors_origins,
+            cors_credentials,
+            rate_limits,
+            instances,
+            database_url,
+            redis_url,
+            log_filter,
+            cookie_secure_setting,
+            secret_key,
+            fallback_keys,
+        })
+    }
+
+    /// Whether this is a production deployment.
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// Whether the configured key is present (development generates one otherwise).
+    pub fn has_secret_key(&self) -> bool {
+        self.secret_key.is_some()
+    }
+
+    /// The keyring. Without a configured key (development only: production refuses to
+    /// start) a random key is generated for this process, and a warning says loudly
+    /// that sessions and tokens will not survive a restart.
+    pub fn keyring(&self) -> Keyring {
+        let current = match &self.secret_key {
+            Some(key) => key.clone(),
+            None => {
+                tracing::warn!(
+                    "PORTCULLIS_SECRET_KEY is not set: using a random key for this process only. \
+                     Every session, CSRF token and JWT becomes invalid when it restarts. \
+                     Run `portcullis keygen` and set PORTCULLIS_SECRET_KEY."
+                );
+                SecretKey::generate()
+            }
+        };
+        Keyring::new(current, self.fallback_keys.iter().flatten().cloned().collect())
+    }
+
+    /// Checks the configuration against what production requires.
+    ///
+    /// The audit does not depend on `PORTCULLIS_ENV`: it says what production would
+    /// refuse, so that `portcullis check` can be run before switching over.
+    pub fn audit(&self) -> Report {
+        let mut checks = Vec::new();
+
+        checks.push(match &self.secret_key {
+            None => Check::fail(
+                "secret-key",
+                "no secret key is configured",
+                "run `portcullis keygen` and set PORTCULLIS_SECRET_KEY (or PORTCULLIS_SECRET_KEY_FILE)",
+            ),
+            Some(key) => match key.weakness() {
+                Some(weakness) => Check::fail(
+                    "secret-key",
+                    format!("the secret key {weakness}"),
+                    "replace it with the output of `portcullis keygen`",
+                ),
+                None => Check::pass("secret-key", "a strong key is configured"),
+            },
+        });
+
+        let weak_fallbacks: Vec<String> = self
+            .fallback_keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, key)| match key {
+                None => Some(format!("fallback {} is empty", i + 1)),
+                Some(key) => key
+                    .weakness()
+                    .map(|w| format!("fallback {} {w}", i + 1)),
+            })
+            .collect();
+        checks.push(if weak_fallbacks.is_empty() {
+            Check::pass(
+                "secret-key-fallbacks",
+                format!("{} fallback key(s), all strong", self.fallback_keys.len()),
+            )
+        } else {
+            Check::fail(
+                "secret-key-fallbacks",
+                weak_fallbacks.join("; "),
+                "remove weak or empty entries from PORTCULLIS_SECRET_KEY_FALLBACKS",
+            )
+        });
+
+        checks.push(if self.cookie_secure_setting.unwrap_or(true) {
+            Check::pass("secure-cookies", "cookies are sent with Secure")
+        } else {
+            Check::fail(
+                "secure-cookies",
+                "cookies would be sent without Secure, so over plain HTTP too",
+                "unset PORTCULLIS_COOKIE_SECURE (it defaults to true in production) or set it to true",
+            )
+        });
+
+        checks.push(match (&self.tls, self.trusted_proxies.is_empty()) {
+            (Some(tls), _) => match (tls.cert.is_file(), tls.key.is_file()) {
+                (true, true) => Check::pass("https", "built-in TLS is configured"),
+                _ => Check::fail(
+                    "https",
+                    format!(
+                        "TLS files not found: {} / {}",
+                        tls.cert.display(),
+                        tls.key.display()
+                    ),
+                    "point PORTCULLIS_TLS_CERT and PORTCULLIS_TLS_KEY at readable PEM files",
+                ),
+            },
+            (None, false) => Check::pass(
+                "https",
+                "TLS terminates at a trusted proxy (PORTCULLIS_TRUSTED_PROXIES)",
+            ),
+            (None, true) => Check::fail(
+                "https",
+                "neither built-in TLS nor a trusted proxy is configured",
+                "set PORTCULLIS_TLS_CERT and PORTCULLIS_TLS_KEY, or PORTCULLIS_TRUSTED_PROXIES to the proxy that terminates TLS",
+            ),
+        });
+
+        let wildcard = self.cors_origins.iter().any(|o| o == "*");
+        checks.push(if wildcard && self.cors_credentials {
+            Check::fail(
+                "cors",
+                "CORS would allow any origin (*) with credentials",
+                "list the allowed origins in PORTCULLIS_CORS_ORIGINS",
+            )
+        } else {
+            Check::pass("cors", "no wildcard origin with credentials")
+        });
+
+        checks.push(match self.rate_limits {
+            RateLimitMode::Bench => Check::fail(
+                "rate-limits",
+                "rate limits are in benchmark mode (every limit x 1,000,000)",
+                "unset PORTCULLIS_RATE_LIMITS",
+            ),
+            RateLimitMode::Normal => Check::pass("rate-limits", "normal limits"),
+        });
+
+        checks.push(if self.instances > 1 && self.redis_url.is_none() {
+            Check::fail(
+                "shared-state",
+                format!(
+                    "{} instances but sessions, rate limits and revocations are kept in memory",
+                    self.instances
+                ),
+                "set REDIS_URL so that every instance shares them",
+            )
+        } else {
+            Check::pass(
+                "shared-state",
+                if self.redis_url.is_some() {
+                    "sessions, limits and revocations in Redis"
+                } else {
+                    "one instance; in-memory state"
+                },
+            )
+        });
+
+        let postgres = self
+            .database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+        checks.push(if self.instances > 1 && !postgres {
+            Check::fail(
+                "shared-database",
+                format!(
+                    "{} instances but each would use its own SQLite file",
+                    self.instances
+                ),
+                "set DATABASE_URL to a PostgreSQL database",
+            )
+        } else {
+            Check::pass(
+                "shared-database",
+                if postgres {
+                    "PostgreSQL"
+                } else {
+                    "one instance; SQLite"
+                },
+            )
+        });
+
+        Report { checks }
+    }
+
+    /// In production, refuses to go on when the audit fails: prints one line per
+    /// problem to standard error and exits with status 2. Does nothing in development.
+    pub fn enforce(&self) {
+        if !self.is_production() {
+            return;
+        }
+        let report = self.audit();
+        if report.passed() {
+            return;
+        }
+        for check in report.failures() {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "portcullis: refusing to start in production: {}: {} (fix: {})",
+                    check.name, check.detail, check.fix
+                );
+            }
+        }
+        std::process::exit(2);
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Fit for production.
+    Pass,
+    /// Production refuses this.
+    Fail,
+}
+
+/// One row of the audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// A short stable name (`secret-key`, `https` …).
+    pub name: &'static str,
+    /// The outcome.
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it; empty when it passed.
+    pub fix: String,
+}
+
+impl Check {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            status: Status::Pass,
+            detail: detail.into(),
+            fix: String::new(),
+        }
+    }
+
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name,
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Every check of an audit.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The rows, in a stable order.
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.status == Status::Pass)
+    }
+
+    /// The failing checks.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.status == Status::Fail)
+    }
+}
+
+impl fmt::Display for Report {
+    /// A plain-text table: check, status, what was found, how to fix.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .checks
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        writeln!(f, "{:<width$}  {:<6}  {}", "check", "status", "detail / fix")?;
+        for check in &self.checks {
+            let status = match check.status {
+                Status::Pass => "ok",
+                Status::Fail => "FAIL",
+            };
+            writeln!(f, "{:<width$}  {:<6}  {}", check.name, status, check.detail)?;
+            if !check.fix.is_empty() {
+                writeln!(f, "{:<width$}  {:<6}  fix: {}", "", "", check.fix)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    const STRONG: &str = "m3W6l0sXq8V2c1tYz9RkU7eJb4NfA5hG0pLiQwEoDdI";
+
+    fn failing(vars: &[(&str, &str)]) -> Vec<&'static str> {
+        settings(vars)
+            .unwrap()
+            .audit()
+            .failures()
+            .map(|c| c.name)
+            .collect()
+    }
+
+    #[test]
+    fn a_sound_production_configuration_passes() {
+        let vars = [
+            ("PORTCULLIS_ENV", "production"),
+            ("PORTCULLIS_SECRET_KEY", STRONG),
+            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ];
+        assert_eq!(failing(&vars), Vec::<&str>::new());
+        let s = settings(&vars).unwrap();
+        assert!(s.cookie_secure);
+        assert!(!format!("{s:?}").contains(STRONG));
+    }
+
+    #[test]
+    fn each_production_problem_is_named() {
+        let base = [
+            ("PORTCULLIS_ENV", "production"),
+            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            v
+        };
+        assert_eq!(failing(&with(&[])), ["secret-key"]);
+        assert_eq!(
+            failing(&with(&[("PORTCULLIS_SECRET_KEY", "changeme")])),
+            ["secret-key"]
+        );
+        let strong = ("PORTCULLIS_SECRET_KEY", STRONG);
+        assert_eq!(
+            failing(&with(&[strong, ("PORTCULLIS_SECRET_KEY_FALLBACKS", "secret")])),
+            ["secret-key-fallbacks"]
+        );
+        assert_eq!(
+            failing(&with(&[strong, ("PORTCULLIS_COOKIE_SECURE", "false")])),
+            ["secure-cookies"]
+        );
+        assert_eq!(
+            failing(&with(&[
+                strong,
+                ("PORTCULLIS_CORS_ORIGINS", "*"),
+                ("PORTCULLIS_CORS_CREDENTIALS", "true")
+            ])),
+            ["cors"]
+        );
+        assert_eq!(
+            failing(&with(&[strong, ("PORTCULLIS_RATE_LIMITS", "bench")])),
+            ["rate-limits"]
+        );
+        assert_eq!(
+            failing(&with(&[
+                strong,
+                ("PORTCULLIS_INSTANCES", "3"),
+                ("DATABASE_URL", "postgres://db/app")
+            ])),
+            ["shared-state"]
+        );
+        assert_eq!(
+            failing(&[
+                ("PORTCULLIS_ENV", "production"),
+                ("PORTCULLIS_SECRET_KEY", STRONG)
+            ]),
+            ["https"]
+        );
+    }
+
+    #[test]
+    fn unparseable_values_are_errors_in_any_environment() {
+        let err = settings(&[
+            ("PORTCULLIS_ENV", "staging"),
+            ("PORTCULLIS_ADDR", "localhost"),
+            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("PORTCULLIS_TLS_CERT", "/x.pem"),
+            ("PORTCULLIS_INSTANCES", "0"),
+            ("PORTCULLIS_COOKIE_SECURE", "maybe"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 6, "{err}");
+    }
+
+    #[test]
+    fn development_defaults_are_convenient_and_generate_a_key() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.environment, Environment::Development);
+        assert!(!s.cookie_secure);
+        assert_eq!(s.addr.to_string(), "127.0.0.1:8000");
+        assert!(!s.has_secret_key());
+        assert_eq!(s.keyring().current().len(), 32);
+    }
+
+    #[test]
+    fn key_file_is_read_and_must_not_be_combined_with_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, format!("{STRONG}\n")).unwrap();
+        let path = path.to_str().unwrap();
+        let s = settings(&[("PORTCULLIS_SECRET_KEY_FILE", path)]).unwrap();
+        assert!(s.has_secret_key());
+        assert!(settings(&[
+            ("PORTCULLIS_SECRET_KEY_FILE", path),
+            ("PORTCULLIS_SECRET_KEY", STRONG)
+        ])
+        .is_err());
+        assert!(settings(&[("PORTCULLIS_SECRET_KEY_FILE", "/nonexistent/key")]).is_err());
+    }
+
+    #[test]
+    fn report_table_names_every_check() {
+        let table = settings(&[]).unwrap().audit().to_string();
+        for name in [
+            "secret-key",
+            "secret-key-fallbacks",
+            "secure-cookies",
+            "https",
+            "cors",
+            "rate-limits",
+            "shared-state",
+            "shared-database",
+        ] {
+            assert!(table.contains(name), "{table}");
+        }
+        assert!(table.contains("fix: run `portcullis keygen`"));
+    }
+}

@@ -1,0 +1,314 @@
+//! HTTPS: the redirect from plain HTTP, built-in TLS, development certificates.
+//!
+//! [`HttpsRedirectLayer`] answers every plain-HTTP request with `308 Permanent Redirect`
+//! to the same path and query over HTTPS (308, unlike 301, keeps a `POST` a `POST`, so
+//! a form never silently turns into a `GET`). Whether a request came over HTTPS is read
+//! from [`ClientInfo`], so behind a trusted proxy `X-Forwarded-Proto` counts and from
+//! anybody else it does not. The layer is off in development, where the demo serves
+//! plain HTTP on loopback.
+//!
+//! With the `tls` feature, [`serve_tls`] terminates TLS itself with rustls and
+//! [`serve_redirect`] runs the plain port that only redirects; [`write_dev_cert`]
+//! writes a self-signed `localhost` certificate for trying it out.
+//!
+//! ```
+//! use portcullis::https::HttpsRedirectConfig;
+//!
+//! let layer = HttpsRedirectConfig::default()
+//!     .https_port(8443)
+//!     .exempt("/healthz")
+//!     .layer();
+//! let app: axum::Router = axum::Router::new().layer(layer);
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use axum::response::IntoResponse;
+use futures_util::future::{self, Either, Ready};
+use tower::{Layer, Service};
+
+use crate::client_ip::ClientInfo;
+use crate::error::Error;
+
+/// Settings of [`HttpsRedirectLayer`].
+///
+/// ```
+/// use portcullis::https::HttpsRedirectConfig;
+///
+/// let config = HttpsRedirectConfig::default();
+/// assert_eq!(config.redirect_target("example.com:80", "/a?b=1").unwrap(), "https://example.com/a?b=1");
+/// let config = config.https_port(8443);
+/// assert_eq!(config.redirect_target("localhost:8080", "/").unwrap(), "https://localhost:8443/");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct HttpsRedirectConfig {
+    https_port: Option<u16>,
+    exempt: Vec<String>,
+}
+
+impl HttpsRedirectConfig {
+    /// The port HTTPS listens on when it is not 443 (built-in TLS on a high port).
+    pub fn https_port(mut self, port: u16) -> Self {
+        self.https_port = Some(port);
+        self
+    }
+
+    /// A path served over plain HTTP too (a load balancer's health check).
+    pub fn exempt(mut self, path: impl Into<String>) -> Self {
+        self.exempt.push(path.into());
+        self
+    }
+
+    /// The layer.
+    pub fn layer(self) -> HttpsRedirectLayer {
+        HttpsRedirectLayer {
+            config: Arc::new(self),
+        }
+    }
+
+    /// Where a plain-HTTP request for `host` and `path_and_query` is sent.
+    pub fn redirect_target(&self, host: &str, path_and_query: &str) -> Option<String> {
+        let authority: axum::http::uri::Authority = host.parse().ok()?;
+        let name = authority.host();
+        let target_host = match self.https_port {
+            Some(443) | None => name.to_owned(),
+            Some(port) => format!("{name}:{port}"),
+        };
+        let path = if path_and_query.starts_with('/') {
+            path_and_query
+        } else {
+            "/"
+        };
+        // `//evil.example` as a path would be read as a host by some clients.
+        let path = if path.starts_with("//") {
+            format!("/{}", path.trim_start_matches('/'))
+        } else {
+            path.to_owned()
+        };
+        Some(format!("https://{target_host}{path}"))
+    }
+}
+
+/// Redirects plain-HTTP requests to HTTPS with `308`.
+#[derive(Debug, Clone)]
+pub struct HttpsRedirectLayer {
+    config: Arc<HttpsRedirectConfig>,
+}
+
+impl<S> Layer<S> for HttpsRedirectLayer {
+    type Service = HttpsRedirect<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpsRedirect {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service of [`HttpsRedirectLayer`].
+#[derive(Clone)]
+pub struct HttpsRedirect<S> {
+    inner: S,
+    config: Arc<HttpsRedirectConfig>,
+}
+
+impl<S> fmt::Debug for HttpsRedirect<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpsRedirect")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for HttpsRedirect<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<Response<Body>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let Some(client) = req.extensions().get::<ClientInfo>() else {
+            tracing::error!("HttpsRedirectLayer needs the client-info layer outside it");
+            return Either::Right(future::ready(Ok(Error::internal().into_response())));
+        };
+        let path = req.uri().path();
+        if client.is_https() || self.config.exempt.iter().any(|p| p == path) {
+            return Either::Left(self.inner.call(req));
+        }
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let target = client
+            .host
+            .as_deref()
+            .and_then(|host| self.config.redirect_target(host, path_and_query))
+            .and_then(|target| HeaderValue::try_from(target).ok());
+        let response = match target {
+            Some(location) => {
+                let mut response = StatusCode::PERMANENT_REDIRECT.into_response();
+                response.headers_mut().insert(header::LOCATION, location);
+                response
+            }
+            None => Error::bad_request("A valid Host header is required.").into_response(),
+        };
+        Either::Right(future::ready(Ok(response)))
+    }
+}
+
+/// Why TLS could not be set up.
+#[cfg(feature = "tls")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The certificate or key file could not be read or parsed.
+    #[error("cannot load the TLS certificate or key: {0}")]
+    Load(#[source] std::io::Error),
+    /// The certificate could not be generated.
+    #[error("cannot generate a certificate: {0}")]
+    Generate(String),
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Loads a PEM certificate chain and private key for [`serve_tls`].
+#[cfg(feature = "tls")]
+pub async fn load_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<axum_server::tls_rustls::RustlsConfig, TlsError> {
+    // axum-server enables rustls's aws-lc-rs provider; make it the process default so
+    // that rustls never has to guess between providers other crates might enable.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map_err(TlsError::Load)
+}
+
+/// Serves `app` over HTTPS on `listener`, with each request's socket address available
+/// to [`crate::client_ip`].
+#[cfg(feature = "tls")]
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let on_shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        on_shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(listener, tls)?
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .await
+}
+
+/// Serves the plain-HTTP port that only redirects to `https_port`.
+pub async fn serve_redirect(
+    listener: tokio::net::TcpListener,
+    https_port: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new()
+        .fallback(|| async { Error::not_found() })
+        .layer(HttpsRedirectConfig::default().https_port(https_port).layer())
+        .layer(crate::headers::SecureHeadersConfig::default().layer().map_err(std::io::Error::other)?)
+        .layer(crate::client_ip::ClientInfoConfig::default().layer());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Writes a self-signed certificate for `localhost`, `127.0.0.1` and `::1` to
+/// `dir/cert.pem` and its key to `dir/key.pem` (readable by the owner only), and
+/// returns both paths. For development only: browsers warn about it, as they should.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let (cert, key) = portcullis::https::write_dev_cert(dir.path()).unwrap();
+/// assert!(std::fs::read_to_string(cert).unwrap().contains("BEGIN CERTIFICATE"));
+/// assert!(std::fs::read_to_string(key).unwrap().contains("PRIVATE KEY"));
+/// ```
+#[cfg(feature = "tls")]
+pub fn write_dev_cert(
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), TlsError> {
+    let names = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    let certified =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let write = |path: std::path::PathBuf, text: String, private: bool| {
+        let result = (|| {
+            std::fs::create_dir_all(dir)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            if private {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            #[cfg(not(unix))]
+            let _ = private;
+            std::io::Write::write_all(&mut options.open(&path)?, text.as_bytes())
+        })();
+        result
+            .map(|()| path.clone())
+            .map_err(|source| TlsError::Write { path, source })
+    };
+    let cert = write(dir.join("cert.pem"), certified.cert.pem(), false)?;
+    let key = write(
+        dir.join("key.pem"),
+        certified.signing_key.serialize_pem(),
+        true,
+    )?;
+    Ok((cert, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_keeps_path_and_query_and_never_leaves_the_host() {
+        let config = HttpsRedirectConfig::default();
+        assert_eq!(
+            config.redirect_target("example.com", "/a/b?c=d&e").unwrap(),
+            "https://example.com/a/b?c=d&e"
+        );
+        // A path that looks like a scheme-relative URL stays a path on our host.
+        assert_eq!(
+            config.redirect_target("example.com", "//evil.example/x").unwrap(),
+            "https://example.com/evil.example/x"
+        );
+        assert_eq!(
+            config.redirect_target("[::1]:8080", "/").unwrap(),
+            "https://[::1]/"
+        );
+        assert!(config.redirect_target("bad host", "/").is_none());
+    }
+}

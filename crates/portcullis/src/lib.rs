@@ -1,0 +1,44 @@
+//! Portcullis: the web-security layer for axum and tower, secure by default.
+//!
+//! What Flask developers assemble from a dozen extensions (Talisman, Flask-WTF,
+//! Flask-Login, Flask-JWT-Extended, Flask-Limiter, Flask-CORS, werkzeug.security), in
+//! one stack. Each concern is a module with a `…Config` whose `Default` is the secure
+//! choice and a layer or extractor; [`stack::SecureStack`] wires them in the right order.
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`config`] | settings from the environment; the production audit |
+//! | [`keys`] | the keyring: current and fallback secrets, HKDF subkeys, signing |
+//! | [`headers`] | secure response headers on every response |
+//! | [`csp`] | Content Security Policy, per-request nonces, the report collector |
+//! | [`https`] | HTTPS redirect, built-in TLS, development certificates |
+//! | [`client_ip`] | client address and scheme from trusted proxies only |
+//! | [`templates`] | templates that always escape, with `csp_nonce()` |
+//! | [`error`] | one error type; uniform JSON or HTML error bodies |
+//! | [`logging`] | structured logs with credentials redacted |
+//! | [`stack`] | the one-call secure preset |
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use portcullis::csp::CspNonce;
+//! use portcullis::stack::SecureStack;
+//!
+//! async fn page(nonce: CspNonce) -> axum::response::Html<String> {
+//!     axum::response::Html(format!("<script nonce=\"{nonce}\">console.log('ok')</script>"))
+//! }
+//!
+//! let app = SecureStack::default()
+//!     .apply(Router::new().route("/", get(page)))
+//!     .unwrap();
+//! ```
+
+pub mod client_ip;
+pub mod config;
+pub mod csp;
+pub mod error;
+pub mod headers;
+pub mod https;
+pub mod keys;
+pub mod logging;
+pub mod stack;
+pub mod templates;

@@ -1,0 +1,242 @@
+//! The one-call secure preset: every layer of the response side, in the right order.
+//!
+//! [`SecureStack::apply`] wraps a `Router` in, from the outside in:
+//!
+//! 1. a fresh request id (`x-request-id`, also on the response) and a request span
+//!    carrying it, the method and the path (never the query, headers or body);
+//! 2. `Authorization`, `Cookie` and `Set-Cookie` marked sensitive;
+//! 3. [`crate::client_ip`]: who is asking, believing forwarding headers from trusted
+//!    proxies only;
+//! 4. [`crate::headers`]: the secure headers and a CSP nonce on every response;
+//! 5. [`crate::error`]: uniform error bodies, JSON under `/api` or when asked, HTML
+//!    elsewhere;
+//! 6. [`crate::https`]: the redirect to HTTPS (outside development);
+//! 7. caught panics (a generic 500, the panic logged with the request id);
+//! 8. a time limit on the request and on each wait for body bytes (slow clients get
+//!    408), and a body-size limit (1 MiB by default; larger gets 413).
+//!
+//! Wiring these by hand is where apps go wrong (headers missing on error pages, panics
+//! answered without headers, the redirect trusting a spoofed `X-Forwarded-Proto`), so
+//! Portcullis ships the order as one piece.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use portcullis::stack::SecureStack;
+//!
+//! let app = Router::new().route("/", get(|| async { "hello" }));
+//! let app = SecureStack::default()
+//!     .without_https_redirect() // plain HTTP on loopback, for this example
+//!     .apply(app)
+//!     .unwrap();
+//! ```
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderName, Request, StatusCode};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::client_ip::{ClientInfoConfig, Scheme};
+use crate::config::Settings;
+use crate::error::{panic_response, ErrorPagesConfig};
+use crate::headers::{HeadersError, SecureHeadersConfig};
+use crate::https::HttpsRedirectConfig;
+
+/// The default largest request body: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Why the stack could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StackError {
+    /// The header configuration is invalid.
+    #[error(transparent)]
+    Headers(#[from] HeadersError),
+}
+
+/// The settings of every layer. `Default` is secure: HTTPS redirect on, strict headers,
+/// 1 MiB bodies, 30 s per request, 10 s per wait for body bytes.
+///
+/// ```
+/// use std::time::Duration;
+/// use portcullis::stack::SecureStack;
+///
+/// let stack = SecureStack::default()
+///     .body_limit(64 * 1024)
+///     .request_timeout(Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SecureStack {
+    client_info: ClientInfoConfig,
+    headers: SecureHeadersConfig,
+    https_redirect: Option<HttpsRedirectConfig>,
+    error_pages: ErrorPagesConfig,
+    body_limit: usize,
+    request_timeout: Duration,
+    body_timeout: Duration,
+}
+
+impl Default for SecureStack {
+    fn default() -> Self {
+        Self {
+            client_info: ClientInfoConfig::default(),
+            headers: SecureHeadersConfig::default(),
+            https_redirect: Some(HttpsRedirectConfig::default()),
+            error_pages: ErrorPagesConfig::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl SecureStack {
+    /// The stack for `settings`: trusted proxies, the socket's scheme with built-in
+    /// TLS, and the HTTPS redirect outside development.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let mut client_info =
+            ClientInfoConfig::default().trusted_proxies(settings.trusted_proxies.clone());
+        let mut stack = Self::default();
+        if settings.tls.is_some() {
+            client_info = client_info.connection_scheme(Scheme::Https);
+            if settings.addr.port() != 443 {
+                stack.https_redirect = Some(
+                    HttpsRedirectConfig::default()
+                        .https_port(settings.addr.port())
+                        .exempt("/healthz"),
+                );
+            }
+        } else {
+            stack.https_redirect = Some(HttpsRedirectConfig::default().exempt("/healthz"));
+        }
+        if !settings.is_production() {
+            stack.https_redirect = None;
+        }
+        stack.client_info = client_info;
+        stack
+    }
+
+    /// Replaces the client-info settings.
+    pub fn client_info(mut self, config: ClientInfoConfig) -> Self {
+        self.client_info = config;
+        self
+    }
+
+    /// Replaces the header settings.
+    pub fn headers(mut self, config: SecureHeadersConfig) -> Self {
+        self.headers = config;
+        self
+    }
+
+    /// Replaces the HTTPS redirect settings.
+    pub fn https_redirect(mut self, config: HttpsRedirectConfig) -> Self {
+        self.https_redirect = Some(config);
+        self
+    }
+
+    /// Serves plain HTTP without redirecting (development, or tests on loopback).
+    pub fn without_https_redirect(mut self) -> Self {
+        self.https_redirect = None;
+        self
+    }
+
+    /// Replaces the error-page settings.
+    pub fn error_pages(mut self, config: ErrorPagesConfig) -> Self {
+        self.error_pages = config;
+        self
+    }
+
+    /// The largest request body, in bytes; larger ones get 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The longest a request may take, body included; longer gets 408.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The longest wait for the next bytes of a request body.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The header settings in effect.
+    pub fn headers_config(&self) -> &SecureHeadersConfig {
+        &self.headers
+    }
+
+    /// Wraps `router` in every layer. Invalid settings are an error here, never a
+    /// panic while serving.
+    pub fn apply<S>(self, router: Router<S>) -> Result<Router<S>, StackError>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let headers = self.headers.layer()?;
+        // Layers added later wrap the earlier ones: this reads from the inside out.
+        let mut router = router
+            .layer(RequestBodyLimitLayer::new(self.body_limit))
+            .layer(RequestBodyTimeoutLayer::new(self.body_timeout))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                self.request_timeout,
+            ))
+            .layer(CatchPanicLayer::custom(panic_response));
+        if let Some(redirect) = self.https_redirect {
+            router = router.layer(redirect.layer());
+        }
+        Ok(router
+            .layer(self.error_pages.layer())
+            .layer(headers)
+            .layer(self.client_info.layer())
+            .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            )
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::PROXY_AUTHORIZATION,
+            ]))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            // The id is ours: a client-chosen one could forge or flood log correlation.
+            .layer(tower::util::MapRequestLayer::new(
+                |mut req: Request<Body>| {
+                    req.headers_mut().remove(REQUEST_ID);
+                    req
+                },
+            )))
+    }
+}
+
+/// The span of one request: id, method and path; never the query, which may hold a
+/// token, nor any header.
+fn request_span<B>(req: &Request<B>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    )
+}
