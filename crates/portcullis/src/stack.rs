@@ -12,8 +12,8 @@
 //!    elsewhere;
 //! 6. [`crate::https`]: the redirect to HTTPS (outside development);
 //! 7. caught panics (a generic 500, the panic logged with the request id);
-//! 8. a time limit on the request and on each wait for body bytes (slow clients get
-//!    408), and a body-size limit (1 MiB by default; larger gets 413).
+//! 8. a time limit on the whole request, body included (a client that trickles its
+//!    body gets 408), and a body-size limit (1 MiB by default; larger gets 413).
 //!
 //! Wiring these by hand is where apps go wrong (headers missing on error pages, panics
 //! answered without headers, the redirect trusting a spoofed `X-Forwarded-Proto`), so
@@ -41,7 +41,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+// The whole-request timeout, not tower-http's per-frame body timeout: a stalled body
+// under the latter surfaces as an extractor's 400, where 408 is the truthful answer.
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::client_ip::{ClientInfoConfig, Scheme};
@@ -65,7 +67,7 @@ pub enum StackError {
 }
 
 /// The settings of every layer. `Default` is secure: HTTPS redirect on, strict headers,
-/// 1 MiB bodies, 30 s per request, 10 s per wait for body bytes.
+/// 1 MiB bodies, 30 s per request.
 ///
 /// ```
 /// use std::time::Duration;
@@ -83,7 +85,6 @@ pub struct SecureStack {
     error_pages: ErrorPagesConfig,
     body_limit: usize,
     request_timeout: Duration,
-    body_timeout: Duration,
 }
 
 impl Default for SecureStack {
@@ -95,7 +96,6 @@ impl Default for SecureStack {
             error_pages: ErrorPagesConfig::default(),
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: Duration::from_secs(30),
-            body_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -168,12 +168,6 @@ impl SecureStack {
         self
     }
 
-    /// The longest wait for the next bytes of a request body.
-    pub fn body_timeout(mut self, timeout: Duration) -> Self {
-        self.body_timeout = timeout;
-        self
-    }
-
     /// The header settings in effect.
     pub fn headers_config(&self) -> &SecureHeadersConfig {
         &self.headers
@@ -189,7 +183,6 @@ impl SecureStack {
         // Layers added later wrap the earlier ones: this reads from the inside out.
         let mut router = router
             .layer(RequestBodyLimitLayer::new(self.body_limit))
-            .layer(RequestBodyTimeoutLayer::new(self.body_timeout))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 self.request_timeout,
