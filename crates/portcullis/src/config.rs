@@ -718,6 +718,37 @@ mod tests {
     }
 
     #[test]
+    fn fallback_keys_verify_old_values_until_they_are_removed() {
+        use crate::keys::Purpose;
+        let old = crate::keys::SecretKey::generate().to_base64url();
+        let new = crate::keys::SecretKey::generate().to_base64url();
+        let signed = settings(&[("PORTCULLIS_SECRET_KEY", &old)])
+            .unwrap()
+            .keyring()
+            .signer(Purpose::SESSION)
+            .sign(b"session 7");
+        let rotated = settings(&[
+            ("PORTCULLIS_SECRET_KEY", &new),
+            ("PORTCULLIS_SECRET_KEY_FALLBACKS", &old),
+        ])
+        .unwrap();
+        assert_eq!(
+            rotated
+                .keyring()
+                .signer(Purpose::SESSION)
+                .verify(&signed)
+                .unwrap(),
+            b"session 7"
+        );
+        let retired = settings(&[("PORTCULLIS_SECRET_KEY", &new)]).unwrap();
+        assert!(retired
+            .keyring()
+            .signer(Purpose::SESSION)
+            .verify(&signed)
+            .is_err());
+    }
+
+    #[test]
     fn report_table_names_every_check() {
         let table = settings(&[]).unwrap().audit().to_string();
         for name in [

@@ -52,7 +52,18 @@ pub fn is_sensitive_field(name: &str) -> bool {
 /// ```
 pub fn init(filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fields = debug_fn(|writer, field, value| {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .fmt_fields(redacting_fields())
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The field formatter that blanks credentials.
+fn redacting_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
+{
+    debug_fn(|writer, field, value| {
         let name = field.name();
         if is_sensitive_field(name) {
             write!(writer, "{name}=[redacted]")
@@ -62,18 +73,55 @@ pub fn init(filter: &str) {
             write!(writer, "{name}={value:?}")
         }
     })
-    .delimited(" ");
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .fmt_fields(fields)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+    .delimited(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn credentials_never_reach_the_log_line() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(redacting_fields())
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("login", session_id = "s3ss10n-v4lue");
+            let _guard = span.enter();
+            tracing::info!(
+                username = "alice",
+                password = "hunter2-password",
+                access_token = "eyJhbGciOiJIUzI1NiJ9.e30.sig",
+                authorization = "Bearer abc.def.ghi",
+                "login attempt"
+            );
+        });
+        let line = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(line.contains("username=\"alice\""), "{line}");
+        assert!(line.contains("login attempt"), "{line}");
+        for secret in ["hunter2", "eyJhbGci", "Bearer abc", "s3ss10n"] {
+            assert!(!line.contains(secret), "{secret} leaked: {line}");
+        }
+        assert!(line.contains("password=[redacted]"), "{line}");
+    }
 
     #[test]
     fn credential_fields_are_sensitive_and_ordinary_ones_are_not() {

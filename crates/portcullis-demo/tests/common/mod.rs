@@ -1,0 +1,146 @@
+//! Starts the real demo binary on 127.0.0.1:0 with a clean environment.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis-demo");
+
+/// A key that passes every strength check (generated once with `portcullis keygen`).
+pub const STRONG_KEY: &str = "7KHIAi9gsOHMjhZMVNScQDHLYfcgZwyIFsa9Fx04Wqw";
+
+/// A command for the demo with nothing inherited but `PATH`.
+pub fn command(envs: &[(&str, &str)], data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORTCULLIS_ADDR", "127.0.0.1:0")
+        .env("PORTCULLIS_DATA_DIR", data_dir)
+        .env("PORTCULLIS_LOG", "info")
+        // Any working directory must do: templates and static files are compiled in.
+        .current_dir(data_dir);
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    command
+}
+
+/// A running demo; killed on drop.
+pub struct Demo {
+    child: Child,
+    /// `http://127.0.0.1:PORT` or `https://…`.
+    pub base: String,
+    /// The plain port that only redirects, when TLS is on.
+    pub redirect_base: Option<String>,
+    /// Every log line so far.
+    pub logs: Arc<Mutex<Vec<String>>>,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Demo {
+    pub fn start(envs: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        Self::start_in(envs, data_dir)
+    }
+
+    pub fn start_in(envs: &[(&str, &str)], data_dir: tempfile::TempDir) -> Self {
+        let mut child = command(envs, data_dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (base, redirect_base) = loop {
+            {
+                let lines = logs.lock().unwrap();
+                if let Some(base) = lines
+                    .iter()
+                    .find_map(|l| l.split("listening on ").nth(1))
+                    .map(|s| s.trim().to_owned())
+                {
+                    let redirect = lines
+                        .iter()
+                        .find(|l| l.contains("redirecting plain HTTP"))
+                        .and_then(|l| l.split("addr=").nth(1))
+                        .map(|a| format!("http://{}", a.split_whitespace().next().unwrap()));
+                    break (base, redirect);
+                }
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the demo exited with {status}: {:?}",
+                    logs.lock().unwrap()
+                );
+            }
+            assert!(Instant::now() < deadline, "the demo did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self {
+            child,
+            base,
+            redirect_base,
+            logs,
+            data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the demo expecting it to refuse to start; returns its exit code and stderr.
+pub fn refuse(envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut child = command(envs, data_dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo started although it should have refused: {envs:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
