@@ -1,0 +1,246 @@
+//! What a real browser does with the demo's headers: headless Chromium (Debian's
+//! `chromium`) loads pages and `--dump-dom` prints the DOM after their scripts ran, so
+//! each assertion is about what a script did, not about what the server sent.
+//!
+//! Without Chromium these tests say so and pass, unless `PORTCULLIS_REQUIRE_BROWSER`
+//! is set (as `.ci/run` does), in which case its absence is a failure.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use common::Demo;
+use portcullis::csp::CspNonce;
+use portcullis::headers::{RouteHeaders, SecureHeadersConfig};
+use portcullis::stack::SecureStack;
+
+fn chromium() -> Option<PathBuf> {
+    let path = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    if path.is_none() {
+        assert!(
+            std::env::var_os("PORTCULLIS_REQUIRE_BROWSER").is_none(),
+            "PORTCULLIS_REQUIRE_BROWSER is set but Chromium is not installed (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED: Chromium is not installed (apt-get install chromium); browser tests did not run");
+    }
+    path
+}
+
+/// The DOM of `url` after its scripts (and those of its frames) have run.
+fn dump_dom(chromium: &PathBuf, url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("Chromium did not finish loading {url}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+async fn dump(chromium: PathBuf, url: String) -> String {
+    tokio::task::spawn_blocking(move || dump_dom(&chromium, &url))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nonced_script_runs_on_the_home_page() {
+    let Some(chromium) = chromium() else { return };
+    let demo = Demo::start(&[]);
+    let dom = dump(chromium, demo.url("/")).await;
+    assert!(dom.contains("data-js=\"ready\""), "{dom}");
+}
+
+/// Serves the demo's pages through a second origin, with the demo's own headers,
+/// after injecting markup into `/` as an escaping mistake would: the policy the demo
+/// sent must stop it.
+async fn inject(State(upstream): State<String>, uri: Uri) -> Response {
+    let response = reqwest::get(format!("{upstream}{uri}")).await.unwrap();
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+    let mut headers = HeaderMap::new();
+    for (name, value) in response.headers() {
+        if name != "content-length" {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    let mut body = response.text().await.unwrap();
+    if uri.path() == "/" {
+        let injected = concat!(
+            "<script>document.documentElement.dataset.injected = 'ran';</script>",
+            "<img src=\"/nonexistent.png\" onerror=\"document.documentElement.dataset.onerror = 'ran'\">",
+            "<script src=\"data:text/javascript,document.documentElement.dataset.datasrc='ran'\"></script>",
+        );
+        body = body.replace("<main>", &format!("<main>{injected}"));
+        assert!(body.contains("dataset.injected"));
+    }
+    (status, headers, body).into_response()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_scripts_do_not_run_while_the_nonced_one_does() {
+    let Some(chromium) = chromium() else { return };
+    let demo = Demo::start(&[]);
+    let proxy = serve(
+        Router::new()
+            .fallback(get(inject))
+            .with_state(demo.base.clone()),
+    )
+    .await;
+    let dom = dump(chromium.clone(), format!("http://{proxy}/")).await;
+    assert!(dom.contains("data-js=\"ready\""), "the nonced script did not run: {dom}");
+    assert!(dom.contains("dataset.injected"), "the injection is in the page: {dom}");
+    assert!(!dom.contains("data-injected"), "an injected inline script ran: {dom}");
+    assert!(!dom.contains("data-onerror"), "an injected handler ran: {dom}");
+    assert!(!dom.contains("data-datasrc"), "an injected data: script ran: {dom}");
+
+    // The same injection without the policy does run: the check above can fail.
+    let unprotected = serve(
+        Router::new()
+            .fallback(get(
+                |State(upstream): State<String>, uri: Uri| async move {
+                    let mut response = inject(State(upstream), uri).await;
+                    response.headers_mut().remove("content-security-policy");
+                    response
+                },
+            ))
+            .with_state(demo.base.clone()),
+    )
+    .await;
+    let dom = dump(chromium, format!("http://{unprotected}/")).await;
+    assert!(dom.contains("data-injected=\"ran\""), "{dom}");
+}
+
+#[derive(serde::Deserialize)]
+struct Target {
+    url: String,
+}
+
+/// The attacker's page, on another loopback port: it frames `url` and records any
+/// message the framed page posts.
+async fn attacker_page(Query(target): Query<Target>) -> Html<String> {
+    Html(format!(
+        "<!doctype html><body><iframe src=\"{}\"></iframe><script>\
+         window.addEventListener('message', function (e) {{ document.body.dataset.framed = e.data; }});\
+         </script></body>",
+        target.url
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_origin_cannot_frame_the_app() {
+    let Some(chromium) = chromium() else { return };
+    let demo = Demo::start(&[]);
+    let attacker = serve(Router::new().route("/", get(attacker_page))).await;
+    let dom = dump(
+        chromium,
+        format!("http://{attacker}/?url={}", demo.url("/")),
+    )
+    .await;
+    assert!(dom.contains("<iframe"), "{dom}");
+    // The browser asked for the page but refused to render it inside the frame: the
+    // page's own script, which any rendering fetches, was never requested.
+    let logs = demo.log_text();
+    assert!(
+        logs.contains("path=/}") || logs.contains("path=/ "),
+        "the browser never requested the framed page: {logs}"
+    );
+    assert!(
+        !logs.contains("path=/static/app.js"),
+        "the framed page was rendered: {logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn framing_is_refused_by_default_and_allowed_only_for_the_named_origin() {
+    let Some(chromium) = chromium() else { return };
+    let attacker_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let attacker = attacker_listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            attacker_listener,
+            Router::new().route("/", get(attacker_page)),
+        )
+        .await
+        .unwrap();
+    });
+
+    let announce = |name: &'static str| {
+        move |nonce: CspNonce| async move {
+            Html(format!(
+                "<script nonce=\"{nonce}\">parent.postMessage('{name}', '*');</script>"
+            ))
+        }
+    };
+    let app = SecureStack::default()
+        .without_https_redirect()
+        .headers(SecureHeadersConfig::default().route(
+            "/embed",
+            RouteHeaders::default().allow_framing_by(format!("http://{attacker}")),
+        ))
+        .apply(
+            Router::new()
+                .route("/embed", get(announce("embed")))
+                .route("/page", get(announce("page"))),
+        )
+        .unwrap();
+    let app = serve(app).await;
+
+    let allowed = dump(
+        chromium.clone(),
+        format!("http://{attacker}/?url=http://{app}/embed"),
+    )
+    .await;
+    assert!(allowed.contains("data-framed=\"embed\""), "{allowed}");
+    let refused = dump(chromium, format!("http://{attacker}/?url=http://{app}/page")).await;
+    assert!(refused.contains("<iframe"), "{refused}");
+    assert!(!refused.contains("data-framed"), "{refused}");
+}
