@@ -96,7 +96,10 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .merge(portcullis::csp::report_collector(
             ReportCollectorConfig::default(),
         ));
-    Ok(stack.headers(headers).error_pages(error_pages).apply(router)?)
+    Ok(stack
+        .headers(headers)
+        .error_pages(error_pages)
+        .apply(router)?)
 }
 
 /// Serves the app until `shutdown` completes: HTTPS when TLS is configured (with an

@@ -136,22 +136,35 @@ async fn injected_scripts_do_not_run_while_the_nonced_one_does() {
     )
     .await;
     let dom = dump(chromium.clone(), format!("http://{proxy}/")).await;
-    assert!(dom.contains("data-js=\"ready\""), "the nonced script did not run: {dom}");
-    assert!(dom.contains("dataset.injected"), "the injection is in the page: {dom}");
-    assert!(!dom.contains("data-injected"), "an injected inline script ran: {dom}");
-    assert!(!dom.contains("data-onerror"), "an injected handler ran: {dom}");
-    assert!(!dom.contains("data-datasrc"), "an injected data: script ran: {dom}");
+    assert!(
+        dom.contains("data-js=\"ready\""),
+        "the nonced script did not run: {dom}"
+    );
+    assert!(
+        dom.contains("dataset.injected"),
+        "the injection is in the page: {dom}"
+    );
+    assert!(
+        !dom.contains("data-injected"),
+        "an injected inline script ran: {dom}"
+    );
+    assert!(
+        !dom.contains("data-onerror"),
+        "an injected handler ran: {dom}"
+    );
+    assert!(
+        !dom.contains("data-datasrc"),
+        "an injected data: script ran: {dom}"
+    );
 
     // The same injection without the policy does run: the check above can fail.
     let unprotected = serve(
         Router::new()
-            .fallback(get(
-                |State(upstream): State<String>, uri: Uri| async move {
-                    let mut response = inject(State(upstream), uri).await;
-                    response.headers_mut().remove("content-security-policy");
-                    response
-                },
-            ))
+            .fallback(get(|State(upstream): State<String>, uri: Uri| async move {
+                let mut response = inject(State(upstream), uri).await;
+                response.headers_mut().remove("content-security-policy");
+                response
+            }))
             .with_state(demo.base.clone()),
     )
     .await;
@@ -240,7 +253,11 @@ async fn framing_is_refused_by_default_and_allowed_only_for_the_named_origin() {
     )
     .await;
     assert!(allowed.contains("data-framed=\"embed\""), "{allowed}");
-    let refused = dump(chromium, format!("http://{attacker}/?url=http://{app}/page")).await;
+    let refused = dump(
+        chromium,
+        format!("http://{attacker}/?url=http://{app}/page"),
+    )
+    .await;
     assert!(refused.contains("<iframe"), "{refused}");
     assert!(!refused.contains("data-framed"), "{refused}");
 }

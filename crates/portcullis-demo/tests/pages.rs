@@ -23,7 +23,9 @@ async fn home_page_is_served_with_every_protection() {
         .and_then(|r| r.split('\'').next())
         .unwrap();
     let body = response.text().await.unwrap();
-    assert!(body.contains(&format!("<script nonce=\"{nonce}\" src=\"/static/app.js\">")));
+    assert!(body.contains(&format!(
+        "<script nonce=\"{nonce}\" src=\"/static/app.js\">"
+    )));
     assert!(body.contains("<link rel=\"stylesheet\" href=\"/static/style.css\">"));
     // The development warning is loud, and the key itself is never logged.
     assert!(demo.log_text().contains("PORTCULLIS_SECRET_KEY is not set"));
@@ -35,9 +37,16 @@ async fn healthz_and_static_files() {
     let demo = Demo::start(&[]);
     let http = client();
     let health = http.get(demo.url("/healthz")).send().await.unwrap();
-    assert_eq!(health.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        health.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
     assert_eq!(health.text().await.unwrap(), "ok");
-    let css = http.get(demo.url("/static/style.css")).send().await.unwrap();
+    let css = http
+        .get(demo.url("/static/style.css"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
     let js = http.get(demo.url("/static/app.js")).send().await.unwrap();
     assert_eq!(
@@ -163,7 +172,10 @@ async fn built_in_tls_serves_https_with_hsts_and_the_plain_port_only_redirects()
         .unwrap();
     assert!(csp.ends_with("upgrade-insecure-requests"), "{csp}");
 
-    let plain = demo.redirect_base.clone().expect("the redirect port is logged");
+    let plain = demo
+        .redirect_base
+        .clone()
+        .expect("the redirect port is logged");
     let redirected = client()
         .post(format!("{plain}/login?next=%2F"))
         .header("host", "localhost:80")
@@ -175,5 +187,7 @@ async fn built_in_tls_serves_https_with_hsts_and_the_plain_port_only_redirects()
         redirected.headers()["location"],
         format!("https://localhost:{}/login?next=%2F", addr.port())
     );
-    assert!(!redirected.headers().contains_key("strict-transport-security"));
+    assert!(!redirected
+        .headers()
+        .contains_key("strict-transport-security"));
 }

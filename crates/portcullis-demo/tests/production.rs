@@ -49,12 +49,20 @@ fn known_example_keys_are_refused() {
 #[test]
 fn short_and_low_entropy_keys_are_refused() {
     assert_refused(
-        &[PRODUCTION, PROXY, ("PORTCULLIS_SECRET_KEY", "Zm9vYmFyYmF6cXV4")],
+        &[
+            PRODUCTION,
+            PROXY,
+            ("PORTCULLIS_SECRET_KEY", "Zm9vYmFyYmF6cXV4"),
+        ],
         "secret-key",
         "bytes long",
     );
     assert_refused(
-        &[PRODUCTION, PROXY, ("PORTCULLIS_SECRET_KEY", &"ab".repeat(40))],
+        &[
+            PRODUCTION,
+            PROXY,
+            ("PORTCULLIS_SECRET_KEY", &"ab".repeat(40)),
+        ],
         "secret-key",
         "pattern",
     );
@@ -105,7 +113,10 @@ fn weak_or_empty_fallback_key_is_refused() {
             PRODUCTION,
             PROXY,
             KEY,
-            ("PORTCULLIS_SECRET_KEY_FALLBACKS", &format!("{STRONG_KEY},,")),
+            (
+                "PORTCULLIS_SECRET_KEY_FALLBACKS",
+                &format!("{STRONG_KEY},,"),
+            ),
         ],
         "secret-key-fallbacks",
         "fallback 2 is empty",
@@ -115,7 +126,12 @@ fn weak_or_empty_fallback_key_is_refused() {
 #[test]
 fn cookies_without_secure_are_refused() {
     assert_refused(
-        &[PRODUCTION, PROXY, KEY, ("PORTCULLIS_COOKIE_SECURE", "false")],
+        &[
+            PRODUCTION,
+            PROXY,
+            KEY,
+            ("PORTCULLIS_COOKIE_SECURE", "false"),
+        ],
         "secure-cookies",
         "without Secure",
     );
@@ -196,11 +212,7 @@ fn unreadable_configuration_is_refused_in_any_environment() {
 
 #[tokio::test]
 async fn a_sound_production_configuration_starts_and_redirects_plain_http() {
-    let demo = Demo::start(&[
-        PRODUCTION,
-        KEY,
-        ("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1"),
-    ]);
+    let demo = Demo::start(&[PRODUCTION, KEY, ("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1")]);
     let http = common::client();
     // The load balancer's health check stays reachable over plain HTTP.
     let health = http.get(demo.url("/healthz")).send().await.unwrap();

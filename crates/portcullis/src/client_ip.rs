@@ -92,10 +92,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<ClientInfo>().cloned().ok_or_else(|| {
-            tracing::error!("ClientInfo requested but the client-info layer is not installed");
-            Error::internal()
-        })
+        parts
+            .extensions
+            .get::<ClientInfo>()
+            .cloned()
+            .ok_or_else(|| {
+                tracing::error!("ClientInfo requested but the client-info layer is not installed");
+                Error::internal()
+            })
     }
 }
 
@@ -408,6 +412,8 @@ where
             .map(|ConnectInfo(addr)| addr.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let info = self.config.resolve(peer, req.uri(), req.headers());
+        // Logs name the client this layer resolved, not the proxy in front of it.
+        tracing::Span::current().record("client_ip", tracing::field::display(info.ip));
         req.extensions_mut().insert(info);
         self.inner.call(req)
     }

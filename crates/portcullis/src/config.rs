@@ -122,7 +122,9 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(format!("{name}={value:?} is not a boolean (use true or false)")),
+        _ => Err(format!(
+            "{name}={value:?} is not a boolean (use true or false)"
+        )),
     }
 }
 
@@ -156,7 +158,9 @@ impl Settings {
             Some(v) => match v.trim().parse() {
                 Ok(addr) => Some(addr),
                 Err(_) => {
-                    report(format!("{name}={v:?} is not an address such as 127.0.0.1:8000"));
+                    report(format!(
+                        "{name}={v:?} is not an address such as 127.0.0.1:8000"
+                    ));
                     default
                 }
             },
@@ -327,7 +331,10 @@ impl Settings {
                 SecretKey::generate()
             }
         };
-        Keyring::new(current, self.fallback_keys.iter().flatten().cloned().collect())
+        Keyring::new(
+            current,
+            self.fallback_keys.iter().flatten().cloned().collect(),
+        )
     }
 
     /// Checks the configuration against what production requires.
@@ -359,9 +366,7 @@ impl Settings {
             .enumerate()
             .filter_map(|(i, key)| match key {
                 None => Some(format!("fallback {} is empty", i + 1)),
-                Some(key) => key
-                    .weakness()
-                    .map(|w| format!("fallback {} {w}", i + 1)),
+                Some(key) => key.weakness().map(|w| format!("fallback {} {w}", i + 1)),
             })
             .collect();
         checks.push(if weak_fallbacks.is_empty() {
@@ -572,7 +577,7 @@ impl fmt::Display for Report {
             .max()
             .unwrap_or(5)
             .max(5);
-        writeln!(f, "{:<width$}  {:<6}  {}", "check", "status", "detail / fix")?;
+        writeln!(f, "{:<width$}  {:<6}  detail / fix", "check", "status")?;
         for check in &self.checks {
             let status = match check.status {
                 Status::Pass => "ok",
@@ -641,7 +646,10 @@ mod tests {
         );
         let strong = ("PORTCULLIS_SECRET_KEY", STRONG);
         assert_eq!(
-            failing(&with(&[strong, ("PORTCULLIS_SECRET_KEY_FALLBACKS", "secret")])),
+            failing(&with(&[
+                strong,
+                ("PORTCULLIS_SECRET_KEY_FALLBACKS", "secret")
+            ])),
             ["secret-key-fallbacks"]
         );
         assert_eq!(

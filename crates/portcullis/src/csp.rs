@@ -432,9 +432,8 @@ impl CompiledCsp {
     /// The header value for one response. `https` adds `upgrade-insecure-requests`.
     pub fn render(&self, nonce: &CspNonce, https: bool) -> String {
         const UPGRADE: &str = "; upgrade-insecure-requests";
-        let mut out = String::with_capacity(
-            self.fixed_len + self.segments.len() * NONCE_LEN + UPGRADE.len(),
-        );
+        let mut out =
+            String::with_capacity(self.fixed_len + self.segments.len() * NONCE_LEN + UPGRADE.len());
         for (i, segment) in self.segments.iter().enumerate() {
             if i > 0 {
                 out.push_str(nonce.as_str());
@@ -500,7 +499,9 @@ const COLLECTOR_MAX_TRACKED: usize = 10_000;
 ///
 /// let app: axum::Router = axum::Router::new().merge(report_collector(ReportCollectorConfig::default()));
 /// ```
-pub fn report_collector<S: Clone + Send + Sync + 'static>(config: ReportCollectorConfig) -> Router<S> {
+pub fn report_collector<S: Clone + Send + Sync + 'static>(
+    config: ReportCollectorConfig,
+) -> Router<S> {
     let per_minute = NonZeroU32::new(config.per_client_per_minute.max(1)).expect("at least 1");
     let state = Arc::new(CollectorState {
         limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
@@ -526,7 +527,13 @@ async fn collect(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     if !matches!(
         content_type.as_str(),
@@ -609,12 +616,16 @@ mod tests {
 
     #[test]
     fn unsafe_inline_scripts_are_refused_even_through_default_src() {
-        let policy = ContentSecurityPolicy::empty()
-            .directive(Directive::DefaultSrc, [Source::SelfOrigin, Source::UnsafeInline]);
+        let policy = ContentSecurityPolicy::empty().directive(
+            Directive::DefaultSrc,
+            [Source::SelfOrigin, Source::UnsafeInline],
+        );
         assert_eq!(policy.compile().unwrap_err(), CspError::UnsafeInlineScript);
         // Styles may opt in.
-        let styles = ContentSecurityPolicy::default()
-            .directive(Directive::StyleSrc, [Source::SelfOrigin, Source::UnsafeInline]);
+        let styles = ContentSecurityPolicy::default().directive(
+            Directive::StyleSrc,
+            [Source::SelfOrigin, Source::UnsafeInline],
+        );
         assert!(styles.compile().is_ok());
     }
 
@@ -627,8 +638,8 @@ mod tests {
             "a.example,b",
             "",
         ] {
-            let policy = ContentSecurityPolicy::default()
-                .directive(Directive::ImgSrc, [Source::host(evil)]);
+            let policy =
+                ContentSecurityPolicy::default().directive(Directive::ImgSrc, [Source::host(evil)]);
             assert!(policy.compile().is_err(), "{evil:?} compiled");
         }
         let scheme = ContentSecurityPolicy::default()

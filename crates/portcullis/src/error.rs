@@ -51,7 +51,11 @@ pub struct Error {
 
 impl Error {
     /// An error with any status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -87,7 +91,11 @@ impl Error {
 
     /// 415: the body's type is not one this route accepts.
     pub fn unsupported_media_type(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
     }
 
     /// 429 with `Retry-After`.
@@ -145,17 +153,32 @@ fn describe(status: StatusCode) -> (&'static str, &'static str) {
         403 => ("forbidden", "You are not allowed to do that."),
         404 => ("not_found", "Nothing is here."),
         405 => ("method_not_allowed", "That method is not allowed here."),
-        406 => ("not_acceptable", "No acceptable representation is available."),
+        406 => (
+            "not_acceptable",
+            "No acceptable representation is available.",
+        ),
         408 => ("request_timeout", "The request took too long to arrive."),
         409 => ("conflict", "The request conflicts with the current state."),
         411 => ("length_required", "A Content-Length is required."),
         413 => ("payload_too_large", "The request body is too large."),
         414 => ("uri_too_long", "The address is too long."),
-        415 => ("unsupported_media_type", "That content type is not accepted here."),
-        422 => ("invalid_input", "The request body is not valid for this route."),
-        429 => ("rate_limited", "Too many requests; slow down and retry later."),
+        415 => (
+            "unsupported_media_type",
+            "That content type is not accepted here.",
+        ),
+        422 => (
+            "invalid_input",
+            "The request body is not valid for this route.",
+        ),
+        429 => (
+            "rate_limited",
+            "Too many requests; slow down and retry later.",
+        ),
         431 => ("headers_too_large", "The request headers are too large."),
-        503 => ("unavailable", "The service is temporarily unavailable; retry later."),
+        503 => (
+            "unavailable",
+            "The service is temporarily unavailable; retry later.",
+        ),
         504 => ("timeout", "The request took too long to process."),
         s if s >= 500 => ("internal_error", "Something went wrong on our side."),
         _ => ("error", "The request could not be completed."),
@@ -171,7 +194,10 @@ impl IntoResponse for Error {
     fn into_response(self) -> axum::response::Response {
         let mut response = (
             self.status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             self.to_json(),
         )
             .into_response();
@@ -366,7 +392,9 @@ where
 
 /// The response for a caught panic: a generic 500, the panic logged (inside the
 /// request's span, so with its request id), nothing about it sent to the client.
-pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+pub fn panic_response(
+    payload: Box<dyn std::any::Any + Send + 'static>,
+) -> axum::response::Response {
     let detail = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -640,7 +640,10 @@ mod tests {
             .for_path("/embed")
             .apply(&mut headers, &nonce, false);
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-        assert!(csp.contains("frame-ancestors http://127.0.0.1:9999"), "{csp}");
+        assert!(
+            csp.contains("frame-ancestors http://127.0.0.1:9999"),
+            "{csp}"
+        );
         assert!(!headers.contains_key(header::X_FRAME_OPTIONS));
 
         let mut headers = HeaderMap::new();

@@ -234,8 +234,16 @@ pub async fn serve_redirect(
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
         .fallback(|| async { Error::not_found() })
-        .layer(HttpsRedirectConfig::default().https_port(https_port).layer())
-        .layer(crate::headers::SecureHeadersConfig::default().layer().map_err(std::io::Error::other)?)
+        .layer(
+            HttpsRedirectConfig::default()
+                .https_port(https_port)
+                .layer(),
+        )
+        .layer(
+            crate::headers::SecureHeadersConfig::default()
+                .layer()
+                .map_err(std::io::Error::other)?,
+        )
         .layer(crate::client_ip::ClientInfoConfig::default().layer());
     axum::serve(
         listener,
@@ -302,7 +310,9 @@ mod tests {
         );
         // A path that looks like a scheme-relative URL stays a path on our host.
         assert_eq!(
-            config.redirect_target("example.com", "//evil.example/x").unwrap(),
+            config
+                .redirect_target("example.com", "//evil.example/x")
+                .unwrap(),
             "https://example.com/evil.example/x"
         );
         assert_eq!(

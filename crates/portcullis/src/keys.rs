@@ -600,7 +600,9 @@ mod tests {
     fn rotation_verifies_fallbacks_until_they_are_removed() {
         let old = SecretKey::generate();
         let new = SecretKey::generate();
-        let signed_old = Keyring::new(old.clone(), vec![]).signer(Purpose::JWT).sign(b"p");
+        let signed_old = Keyring::new(old.clone(), vec![])
+            .signer(Purpose::JWT)
+            .sign(b"p");
 
         let rotated = Keyring::new(new.clone(), vec![old]);
         let signer = rotated.signer(Purpose::JWT);
@@ -610,10 +612,7 @@ mod tests {
         assert!(signed_new.contains(signer.current_key_id()));
 
         let retired = Keyring::new(new, vec![]).signer(Purpose::JWT);
-        assert_eq!(
-            retired.verify(&signed_old),
-            Err(SignatureError::UnknownKey)
-        );
+        assert_eq!(retired.verify(&signed_old), Err(SignatureError::UnknownKey));
         assert_eq!(retired.verify(&signed_new).unwrap(), b"q");
     }
 

@@ -28,7 +28,7 @@
 //! }
 //!
 //! let app = SecureStack::default()
-//!     .apply(Router::new().route("/", get(page)))
+//!     .apply(Router::<()>::new().route("/", get(page)))
 //!     .unwrap();
 //! ```
 

@@ -16,8 +16,6 @@
 //! assert!(!is_sensitive_field("username"));
 //! ```
 
-
-
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::debug_fn;
 use tracing_subscriber::EnvFilter;
@@ -61,8 +59,8 @@ pub fn init(filter: &str) {
 }
 
 /// The field formatter that blanks credentials.
-fn redacting_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
-{
+fn redacting_fields(
+) -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
     debug_fn(|writer, field, value| {
         let name = field.name();
         if is_sensitive_field(name) {
@@ -86,7 +84,11 @@ mod tests {
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            let mut captured = self
+                .0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
+            captured.extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {

@@ -23,7 +23,7 @@
 //! use axum::{routing::get, Router};
 //! use portcullis::stack::SecureStack;
 //!
-//! let app = Router::new().route("/", get(|| async { "hello" }));
+//! let app: Router = Router::new().route("/", get(|| async { "hello" }));
 //! let app = SecureStack::default()
 //!     .without_https_redirect() // plain HTTP on loopback, for this example
 //!     .apply(app)
@@ -226,10 +226,12 @@ fn request_span<B>(req: &Request<B>) -> tracing::Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
+    // `client_ip` is filled in by the client-info layer, once it knows who is asking.
     tracing::info_span!(
         "request",
         id = %id,
         method = %req.method(),
         path = %req.uri().path(),
+        client_ip = tracing::field::Empty,
     )
 }

@@ -22,12 +22,12 @@
 //! let html = templates
 //!     .render("page.txt", &nonce, minijinja::context! { name => "<b>x</b>" })
 //!     .unwrap();
-//! assert!(html.0.contains("&lt;b&gt;x&lt;/b&gt;"));
+//! assert!(html.0.contains("&lt;b&gt;x&lt;&#x2f;b&gt;"));
 //! assert!(html.0.contains(nonce.as_str()));
 //! ```
 
 use std::fmt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::response::Html;
@@ -65,17 +65,20 @@ fn secure_environment() -> Environment<'static> {
     // A misspelt variable is an error in a `{{ … }}`, not a silent empty string; `if`
     // tests on missing values still work.
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-    env.add_function("csp_nonce", |state: &State| -> Result<String, minijinja::Error> {
-        state
-            .lookup(NONCE_VARIABLE)
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .ok_or_else(|| {
-                minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    "csp_nonce() is only available when rendering through Templates::render",
-                )
-            })
-    });
+    env.add_function(
+        "csp_nonce",
+        |state: &State| -> Result<String, minijinja::Error> {
+            state
+                .lookup(NONCE_VARIABLE)
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .ok_or_else(|| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "csp_nonce() is only available when rendering through Templates::render",
+                    )
+                })
+        },
+    );
     env
 }
 
@@ -85,9 +88,9 @@ impl Templates {
     /// ```
     /// let templates = portcullis::templates::Templates::from_dir("templates");
     /// ```
-    pub fn from_dir(dir: impl AsRef<Path>) -> Self {
+    pub fn from_dir(dir: impl Into<PathBuf>) -> Self {
         let mut env = secure_environment();
-        env.set_loader(minijinja::path_loader(dir.as_ref().to_owned()));
+        env.set_loader(minijinja::path_loader(dir.into()));
         Self { env: Arc::new(env) }
     }
 
@@ -171,11 +174,7 @@ mod tests {
     #[test]
     fn templates_from_a_folder_escape_and_get_the_nonce() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("plain.txt"),
-            "{{ body }}|{{ csp_nonce() }}",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("plain.txt"), "{{ body }}|{{ csp_nonce() }}").unwrap();
         let templates = Templates::from_dir(dir.path());
         let nonce = CspNonce::generate();
         let out = templates

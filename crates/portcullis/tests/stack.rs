@@ -146,7 +146,11 @@ async fn every_kind_of_response_carries_the_secure_headers() {
     assert_eq!(json.status(), 200);
     assert_secure_headers(json.headers(), "JSON");
 
-    let missing = http.get(format!("{base}/nothing-here")).send().await.unwrap();
+    let missing = http
+        .get(format!("{base}/nothing-here"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     assert_secure_headers(missing.headers(), "404");
 
@@ -213,7 +217,11 @@ async fn nonce_is_fresh_per_request_and_matches_the_header() {
     let http = client();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..20 {
-        let response = http.get(format!("http://{addr}/page")).send().await.unwrap();
+        let response = http
+            .get(format!("http://{addr}/page"))
+            .send()
+            .await
+            .unwrap();
         let csp = response.headers()["content-security-policy"]
             .to_str()
             .unwrap()
@@ -408,7 +416,10 @@ async fn csp_report_collector_accepts_reports_and_refuses_abuse() {
     let huge = http
         .post(&url)
         .header("content-type", "application/csp-report")
-        .body(format!(r#"{{"csp-report":{{"x":"{}"}}}}"#, "a".repeat(10_000)))
+        .body(format!(
+            r#"{{"csp-report":{{"x":"{}"}}}}"#,
+            "a".repeat(10_000)
+        ))
         .send()
         .await
         .unwrap();

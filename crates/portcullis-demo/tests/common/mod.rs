@@ -79,10 +79,7 @@ impl Demo {
                 }
             }
             if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "the demo exited with {status}: {:?}",
-                    logs.lock().unwrap()
-                );
+                panic!("the demo exited with {status}: {:?}", logs.lock().unwrap());
             }
             assert!(Instant::now() < deadline, "the demo did not start");
             std::thread::sleep(Duration::from_millis(20));
