@@ -215,16 +215,7 @@ async fn another_origin_cannot_frame_the_app() {
 #[tokio::test(flavor = "multi_thread")]
 async fn framing_is_refused_by_default_and_allowed_only_for_the_named_origin() {
     let Some(chromium) = chromium() else { return };
-    let attacker_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let attacker = attacker_listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            attacker_listener,
-            Router::new().route("/", get(attacker_page)),
-        )
-        .await
-        .unwrap();
-    });
+    let attacker = serve(Router::new().route("/", get(attacker_page))).await;
 
     let announce = |name: &'static str| {
         move |nonce: CspNonce| async move {

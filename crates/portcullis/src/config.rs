@@ -25,6 +25,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use crate::client_ip::TrustedProxies;
 use crate::keys::{Keyring, SecretKey};
@@ -108,6 +109,9 @@ pub struct Settings {
     cookie_secure_setting: Option<bool>,
     secret_key: Option<SecretKey>,
     fallback_keys: Vec<Option<SecretKey>>,
+    // Built on first use, so that a generated development key is the same for every
+    // component of the process.
+    keyring: OnceLock<Keyring>,
 }
 
 /// Variables that could not be read; each line names the variable and the fix.
@@ -303,6 +307,7 @@ impl Settings {
             cookie_secure_setting,
             secret_key,
             fallback_keys,
+            keyring: OnceLock::new(),
         })
     }
 
@@ -317,24 +322,25 @@ impl Settings {
     }
 
     /// The keyring. Without a configured key (development only: production refuses to
-    /// start) a random key is generated for this process, and a warning says loudly
-    /// that sessions and tokens will not survive a restart.
+    /// start) a random key is generated once for this process, and a warning says
+    /// loudly that sessions and tokens will not survive a restart.
     pub fn keyring(&self) -> Keyring {
-        let current = match &self.secret_key {
-            Some(key) => key.clone(),
-            None => {
-                tracing::warn!(
-                    "PORTCULLIS_SECRET_KEY is not set: using a random key for this process only. \
-                     Every session, CSRF token and JWT becomes invalid when it restarts. \
-                     Run `portcullis keygen` and set PORTCULLIS_SECRET_KEY."
-                );
-                SecretKey::generate()
-            }
-        };
-        Keyring::new(
-            current,
-            self.fallback_keys.iter().flatten().cloned().collect(),
-        )
+        self.keyring
+            .get_or_init(|| {
+                let current = match &self.secret_key {
+                    Some(key) => key.clone(),
+                    None => {
+                        tracing::warn!(
+                            "PORTCULLIS_SECRET_KEY is not set: using a random key for this process only. \
+                             Every session, CSRF token and JWT becomes invalid when it restarts. \
+                             Run `portcullis keygen` and set PORTCULLIS_SECRET_KEY."
+                        );
+                        SecretKey::generate()
+                    }
+                };
+                Keyring::new(current, self.fallback_keys.iter().flatten().cloned().collect())
+            })
+            .clone()
     }
 
     /// Checks the configuration against what production requires.
@@ -707,6 +713,13 @@ mod tests {
         assert_eq!(s.addr.to_string(), "127.0.0.1:8000");
         assert!(!s.has_secret_key());
         assert_eq!(s.keyring().current().len(), 32);
+        // Generated once: every component of the process signs with the same key.
+        let signed = s.keyring().signer(crate::keys::Purpose::CSRF).sign(b"x");
+        assert!(s
+            .keyring()
+            .signer(crate::keys::Purpose::CSRF)
+            .verify(&signed)
+            .is_ok());
     }
 
     #[test]

@@ -380,66 +380,38 @@ async fn csp_report_collector_accepts_reports_and_refuses_abuse() {
     let addr = plain_stack().await;
     let http = client();
     let url = format!("http://{addr}/csp-report");
+    let post = |content_type: &'static str, body: String| {
+        http.post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
     let report = serde_json::json!({"csp-report": {
         "document-uri": "http://app.example/",
         "violated-directive": "script-src",
         "blocked-uri": "inline"
-    }});
-    let ok = http
-        .post(&url)
-        .header("content-type", "application/csp-report")
-        .body(report.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 204);
+    }})
+    .to_string();
     let reporting_api = serde_json::json!([{"type": "csp-violation", "body": {
         "documentURL": "http://app.example/", "effectiveDirective": "script-src-elem"
-    }}]);
-    let ok = http
-        .post(&url)
-        .header("content-type", "application/reports+json")
-        .body(reporting_api.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 204);
-
-    let wrong_type = http
-        .post(&url)
-        .header("content-type", "text/html")
-        .body("<script>")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong_type.status(), 415);
-    let huge = http
-        .post(&url)
-        .header("content-type", "application/csp-report")
-        .body(format!(
-            r#"{{"csp-report":{{"x":"{}"}}}}"#,
-            "a".repeat(10_000)
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(huge.status(), 413);
-    let garbage = http
-        .post(&url)
-        .header("content-type", "application/csp-report")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(garbage.status(), 400);
+    }}])
+    .to_string();
+    let huge = format!(r#"{{"csp-report":{{"x":"{}"}}}}"#, "a".repeat(10_000));
+    let cases = [
+        ("application/csp-report", report.clone(), 204),
+        ("application/reports+json", reporting_api, 204),
+        ("text/html", "<script>".to_owned(), 415),
+        ("application/csp-report", huge, 413),
+        ("application/csp-report", "{not json".to_owned(), 400),
+    ];
+    for (content_type, body, status) in cases {
+        let response = post(content_type, body).await.unwrap();
+        assert_eq!(response.status(), status, "{content_type}");
+    }
     // Five per minute in this configuration: the flood is cut off.
     let mut limited = false;
     for _ in 0..10 {
-        let response = http
-            .post(&url)
-            .header("content-type", "application/csp-report")
-            .body(report.to_string())
-            .send()
+        let response = post("application/csp-report", report.clone())
             .await
             .unwrap();
         if response.status() == 429 {
