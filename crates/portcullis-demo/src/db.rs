@@ -27,6 +27,11 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Now, as stored: RFC 3339 with microseconds, so that text order is time order.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// A comment as pages and the API show it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Comment {
@@ -80,6 +85,62 @@ impl Database {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
+    }
+
+    /// The id and password hash of `username`, if registered.
+    pub async fn credentials(&self, username: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// The username of user `id`.
+    pub async fn username(&self, id: i64) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT username FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Registers a user; `Ok(None)` when the name is taken.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let result = sqlx::query(
+            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok((result.rows_affected() == 1).then(|| result.last_insert_rowid()))
+    }
+
+    /// Replaces a user's password hash (after an upgrade to the current algorithm).
+    pub async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a comment.
+    pub async fn add_comment(&self, user_id: i64, body: &str) -> Result<i64, sqlx::Error> {
+        let result =
+            sqlx::query("INSERT INTO comments (user_id, body, created_at) VALUES (?, ?, ?)")
+                .bind(user_id)
+                .bind(body)
+                .bind(now())
+                .execute(&self.pool)
+                .await?;
+        Ok(result.last_insert_rowid())
     }
 
     /// The pool, for the routes that need more.

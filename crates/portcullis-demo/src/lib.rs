@@ -19,10 +19,13 @@ use std::sync::Arc;
 use axum::Router;
 use portcullis::config::Settings;
 use portcullis::csp::{ContentSecurityPolicy, CspNonce, ReportCollectorConfig};
+use portcullis::csrf::CsrfConfig;
 use portcullis::error::ErrorPagesConfig;
 use portcullis::keys::Keyring;
+use portcullis::password::{PasswordConfig, PasswordPolicy, Passwords};
+use portcullis::session::{MemoryStore, SessionConfig};
 use portcullis::stack::SecureStack;
-use portcullis::templates::Templates;
+use portcullis::templates::{Page, Templates};
 
 /// Why the app could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,12 @@ pub enum DemoError {
     /// TLS could not be set up.
     #[error("tls: {0}")]
     Tls(#[from] portcullis::https::TlsError),
+    /// The CSRF configuration is invalid.
+    #[error("csrf: {0}")]
+    Csrf(#[from] portcullis::csrf::CsrfConfigError),
+    /// The password hasher's parameters are invalid.
+    #[error("passwords: {0}")]
+    Passwords(#[from] portcullis::password::PasswordError),
 }
 
 /// What every handler can reach.
@@ -54,6 +63,10 @@ pub struct AppState {
     pub templates: Templates,
     /// The keyring (sessions, CSRF and tokens sign with it).
     pub keyring: Keyring,
+    /// Password hashing and verification.
+    pub passwords: Passwords,
+    /// What a new password must satisfy.
+    pub policy: PasswordPolicy,
 }
 
 /// The templates, compiled into the binary so that it runs from any directory.
@@ -62,6 +75,8 @@ pub fn templates() -> Result<Templates, portcullis::templates::TemplateError> {
         ("base.html", include_str!("../templates/base.html")),
         ("index.html", include_str!("../templates/index.html")),
         ("error.html", include_str!("../templates/error.html")),
+        ("login.html", include_str!("../templates/login.html")),
+        ("register.html", include_str!("../templates/register.html")),
     ])
 }
 
@@ -69,10 +84,14 @@ pub fn templates() -> Result<Templates, portcullis::templates::TemplateError> {
 pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     let db = db::Database::open(settings).await?;
     let templates = templates()?;
+    let keyring = settings.keyring();
+    let passwords = Passwords::new(PasswordConfig::default())?;
     let state = AppState {
         db,
         templates: templates.clone(),
-        keyring: settings.keyring(),
+        keyring: keyring.clone(),
+        passwords,
+        policy: PasswordPolicy::default(),
     };
     let error_templates = templates;
     let error_pages = ErrorPagesConfig::default().html_renderer(Arc::new(move |error| {
@@ -83,7 +102,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
             "message": error.message(),
         });
         error_templates
-            .render_string("error.html", &CspNonce::generate(), context)
+            .render_string("error.html", &Page::new(CspNonce::generate()), context)
             .unwrap_or_else(|_| format!("<!doctype html><title>{}</title>", status.as_u16()))
     }));
     let stack = SecureStack::from_settings(settings);
@@ -96,9 +115,18 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .merge(portcullis::csp::report_collector(
             ReportCollectorConfig::default(),
         ));
+    let sessions = SessionConfig::default()
+        .secure(settings.cookie_secure)
+        .layer(&keyring, Arc::new(MemoryStore::default()));
+    // Browsers post violation reports without a token; the collector only logs them.
+    let csrf = CsrfConfig::default()
+        .exempt(portcullis::csp::DEFAULT_REPORT_PATH)
+        .layer(&keyring)?;
     Ok(stack
         .headers(headers)
         .error_pages(error_pages)
+        .sessions(sessions)
+        .csrf(csrf)
         .apply(router)?)
 }
 

@@ -1,12 +1,18 @@
-//! The routes of the reference app.
+//! The routes of the reference app. Every check is the library's: the routes read
+//! forms, call the database and render templates.
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
-use axum::routing::get;
-use axum::Router;
-use portcullis::csp::CspNonce;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use portcullis::auth::{authenticate, safe_next, CurrentUser, MaybeUser};
 use portcullis::error::Error;
+use portcullis::input::{username as valid_username, TextRules};
+use portcullis::session::Session;
+use portcullis::templates::Page;
+use serde::Deserialize;
+use serde_json::json;
 
 use crate::AppState;
 
@@ -15,24 +21,234 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/", get(index))
+        .route("/register", get(register_form).post(register))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/comments", post(add_comment))
         .route("/static/style.css", get(style))
         .route("/static/app.js", get(script))
+}
+
+fn unavailable(error: sqlx::Error) -> Error {
+    tracing::error!(%error, "database error");
+    Error::service_unavailable(5)
 }
 
 async fn healthz() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok")
 }
 
-async fn index(State(state): State<AppState>, nonce: CspNonce) -> Result<Html<String>, Error> {
-    let comments = state.db.newest_comments(20).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot read comments");
-        Error::service_unavailable(5)
-    })?;
+/// The logged-in user for the page header.
+async fn page_user(state: &AppState, user: MaybeUser) -> Result<serde_json::Value, Error> {
+    Ok(match user.0 {
+        Some(id) => match state.db.username(id).await.map_err(unavailable)? {
+            Some(username) => json!({ "id": id, "username": username }),
+            None => serde_json::Value::Null,
+        },
+        None => serde_json::Value::Null,
+    })
+}
+
+async fn render_index(
+    state: &AppState,
+    page: &Page,
+    user: MaybeUser,
+    body: &str,
+    error: Option<String>,
+) -> Result<Html<String>, Error> {
+    let comments = state.db.newest_comments(20).await.map_err(unavailable)?;
+    let user = page_user(state, user).await?;
     state.templates.render(
         "index.html",
-        &nonce,
-        serde_json::json!({ "comments": comments }),
+        page,
+        json!({ "comments": comments, "user": user, "body": body, "error": error }),
     )
+}
+
+async fn index(
+    State(state): State<AppState>,
+    page: Page,
+    user: MaybeUser,
+) -> Result<Html<String>, Error> {
+    render_index(&state, &page, user, "", None).await
+}
+
+#[derive(Debug, Deserialize)]
+struct CommentForm {
+    body: String,
+}
+
+async fn add_comment(
+    State(state): State<AppState>,
+    page: Page,
+    user: CurrentUser,
+    Form(form): Form<CommentForm>,
+) -> Result<Response, Error> {
+    match TextRules::multiline(1, 2000).apply(&form.body) {
+        Ok(body) => {
+            state
+                .db
+                .add_comment(user.id, &body)
+                .await
+                .map_err(unavailable)?;
+            Ok(Redirect::to("/").into_response())
+        }
+        Err(error) => {
+            let html = render_index(
+                &state,
+                &page,
+                MaybeUser(Some(user.id)),
+                &form.body,
+                Some(error.to_string()),
+            )
+            .await?;
+            Ok((StatusCode::BAD_REQUEST, html).into_response())
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn register_form(
+    State(state): State<AppState>,
+    page: Page,
+    user: MaybeUser,
+) -> Result<Html<String>, Error> {
+    let user = page_user(&state, user).await?;
+    state.templates.render(
+        "register.html",
+        &page,
+        json!({ "user": user, "username": "", "errors": {} }),
+    )
+}
+
+async fn register(
+    State(state): State<AppState>,
+    page: Page,
+    session: Session,
+    Form(form): Form<Credentials>,
+) -> Result<Response, Error> {
+    let rerender = |status: StatusCode, field: &str, message: String| {
+        let html = state.templates.render(
+            "register.html",
+            &page,
+            json!({ "user": null, "username": form.username, "errors": { field: message } }),
+        )?;
+        Ok::<Response, Error>((status, html).into_response())
+    };
+    let username = match valid_username(&form.username) {
+        Ok(name) => name,
+        Err(error) => return rerender(StatusCode::BAD_REQUEST, "username", error.to_string()),
+    };
+    let password = match state.policy.check(&username, &form.password) {
+        Ok(password) => password,
+        Err(violation) => {
+            return rerender(StatusCode::BAD_REQUEST, "password", violation.to_string())
+        }
+    };
+    let hash = state.passwords.hash(password).await.map_err(|error| {
+        tracing::error!(%error, "cannot hash a password");
+        Error::service_unavailable(5)
+    })?;
+    match state
+        .db
+        .create_user(&username, &hash)
+        .await
+        .map_err(unavailable)?
+    {
+        Some(id) => {
+            session.login(id);
+            Ok(Redirect::to("/").into_response())
+        }
+        None => rerender(
+            StatusCode::CONFLICT,
+            "username",
+            "That username is taken; choose another.".to_owned(),
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn login_form(
+    State(state): State<AppState>,
+    page: Page,
+    user: MaybeUser,
+    Query(query): Query<NextQuery>,
+) -> Result<Html<String>, Error> {
+    let user = page_user(&state, user).await?;
+    state.templates.render(
+        "login.html",
+        &page,
+        json!({
+            "user": user,
+            "username": "",
+            "next": safe_next(query.next.as_deref()),
+            "error": null,
+        }),
+    )
+}
+
+async fn login(
+    State(state): State<AppState>,
+    page: Page,
+    session: Session,
+    Form(form): Form<Credentials>,
+) -> Result<Response, Error> {
+    // An invalid username cannot exist; it still costs one verification, like any
+    // unknown user, so that timing tells nothing.
+    let account = match valid_username(&form.username) {
+        Ok(name) => state.db.credentials(&name).await.map_err(unavailable)?,
+        Err(_) => None,
+    };
+    let (id, stored) = match account {
+        Some((id, hash)) => (Some(id), Some(hash)),
+        None => (None, None),
+    };
+    let matches = authenticate(&state.passwords, stored.clone(), &form.password).await?;
+    let (Some(id), Some(stored), true) = (id, stored, matches) else {
+        let html = state.templates.render(
+            "login.html",
+            &page,
+            json!({
+                "user": null,
+                "username": form.username,
+                "next": safe_next(form.next.as_deref()),
+                "error": "Unknown username or wrong password.",
+            }),
+        )?;
+        return Ok((StatusCode::UNAUTHORIZED, html).into_response());
+    };
+    if state.passwords.needs_rehash(&stored) {
+        // A legacy (werkzeug, bcrypt) or weaker hash becomes Argon2id at the current
+        // parameters now that the password is known to be right.
+        let password = portcullis::password::normalize(&form.password);
+        match state.passwords.hash(password).await {
+            Ok(hash) => state
+                .db
+                .set_password_hash(id, &hash)
+                .await
+                .map_err(unavailable)?,
+            Err(error) => tracing::warn!(%error, "cannot upgrade a password hash"),
+        }
+    }
+    session.login(id);
+    Ok(Redirect::to(safe_next(form.next.as_deref())).into_response())
+}
+
+async fn logout(session: Session) -> Redirect {
+    session.destroy();
+    Redirect::to("/")
 }
 
 const CACHE: &str = "public, max-age=3600";

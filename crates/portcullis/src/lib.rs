@@ -16,6 +16,7 @@
 //! | [`templates`] | templates that always escape, with `csp_nonce()` |
 //! | [`error`] | one error type; uniform JSON or HTML error bodies |
 //! | [`logging`] | structured logs with credentials redacted |
+//! | [`password`] | password hashing, legacy werkzeug/bcrypt verification, the password policy |
 //! | [`stack`] | the one-call secure preset |
 //!
 //! ```
@@ -32,13 +33,18 @@
 //!     .unwrap();
 //! ```
 
+pub mod auth;
 pub mod client_ip;
 pub mod config;
 pub mod csp;
+pub mod csrf;
 pub mod error;
 pub mod headers;
 pub mod https;
+pub mod input;
 pub mod keys;
 pub mod logging;
+pub mod password;
+pub mod session;
 pub mod stack;
 pub mod templates;

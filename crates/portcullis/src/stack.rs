@@ -11,9 +11,10 @@
 //! 5. [`crate::error`]: uniform error bodies, JSON under `/api` or when asked, HTML
 //!    elsewhere;
 //! 6. [`crate::https`]: the redirect to HTTPS (outside development);
-//! 7. caught panics (a generic 500, the panic logged with the request id);
-//! 8. a time limit on the whole request, body included (a client that trickles its
-//!    body gets 408), and a body-size limit (1 MiB by default; larger gets 413).
+//! 7. a time limit on the whole request, body included (a client that trickles its
+//!    body gets 408), and a body-size limit (1 MiB by default; larger gets 413);
+//! 8. caught panics (a generic 500, the panic logged with the request id);
+//! 9. when configured, [`crate::session`] and then [`crate::csrf`].
 //!
 //! Wiring these by hand is where apps go wrong (headers missing on error pages, panics
 //! answered without headers, the redirect trusting a spoofed `X-Forwarded-Proto`), so
@@ -48,9 +49,11 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::client_ip::{ClientInfoConfig, Scheme};
 use crate::config::Settings;
+use crate::csrf::CsrfLayer;
 use crate::error::{panic_response, ErrorPagesConfig};
 use crate::headers::{HeadersError, SecureHeadersConfig};
 use crate::https::HttpsRedirectConfig;
+use crate::session::SessionLayer;
 
 /// The default largest request body: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -85,6 +88,8 @@ pub struct SecureStack {
     error_pages: ErrorPagesConfig,
     body_limit: usize,
     request_timeout: Duration,
+    sessions: Option<SessionLayer>,
+    csrf: Option<CsrfLayer>,
 }
 
 impl Default for SecureStack {
@@ -96,6 +101,8 @@ impl Default for SecureStack {
             error_pages: ErrorPagesConfig::default(),
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: Duration::from_secs(30),
+            sessions: None,
+            csrf: None,
         }
     }
 }
@@ -168,6 +175,18 @@ impl SecureStack {
         self
     }
 
+    /// Server-side sessions (see [`crate::session`]).
+    pub fn sessions(mut self, layer: SessionLayer) -> Self {
+        self.sessions = Some(layer);
+        self
+    }
+
+    /// CSRF protection (see [`crate::csrf`]); needs [`SecureStack::sessions`].
+    pub fn csrf(mut self, layer: CsrfLayer) -> Self {
+        self.csrf = Some(layer);
+        self
+    }
+
     /// The header settings in effect.
     pub fn headers_config(&self) -> &SecureHeadersConfig {
         &self.headers
@@ -181,13 +200,22 @@ impl SecureStack {
     {
         let headers = self.headers.layer()?;
         // Layers added later wrap the earlier ones: this reads from the inside out.
+        // The CSRF check reads form bodies, so it sits inside the body limit; it needs
+        // the session, so it sits inside the session layer.
+        let mut router = router;
+        if let Some(csrf) = self.csrf {
+            router = router.layer(csrf);
+        }
+        if let Some(sessions) = self.sessions {
+            router = router.layer(sessions);
+        }
         let mut router = router
+            .layer(CatchPanicLayer::custom(panic_response))
             .layer(RequestBodyLimitLayer::new(self.body_limit))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 self.request_timeout,
-            ))
-            .layer(CatchPanicLayer::custom(panic_response));
+            ));
         if let Some(redirect) = self.https_redirect {
             router = router.layer(redirect.layer());
         }

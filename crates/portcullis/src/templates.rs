@@ -8,11 +8,12 @@
 //!
 //! Every template can call `csp_nonce()` to put this request's nonce on an inline
 //! `<script>` or `<style>`, which is the only way such an element runs under the
-//! default policy.
+//! default policy, and `csrf_token()` / `csrf_field()` for forms. Handlers take a
+//! [`Page`] (an extractor holding both) and pass it to [`Templates::render`].
 //!
 //! ```
 //! use portcullis::csp::CspNonce;
-//! use portcullis::templates::Templates;
+//! use portcullis::templates::{Page, Templates};
 //!
 //! let templates = Templates::from_sources([
 //!     ("page.txt", "<p>{{ name }}</p><script nonce=\"{{ csp_nonce() }}\">go()</script>"),
@@ -20,7 +21,7 @@
 //! .unwrap();
 //! let nonce = CspNonce::generate();
 //! let html = templates
-//!     .render("page.txt", &nonce, minijinja::context! { name => "<b>x</b>" })
+//!     .render("page.txt", &Page::new(nonce), minijinja::context! { name => "<b>x</b>" })
 //!     .unwrap();
 //! assert!(html.0.contains("&lt;b&gt;x&lt;&#x2f;b&gt;"));
 //! assert!(html.0.contains(nonce.as_str()));
@@ -30,17 +31,103 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::response::Html;
-use minijinja::value::Value;
+use minijinja::value::{Object, Value};
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::csp::CspNonce;
+use crate::csrf::CsrfMinter;
 use crate::error::Error;
+use crate::session::Session;
 
-// A name no application template is likely to use; it carries the nonce from
-// `render` to the `csp_nonce()` function.
+// Names no application template is likely to use; they carry the request's nonce and
+// CSRF source from `render` to the template functions.
 const NONCE_VARIABLE: &str = "__portcullis_csp_nonce";
+const CSRF_VARIABLE: &str = "__portcullis_csrf";
+
+/// What a page needs from its request: the CSP nonce, and the session's CSRF source
+/// when the session and CSRF layers are installed. An extractor.
+///
+/// ```
+/// use axum::extract::State;
+/// use portcullis::templates::{Page, Templates};
+///
+/// async fn form(State(templates): State<Templates>, page: Page) -> Result<axum::response::Html<String>, portcullis::error::Error> {
+///     templates.render("form.html", &page, ())
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Page {
+    nonce: CspNonce,
+    csrf: Option<Arc<CsrfSource>>,
+}
+
+impl Page {
+    /// A page with `nonce` and no CSRF source (`csrf_token()` then fails to render).
+    pub fn new(nonce: CspNonce) -> Self {
+        Self { nonce, csrf: None }
+    }
+
+    /// This response's nonce.
+    pub fn nonce(&self) -> &CspNonce {
+        &self.nonce
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Page {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let nonce = CspNonce::from_request_parts(parts, state).await?;
+        let csrf = match (
+            parts.extensions.get::<CsrfMinter>(),
+            parts.extensions.get::<Session>(),
+        ) {
+            (Some(minter), Some(session)) => Some(Arc::new(CsrfSource {
+                minter: minter.clone(),
+                session: session.clone(),
+                token: std::sync::OnceLock::new(),
+            })),
+            _ => None,
+        };
+        Ok(Self { nonce, csrf })
+    }
+}
+
+/// Mints one CSRF token per render, and only if the template asks for it, so that
+/// pages without forms never create a session.
+#[derive(Debug)]
+struct CsrfSource {
+    minter: CsrfMinter,
+    session: Session,
+    token: std::sync::OnceLock<String>,
+}
+
+impl CsrfSource {
+    fn token(&self) -> &str {
+        self.token.get_or_init(|| self.minter.mint(&self.session))
+    }
+}
+
+impl Object for CsrfSource {}
+
+fn csrf_token(state: &State) -> Result<String, minijinja::Error> {
+    state
+        .lookup(CSRF_VARIABLE)
+        .and_then(|v| {
+            v.downcast_object_ref::<CsrfSource>()
+                .map(|s| s.token().to_owned())
+        })
+        .ok_or_else(|| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "csrf_token() needs the session and CSRF layers and a Page from the request",
+            )
+        })
+}
 
 /// A template couldn't be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +166,14 @@ fn secure_environment() -> Environment<'static> {
                 })
         },
     );
+    env.add_function("csrf_token", csrf_token);
+    env.add_function(
+        "csrf_field",
+        |state: &State| -> Result<Value, minijinja::Error> {
+            csrf_token(state)
+                .map(|token| Value::from_safe_string(crate::csrf::hidden_field(&token)))
+        },
+    );
     env
 }
 
@@ -110,32 +205,38 @@ impl Templates {
         Ok(Self { env: Arc::new(env) })
     }
 
-    /// Renders `name` with `context` and the request's `nonce`.
+    /// Renders `name` with `context` and the request's nonce and CSRF source.
     ///
     /// A failure is logged with its cause and answered as a generic 500: template
     /// errors quote source lines, which never go to the client.
     pub fn render(
         &self,
         name: &str,
-        nonce: &CspNonce,
+        page: &Page,
         context: impl Serialize,
     ) -> Result<Html<String>, Error> {
-        self.render_string(name, nonce, context).map(Html)
+        self.render_string(name, page, context).map(Html)
     }
 
     /// As [`Templates::render`], returning the text.
     pub fn render_string(
         &self,
         name: &str,
-        nonce: &CspNonce,
+        page: &Page,
         context: impl Serialize,
     ) -> Result<String, Error> {
         let template = self.env.get_template(name).map_err(|e| {
             tracing::error!(template = name, error = %e, "template not found");
             Error::internal()
         })?;
+        let csrf = page
+            .csrf
+            .clone()
+            .map(Value::from_dyn_object)
+            .unwrap_or(Value::UNDEFINED);
         let context = minijinja::context! {
-            __portcullis_csp_nonce => nonce.as_str(),
+            __portcullis_csp_nonce => page.nonce.as_str(),
+            __portcullis_csrf => csrf,
             ..Value::from_serialize(&context)
         };
         template.render(context).map_err(|e| {
@@ -162,7 +263,11 @@ mod tests {
         let nonce = CspNonce::generate();
         for name in ["comment.txt", "noextension", "page.jinja"] {
             let out = templates
-                .render_string(name, &nonce, minijinja::context! { body => PAYLOAD })
+                .render_string(
+                    name,
+                    &Page::new(nonce),
+                    minijinja::context! { body => PAYLOAD },
+                )
                 .unwrap();
             assert!(!out.contains("<script>"), "{name}: {out}");
             assert!(!out.contains("<img"), "{name}: {out}");
@@ -178,7 +283,11 @@ mod tests {
         let templates = Templates::from_dir(dir.path());
         let nonce = CspNonce::generate();
         let out = templates
-            .render_string("plain.txt", &nonce, minijinja::context! { body => PAYLOAD })
+            .render_string(
+                "plain.txt",
+                &Page::new(nonce),
+                minijinja::context! { body => PAYLOAD },
+            )
             .unwrap();
         assert!(!out.contains("<script>"));
         assert!(out.ends_with(nonce.as_str()));
@@ -191,7 +300,7 @@ mod tests {
         let out = templates
             .render_string(
                 "t",
-                &nonce,
+                &Page::new(nonce),
                 minijinja::context! { __portcullis_csp_nonce => "forged" },
             )
             .unwrap();
@@ -202,12 +311,12 @@ mod tests {
     fn render_errors_do_not_leak_template_source() {
         let templates = Templates::from_sources([("t", "{{ missing.deeply }}")]).unwrap();
         let err = templates
-            .render_string("t", &CspNonce::generate(), ())
+            .render_string("t", &Page::new(CspNonce::generate()), ())
             .unwrap_err();
         assert_eq!(err.status(), 500);
         assert!(!err.message().contains("missing"));
         let err = templates
-            .render_string("absent", &CspNonce::generate(), ())
+            .render_string("absent", &Page::new(CspNonce::generate()), ())
             .unwrap_err();
         assert_eq!(err.status(), 500);
     }

@@ -141,3 +141,97 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A client that keeps cookies, as a browser does.
+pub fn browser_like() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// The CSRF token of the first form in `html`.
+pub fn csrf_token(html: &str) -> String {
+    html.split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF token in {html}"))
+        .to_owned()
+}
+
+/// Fetches `path` and returns the CSRF token of its form.
+pub async fn token_from(client: &reqwest::Client, demo: &Demo, path: &str) -> String {
+    let html = client
+        .get(demo.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    csrf_token(&html)
+}
+
+/// Registers `username` (and so logs in) through the real form.
+pub async fn register(
+    client: &reqwest::Client,
+    demo: &Demo,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let token = token_from(client, demo, "/register").await;
+    client
+        .post(demo.url("/register"))
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Logs in through the real form.
+pub async fn login(
+    client: &reqwest::Client,
+    demo: &Demo,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let token = token_from(client, demo, "/login").await;
+    client
+        .post(demo.url("/login"))
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Posts a comment through the form on `/`.
+pub async fn comment(client: &reqwest::Client, demo: &Demo, body: &str) -> reqwest::Response {
+    let token = token_from(client, demo, "/").await;
+    client
+        .post(demo.url("/comments"))
+        .form(&[("body", body), ("csrf_token", &token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A strong password for test accounts.
+pub const PASSWORD: &str = "correct horse battery staple 42";
+
+/// An open connection to the demo's SQLite database.
+pub async fn database(demo: &Demo) -> sqlx::SqliteConnection {
+    use sqlx::Connection as _;
+    let path = demo.data_dir.path().join("portcullis.db");
+    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+}
