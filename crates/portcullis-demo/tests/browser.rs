@@ -252,3 +252,80 @@ async fn framing_is_refused_by_default_and_allowed_only_for_the_named_origin() {
     assert!(refused.contains("<iframe"), "{refused}");
     assert!(!refused.contains("data-framed"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_registers_posts_and_logs_out_in_a_browser() {
+    let Some(browser) = common::webdriver::start().await else {
+        return;
+    };
+    let demo = Demo::start(&[]);
+    browser.goto(&demo.url("/register")).await;
+    browser.fill("#username", "browser-user").await;
+    browser.fill("#password", common::PASSWORD).await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_text("Signed in as browser-user").await;
+
+    // A script payload, typed into the form like any comment.
+    let payload = "<script>document.documentElement.dataset.xss='script'</script>\
+                   <img src=x onerror=\"document.documentElement.dataset.xss='img'\">";
+    browser.fill("#body", payload).await;
+    browser.click("form.card button[type=submit]").await;
+    let text = browser
+        .wait_for_text("<script>document.documentElement")
+        .await;
+    assert!(
+        text.contains("onerror="),
+        "the payload is shown as text: {text}"
+    );
+    let ran = browser
+        .run("return document.documentElement.dataset.xss || null")
+        .await;
+    assert!(ran.is_null(), "the stored payload ran: {ran}");
+    let nonced = browser
+        .run("return document.documentElement.dataset.js")
+        .await;
+    assert_eq!(nonced, "ready", "the page's own script did not run");
+
+    browser.click("nav button").await;
+    let text = browser.wait_for_text("Log in").await;
+    assert!(!text.contains("Signed in as"), "{text}");
+    browser.quit().await;
+}
+
+/// The attacker's page: a form that posts to the app as soon as it loads.
+async fn auto_submit(Query(target): Query<Target>) -> Html<String> {
+    Html(format!(
+        "<!doctype html><body><form method=\"post\" action=\"{}\">\
+         <input name=\"body\" value=\"forged-by-another-origin\">\
+         <input name=\"csrf_token\" value=\"guessed\"></form>\
+         <script>document.forms[0].submit()</script></body>",
+        target.url
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_on_another_origin_cannot_post_with_the_victims_cookie() {
+    let Some(browser) = common::webdriver::start().await else {
+        return;
+    };
+    let demo = Demo::start(&[]);
+    browser.goto(&demo.url("/register")).await;
+    browser.fill("#username", "victim").await;
+    browser.fill("#password", common::PASSWORD).await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_text("Signed in as victim").await;
+
+    let attacker = serve(Router::new().route("/", get(auto_submit))).await;
+    browser
+        .goto(&format!("http://{attacker}/?url={}", demo.url("/comments")))
+        .await;
+    let text = browser.wait_for_text("another site").await;
+    assert!(text.contains("refused"), "{text}");
+    let logs = demo.log_text();
+    assert!(logs.contains("reason=\"csrf_origin\""), "{logs}");
+
+    browser.goto(&demo.url("/")).await;
+    let text = browser.wait_for_text("Signed in as victim").await;
+    assert!(!text.contains("forged-by-another-origin"), "{text}");
+    browser.quit().await;
+}

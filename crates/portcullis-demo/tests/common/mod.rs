@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod webdriver;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis-demo");
 
 /// A key that passes every strength check (generated once with `portcullis keygen`).
