@@ -516,7 +516,10 @@ impl SessionConfig {
     }
 
     /// The layer, signing cookies with `keyring` and keeping records in `store`.
-    pub fn layer(self, keyring: &Keyring, store: Arc<dyn SessionStore>) -> SessionLayer {
+    pub fn layer(mut self, keyring: &Keyring, store: Arc<dyn SessionStore>) -> SessionLayer {
+        // `last_seen` is written at most once per interval to spare the store; a short
+        // idle timeout needs a shorter interval or active sessions would expire.
+        self.touch_interval = self.touch_interval.min(self.idle_timeout / 4);
         SessionLayer {
             shared: Arc::new(Shared {
                 config: self,
