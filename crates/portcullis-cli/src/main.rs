@@ -1,11 +1,14 @@
-//! The `portcullis` command: `keygen`, `check`, `dev-cert`.
+//! The `portcullis` command: `keygen`, `check`, `dev-cert`, `hash-password`,
+//! `verify-password`.
 
+use std::io::BufRead as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use portcullis::config::Settings;
 use portcullis::keys::SecretKey;
+use portcullis::password::{PasswordConfig, PasswordError, Passwords};
 
 /// Portcullis: secure defaults for axum, checked.
 #[derive(Debug, Parser)]
@@ -27,6 +30,25 @@ enum Command {
         /// The folder to write into.
         #[arg(long, default_value = "./data/tls")]
         out: PathBuf,
+    },
+    /// Hash the password read from standard input (one line) with Argon2id and the
+    /// default parameters, and print the PHC string.
+    ///
+    /// The password policy is not checked: operators hash what they are given. An
+    /// empty password is refused (exit status 2), so an empty or closed standard input
+    /// never becomes a valid hash.
+    ///
+    /// Example: printf '%s\n' 'the password' | portcullis hash-password
+    HashPassword,
+    /// Check the password read from standard input (one line) against HASH: exit
+    /// status 0 and "match" when it matches, 1 and "no match" when not, 2 when HASH is
+    /// malformed or of an unsupported kind.
+    ///
+    /// HASH may be Argon2 ($argon2id$, $argon2i$, $argon2d$), werkzeug (scrypt:N:r:p$…,
+    /// pbkdf2:sha256:…$…, pbkdf2:sha512:…$…) or bcrypt ($2a$, $2b$, $2y$).
+    VerifyPassword {
+        /// The stored hash, quoted so that the shell leaves its `$` alone.
+        hash: String,
     },
 }
 
@@ -55,6 +77,96 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::HashPassword => hash_password(),
+        Command::VerifyPassword { hash } => verify_password(&hash),
+    }
+}
+
+// Exit status for a malformed hash or unreadable input, apart from 1 ("no match").
+const USAGE_ERROR: u8 = 2;
+
+/// Reads one line from standard input without its line ending (`\n` or `\r\n`).
+fn read_password() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|error| format!("cannot read the password from standard input: {error}"))?;
+    if let Some(stripped) = line.strip_suffix('\n') {
+        line.truncate(stripped.strip_suffix('\r').unwrap_or(stripped).len());
+    }
+    Ok(line)
+}
+
+fn passwords() -> Result<Passwords, ExitCode> {
+    Passwords::new(PasswordConfig::default()).map_err(|error| {
+        eprintln!("portcullis: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+#[allow(clippy::print_stdout)]
+fn hash_password() -> ExitCode {
+    let password = match read_password() {
+        Ok(password) if password.is_empty() => {
+            eprintln!("portcullis hash-password: no password on standard input");
+            return ExitCode::from(USAGE_ERROR);
+        }
+        Ok(password) => password,
+        Err(message) => {
+            eprintln!("portcullis hash-password: {message}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    let passwords = match passwords() {
+        Ok(passwords) => passwords,
+        Err(code) => return code,
+    };
+    match passwords.hash_blocking(&password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("portcullis hash-password: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn verify_password(hash: &str) -> ExitCode {
+    let password = match read_password() {
+        Ok(password) => password,
+        Err(message) => {
+            eprintln!("portcullis verify-password: {message}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    let passwords = match passwords() {
+        Ok(passwords) => passwords,
+        Err(code) => return code,
+    };
+    match passwords.verify_blocking(&password, hash.trim()) {
+        Ok(true) => {
+            println!("match");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            println!("no match");
+            ExitCode::FAILURE
+        }
+        Err(PasswordError::Malformed) => {
+            eprintln!(
+                "portcullis verify-password: the hash is malformed, of an unsupported \
+                 kind, or asks for more work than the limits allow"
+            );
+            ExitCode::from(USAGE_ERROR)
+        }
+        Err(error) => {
+            eprintln!("portcullis verify-password: {error}");
+            ExitCode::from(USAGE_ERROR)
+        }
     }
 }
 

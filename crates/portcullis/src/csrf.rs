@@ -332,12 +332,10 @@ fn check_origin(
         // A user typing an address or following a bookmark, or our own pages.
         Some("same-origin") | Some("none") => {}
         // Another site, or a sibling subdomain: only a trusted origin may.
-        Some(_) => {
-            if !origin.is_some_and(origin_allowed) {
-                return Err(CsrfRejection::OriginMismatch);
-            }
+        Some(_) if !origin.is_some_and(origin_allowed) => {
+            return Err(CsrfRejection::OriginMismatch);
         }
-        None => {}
+        _ => {}
     }
     match origin {
         // Older browsers send no fetch metadata but do send `Origin` on POST.
@@ -386,7 +384,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let path = req.uri().path().to_owned();
-            if !is_unsafe(req.method()) || shared.config.exempt.iter().any(|p| *p == path) {
+            if !is_unsafe(req.method()) || shared.config.exempt.contains(&path) {
                 return inner.call(req).await;
             }
             let client = req.extensions().get::<ClientInfo>().cloned();

@@ -17,6 +17,10 @@
 //! | [`error`] | one error type; uniform JSON or HTML error bodies |
 //! | [`logging`] | structured logs with credentials redacted |
 //! | [`password`] | password hashing, legacy werkzeug/bcrypt verification, the password policy |
+//! | [`session`] | server-side sessions: signed random ids, expiry, per-user revocation |
+//! | [`auth`] | login extractors, timing-safe authentication, safe `next` redirects |
+//! | [`csrf`] | fetch-metadata and `Origin` checks, session-bound masked tokens |
+//! | [`input`] | trimming, normalisation and length rules for typed input |
 //! | [`stack`] | the one-call secure preset |
 //!
 //! ```

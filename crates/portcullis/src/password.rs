@@ -7,7 +7,7 @@
 //!
 //! | stored hash | written by |
 //! |---|---|
-//! | `$argon2id$…`, `$argon2i$…`, `$argon2d$…` | this module, argon2-cffi, passlib, Django's `Argon2PasswordHasher` |
+//! | `$argon2id$…`, `$argon2i$…`, `$argon2d$…` | this module, argon2-cffi, passlib |
 //! | `scrypt:N:r:p$salt$hex` | werkzeug ≥ 2.3 `generate_password_hash` (its default) |
 //! | `pbkdf2:sha256:iterations$salt$hex`, `pbkdf2:sha512:…` | werkzeug `generate_password_hash(method="pbkdf2…")` |
 //! | `$2a$…`, `$2b$…`, `$2y$…` | bcrypt, Flask-Bcrypt |
@@ -83,7 +83,7 @@ pub const MAX_BCRYPT_COST: u32 = 16;
 /// The highest scrypt cost N accepted (2^20; 1 GiB of memory with r = 8).
 pub const MAX_SCRYPT_N: u64 = 1 << 20;
 /// The most work a stored scrypt hash may ask for, as N × r × p: that of N = 2^20, r = 8,
-/// p = 1, which takes 1 GiB and about a second.
+/// p = 1, which takes 1 GiB of memory and seconds of CPU.
 pub const MAX_SCRYPT_WORK: u64 = MAX_SCRYPT_N * 8;
 /// The most PBKDF2 iterations accepted (ten times werkzeug's current default).
 pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
@@ -93,7 +93,7 @@ const WERKZEUG_SCRYPT_LEN: usize = 64;
 // What werkzeug 3.1.9's `_hash_internal` (werkzeug/security.py) uses when a stored
 // method says `pbkdf2` or `pbkdf2:HASH` without iterations: its current
 // DEFAULT_PBKDF2_ITERATIONS, which is 1,000,000 since 3.1 (600,000 in 2.3, 260,000 in
-// 2.0). werkzeug itself always writes the iterations it used, so such hashes only come
+// 2.0). generate_password_hash writes the iterations it used, so such hashes only come
 // from hand-made strings; following werkzeug's own check keeps the two in agreement.
 const WERKZEUG_DEFAULT_PBKDF2_ITERATIONS: u32 = 1_000_000;
 // What the same function uses for a bare `scrypt` method: n = 2^15, r = 8, p = 1.
@@ -292,7 +292,7 @@ impl Passwords {
             return invalid("parallelism is above 16");
         }
         if config.max_concurrent == 0 || config.max_concurrent > Semaphore::MAX_PERMITS {
-            return invalid("max_concurrent must be at least 1");
+            return invalid("max_concurrent must be at least 1 and at most Semaphore::MAX_PERMITS");
         }
         let params = Params::new(
             config.memory_kib,
@@ -376,7 +376,10 @@ impl Passwords {
     /// assert!(passwords.verify_blocking("passwort", "pbkdf2:md5:1000$salt$00").is_err());
     /// ```
     pub fn verify_blocking(&self, password: &str, stored: &str) -> Result<bool, PasswordError> {
-        let stored = Stored::parse(stored)?;
+        let stored = Stored::parse(stored).inspect_err(|_| {
+            // Never the hash itself: it is as sensitive as the password it protects.
+            tracing::warn!("a stored password hash is malformed, unsupported or too costly");
+        })?;
         let normalized = Zeroizing::new(normalize(password));
         if stored.matches(normalized.as_bytes())? {
             return Ok(true);
@@ -1077,6 +1080,36 @@ mod tests {
         let passwords = fast();
         let stored = passwords.hash_blocking("ｆｕｌｌｗｉｄｔｈ").unwrap();
         assert_eq!(passwords.verify_blocking("fullwidth", &stored), Ok(true));
+    }
+
+    #[test]
+    fn werkzeug_methods_without_parameters_follow_werkzeug() {
+        let sha256 = format!("pbkdf2$salt${}", "0".repeat(64));
+        let Ok(Stored::Pbkdf2 {
+            sha512, iterations, ..
+        }) = Stored::parse(&sha256)
+        else {
+            panic!("{sha256} refused");
+        };
+        assert!(!sha512);
+        assert_eq!(iterations, 1_000_000);
+        let sha512 = format!("pbkdf2:sha512$salt${}", "0".repeat(128));
+        assert!(matches!(
+            Stored::parse(&sha512),
+            Ok(Stored::Pbkdf2 {
+                sha512: true,
+                iterations: 1_000_000,
+                ..
+            })
+        ));
+        let scrypt = format!("scrypt$salt${}", "0".repeat(128));
+        let Ok(Stored::Scrypt { params, .. }) = Stored::parse(&scrypt) else {
+            panic!("{scrypt} refused");
+        };
+        assert_eq!((params.log_n(), params.r(), params.p()), (15, 8, 1));
+        // Digest lengths follow the method.
+        assert!(Stored::parse(&format!("pbkdf2:sha512$salt${}", "0".repeat(64))).is_err());
+        assert!(Stored::parse(&format!("pbkdf2:sha256$salt${}", "0".repeat(128))).is_err());
     }
 
     #[test]

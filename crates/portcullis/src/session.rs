@@ -65,9 +65,10 @@ pub const COOKIE_NAME: &str = "session";
 /// The cookie name over HTTPS.
 pub const SECURE_COOKIE_NAME: &str = "__Host-session";
 
-/// Seconds since the Unix epoch.
+/// Milliseconds since the Unix epoch: every instant of a session is kept this finely,
+/// so that short timeouts are exact.
 fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// What a session holds on the server.
@@ -77,10 +78,10 @@ pub struct SessionRecord {
     pub user_id: Option<i64>,
     /// The secret the CSRF tokens of this session are derived from (base64url).
     csrf_secret: String,
-    /// When the session (or the login) began, Unix seconds: the absolute lifetime
-    /// counts from here.
+    /// When the session (or the login) began, Unix milliseconds: the absolute
+    /// lifetime counts from here.
     pub created_at: i64,
-    /// The last request, Unix seconds: the idle timeout counts from here.
+    /// The last request, Unix milliseconds: the idle timeout counts from here.
     pub last_seen: i64,
     /// Application values.
     pub data: BTreeMap<String, String>,
@@ -133,7 +134,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The record under `key`, if it exists and has not expired.
     fn load<'a>(&'a self, key: &'a str)
         -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>>;
-    /// Stores `record` under `key` until `expires_at` (Unix seconds).
+    /// Stores `record` under `key` until `expires_at` (Unix milliseconds).
     fn save<'a>(
         &'a self,
         key: &'a str,
@@ -539,14 +540,14 @@ struct Shared {
 
 impl Shared {
     fn expires_at(&self, record: &SessionRecord) -> i64 {
-        let idle = record.last_seen + secs(self.config.idle_timeout);
-        let absolute = record.created_at + secs(self.config.absolute_lifetime);
+        let idle = record.last_seen + millis(self.config.idle_timeout);
+        let absolute = record.created_at + millis(self.config.absolute_lifetime);
         idle.min(absolute)
     }
 }
 
-fn secs(duration: Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4)
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 /// A session id: 256 random bits.
@@ -880,7 +881,7 @@ where
             }
             match (state.record, state.current) {
                 (Some(mut record), Some(SessionIdSlot(id))) => {
-                    let touch_due = now - record.last_seen >= secs(shared.config.touch_interval);
+                    let touch_due = now - record.last_seen >= millis(shared.config.touch_interval);
                     if state.changed || touch_due || state.new_cookie {
                         record.last_seen = now;
                         let expires_at = shared.expires_at(&record);
@@ -926,7 +927,7 @@ mod tests {
         let store = MemoryStore::new(160);
         for i in 0..10_000 {
             store
-                .save(&format!("key{i}"), &record(None), now() + 1000 + i)
+                .save(&format!("key{i}"), &record(None), now() + 1_000_000 + i)
                 .await
                 .unwrap();
         }
@@ -947,7 +948,7 @@ mod tests {
     #[tokio::test]
     async fn deleting_a_users_sessions_spares_the_current_one_and_other_users() {
         let store = MemoryStore::new(100);
-        let later = now() + 1000;
+        let later = now() + 1_000_000;
         store.save("a1", &record(Some(1)), later).await.unwrap();
         store.save("a2", &record(Some(1)), later).await.unwrap();
         store.save("a3", &record(Some(1)), later).await.unwrap();
@@ -960,18 +961,24 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_store_round_trips_and_expires() {
-        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        // One connection: every connection to `:memory:` is a database of its own.
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
         let store = SqliteStore::new(pool);
         store.migrate().await.unwrap();
-        let later = now() + 1000;
+        let later = now() + 1_000_000;
         let mut r = record(Some(7));
         r.data.insert("theme".into(), "dark".into());
         store.save("k", &r, later).await.unwrap();
         assert_eq!(store.load("k").await.unwrap(), Some(r.clone()));
-        store.save("gone", &r, now() - 1).await.unwrap();
+        let other_user = record(Some(8));
+        store.save("gone", &other_user, now() - 1).await.unwrap();
         assert!(store.load("gone").await.unwrap().is_none());
         store.save("k2", &r, later).await.unwrap();
-        assert_eq!(store.delete_user(7, Some("k")).await.unwrap(), 2);
+        assert_eq!(store.delete_user(7, Some("k")).await.unwrap(), 1);
         assert!(store.load("k").await.unwrap().is_some());
         store.delete("k").await.unwrap();
         assert!(store.load("k").await.unwrap().is_none());

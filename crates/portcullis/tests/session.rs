@@ -134,7 +134,12 @@ async fn password_change_ends_every_other_session_in_sqlite() {
 
 #[tokio::test]
 async fn a_store_that_is_gone_fails_closed_with_503() {
-    let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    // One connection: every connection to `:memory:` is a database of its own.
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
     let store = SqliteStore::new(pool.clone());
     store.migrate().await.unwrap();
     let addr = serve(SessionConfig::default(), Arc::new(store)).await;
