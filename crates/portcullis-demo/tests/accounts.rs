@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    browser_like, client, comment, csrf_token, database, login, register, token_from, Demo,
-    PASSWORD,
+    browser_like, client, comment, csrf_token, database, escaped, login, page_with_session,
+    register, token_from, Demo, PASSWORD,
 };
 
 fn session_cookie(response: &reqwest::Response) -> Option<String> {
@@ -113,25 +113,9 @@ async fn session_id_changes_at_login_and_the_fixated_one_is_worthless() {
     let issued = cookie_value(&session_cookie(&logged_in).expect("a new cookie at login"));
     assert_ne!(issued, planted);
 
-    let with_planted = client()
-        .get(demo.url("/"))
-        .header("cookie", format!("session={planted}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let with_planted = page_with_session(&demo, "/", &planted).await;
     assert!(!with_planted.contains("Signed in as"), "fixation worked");
-    let with_issued = client()
-        .get(demo.url("/"))
-        .header("cookie", format!("session={issued}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let with_issued = page_with_session(&demo, "/", &issued).await;
     assert!(with_issued.contains("Signed in as <strong>bob</strong>"));
 }
 
@@ -149,13 +133,7 @@ async fn an_old_cookie_replayed_after_logout_is_anonymous() {
         .await
         .unwrap();
 
-    let replay = client()
-        .get(demo.url("/"))
-        .header("cookie", format!("session={stolen}"))
-        .send()
-        .await
-        .unwrap();
-    let page = replay.text().await.unwrap();
+    let page = page_with_session(&demo, "/", &stolen).await;
     assert!(!page.contains("Signed in as"), "{page}");
     let before = comment_count(&demo).await;
     let post = client()
@@ -453,14 +431,10 @@ async fn xss_payloads_in_comments_are_shown_only_escaped() {
             .text()
             .await
             .unwrap();
-        let escaped = payload
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-            .replace('\'', "&#x27;")
-            .replace('/', "&#x2f;");
-        assert!(page.contains(&escaped), "{payload} not shown escaped");
+        assert!(
+            page.contains(&escaped(payload)),
+            "{payload} not shown escaped"
+        );
         let raw_markup = payload.contains('<') && page.contains(payload);
         assert!(!raw_markup, "{payload} appears unescaped");
     }
@@ -491,14 +465,7 @@ async fn sql_injection_payloads_are_data() {
     }
     let page = home(&http, &demo).await;
     for payload in payloads {
-        let escaped = payload
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-            .replace('\'', "&#x27;")
-            .replace('/', "&#x2f;");
-        assert!(page.contains(&escaped), "{payload}");
+        assert!(page.contains(&escaped(payload)), "{payload}");
     }
     // None of them logs anybody in, as username or as password.
     for payload in payloads {

@@ -175,16 +175,18 @@ pub async fn token_from(client: &reqwest::Client, demo: &Demo, path: &str) -> St
     csrf_token(&html)
 }
 
-/// Registers `username` (and so logs in) through the real form.
-pub async fn register(
+/// Submits the form at `path` (`/register` or `/login`) as a person would: fetch it
+/// for its token, then post the credentials.
+async fn submit_credentials(
     client: &reqwest::Client,
     demo: &Demo,
+    path: &str,
     username: &str,
     password: &str,
 ) -> reqwest::Response {
-    let token = token_from(client, demo, "/register").await;
+    let token = token_from(client, demo, path).await;
     client
-        .post(demo.url("/register"))
+        .post(demo.url(path))
         .form(&[
             ("username", username),
             ("password", password),
@@ -195,6 +197,16 @@ pub async fn register(
         .unwrap()
 }
 
+/// Registers `username` (and so logs in) through the real form.
+pub async fn register(
+    client: &reqwest::Client,
+    demo: &Demo,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    submit_credentials(client, demo, "/register", username, password).await
+}
+
 /// Logs in through the real form.
 pub async fn login(
     client: &reqwest::Client,
@@ -202,17 +214,30 @@ pub async fn login(
     username: &str,
     password: &str,
 ) -> reqwest::Response {
-    let token = token_from(client, demo, "/login").await;
-    client
-        .post(demo.url("/login"))
-        .form(&[
-            ("username", username),
-            ("password", password),
-            ("csrf_token", &token),
-        ])
+    submit_credentials(client, demo, "/login", username, password).await
+}
+
+/// The page at `path` as seen with the session cookie `value` (and nothing else).
+pub async fn page_with_session(demo: &Demo, path: &str, value: &str) -> String {
+    client()
+        .get(demo.url(path))
+        .header("cookie", format!("session={value}"))
         .send()
         .await
         .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `text` as the templates escape it.
+pub fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2f;")
 }
 
 /// Posts a comment through the form on `/`.

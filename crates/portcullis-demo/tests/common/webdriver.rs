@@ -8,6 +8,20 @@ use serde_json::{json, Value};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Headless, and quiet on this machine's closed network: without the networking flags
+/// Chromium keeps trying hosts it cannot reach.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+];
+
 pub struct Driver {
     child: Child,
     base: String,
@@ -55,18 +69,8 @@ pub async fn start() -> Option<Driver> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let profile = tempfile::tempdir().unwrap();
-    let args = json!([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        format!("--user-data-dir={}", profile.path().display()),
-    ]);
+    let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
+    args.push(format!("--user-data-dir={}", profile.path().display()));
     let created: Value = http
         .post(format!("{base}/session"))
         .json(&json!({"capabilities": {"alwaysMatch": {
