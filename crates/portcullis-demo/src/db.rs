@@ -45,6 +45,18 @@ pub struct Comment {
     pub created_at: String,
 }
 
+/// A user as the API shows it. It has no password field, so no response can carry a
+/// hash.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ApiUser {
+    /// The user's id.
+    pub id: i64,
+    /// The username.
+    pub username: String,
+    /// When the account was made, RFC 3339.
+    pub created_at: String,
+}
+
 /// A connection pool. Every query is parameterized.
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -141,6 +153,26 @@ impl Database {
                 .execute(&self.pool)
                 .await?;
         Ok(result.last_insert_rowid())
+    }
+
+    /// The public profile of user `id`: the only user type the API serialises, and
+    /// it has no password field.
+    pub async fn api_user(&self, id: i64) -> Result<Option<ApiUser>, sqlx::Error> {
+        sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// One comment by id.
+    pub async fn comment(&self, id: i64) -> Result<Option<Comment>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT c.id, u.username, c.body, c.created_at \
+             FROM comments c JOIN users u ON u.id = c.user_id WHERE c.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// The pool, for the routes that need more.

@@ -9,6 +9,7 @@
 //! # }
 //! ```
 
+pub mod api;
 pub mod db;
 pub mod routes;
 
@@ -21,6 +22,7 @@ use portcullis::config::Settings;
 use portcullis::csp::{ContentSecurityPolicy, CspNonce, ReportCollectorConfig};
 use portcullis::csrf::CsrfConfig;
 use portcullis::error::ErrorPagesConfig;
+use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocations};
 use portcullis::keys::Keyring;
 use portcullis::password::{PasswordConfig, PasswordPolicy, Passwords};
 use portcullis::session::{MemoryStore, SessionConfig};
@@ -67,6 +69,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// What a new password must satisfy.
     pub policy: PasswordPolicy,
+    /// API tokens.
+    pub jwt: Jwt,
 }
 
 /// The templates, compiled into the binary so that it runs from any directory.
@@ -86,12 +90,18 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     let templates = templates()?;
     let keyring = settings.keyring();
     let passwords = Passwords::new(PasswordConfig::default())?;
+    let jwt = Jwt::new(
+        JwtConfig::default(),
+        JwtKeys::from_keyring(&keyring),
+        Arc::new(MemoryRevocations::default()),
+    );
     let state = AppState {
         db,
         templates: templates.clone(),
         keyring: keyring.clone(),
         passwords,
         policy: PasswordPolicy::default(),
+        jwt: jwt.clone(),
     };
     let error_templates = templates;
     let error_pages = ErrorPagesConfig::default().html_renderer(Arc::new(move |error| {
@@ -111,6 +121,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .clone()
         .csp(ContentSecurityPolicy::default().report_to(portcullis::csp::DEFAULT_REPORT_PATH));
     let router = routes::router()
+        .merge(api::router(jwt))
         .with_state(state)
         .merge(portcullis::csp::report_collector(
             ReportCollectorConfig::default(),
@@ -118,9 +129,14 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     let sessions = SessionConfig::default()
         .secure(settings.cookie_secure)
         .layer(&keyring, Arc::new(MemoryStore::default()));
-    // Browsers post violation reports without a token; the collector only logs them.
+    // Exemptions, each because no cookie authenticates the request: browsers post
+    // violation reports without a token (the collector only logs them), and the token
+    // endpoints authenticate by the JSON body and answer in the body, so a forged
+    // request can neither use a victim's session nor plant one.
     let csrf = CsrfConfig::default()
         .exempt(portcullis::csp::DEFAULT_REPORT_PATH)
+        .exempt("/api/token")
+        .exempt("/api/token/refresh")
         .layer(&keyring)?;
     Ok(stack
         .headers(headers)

@@ -46,6 +46,7 @@ pub mod error;
 pub mod headers;
 pub mod https;
 pub mod input;
+pub mod jwt;
 pub mod keys;
 pub mod logging;
 pub mod password;

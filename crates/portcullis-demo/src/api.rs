@@ -1,0 +1,171 @@
+//! The `/api` routes: JSON in, JSON out, bearer tokens instead of cookies. Every error
+//! is the contract's `{"error":{"code","message"}}` with a 4xx.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use portcullis::auth::authenticate;
+use portcullis::error::Error;
+use portcullis::input::{username as valid_username, TextRules};
+use portcullis::jwt::{BearerUser, Jwt, JwtError};
+use serde::Deserialize;
+
+use crate::AppState;
+
+/// The `/api` routes, with the token service in their extensions for [`BearerUser`].
+pub fn router(jwt: Jwt) -> Router<AppState> {
+    Router::new()
+        .route("/api/token", post(token))
+        .route("/api/token/refresh", post(refresh))
+        .route("/api/token/revoke", post(revoke))
+        .route("/api/me", get(me))
+        .route("/api/comments", get(list_comments).post(add_comment))
+        .layer(Extension(jwt))
+}
+
+fn unavailable(error: sqlx::Error) -> Error {
+    tracing::error!(%error, "database error");
+    Error::service_unavailable(5)
+}
+
+/// A JSON body, with the framework's rejection turned into the contract's error: the
+/// rejection text can quote parser internals, which stay in the log.
+struct JsonBody<T>(T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> Error {
+    tracing::debug!(%rejection, "rejected a JSON body");
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            Error::unsupported_media_type("Send the body as application/json.")
+        }
+        JsonRejection::JsonSyntaxError(_) => Error::bad_request("The body is not valid JSON."),
+        JsonRejection::JsonDataError(_) => Error::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "The JSON body does not have the expected fields.",
+        ),
+        JsonRejection::BytesRejection(_) => Error::payload_too_large(),
+        _ => Error::bad_request("The body could not be read."),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+async fn token(
+    State(state): State<AppState>,
+    JsonBody(credentials): JsonBody<Credentials>,
+) -> Result<Response, Error> {
+    // Unknown users cost a dummy verification, like wrong passwords.
+    let account = match valid_username(&credentials.username) {
+        Ok(name) => state.db.credentials(&name).await.map_err(unavailable)?,
+        Err(_) => None,
+    };
+    let (id, stored) = account.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
+    let matches = authenticate(&state.passwords, stored, &credentials.password).await?;
+    match (id, matches) {
+        (Some(id), true) => Ok(Json(state.jwt.issue(id)?).into_response()),
+        _ => Err(Error::unauthorized("Unknown username or wrong password.")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<RefreshRequest>,
+) -> Result<Response, JwtError> {
+    let pair = state.jwt.refresh(&request.refresh_token).await?;
+    Ok(Json(pair).into_response())
+}
+
+async fn revoke(State(state): State<AppState>, user: BearerUser) -> Result<StatusCode, JwtError> {
+    state.jwt.revoke(&user.claims).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(State(state): State<AppState>, user: BearerUser) -> Result<Response, Error> {
+    match state.db.api_user(user.id).await.map_err(unavailable)? {
+        Some(profile) => Ok(Json(profile).into_response()),
+        // A valid token for a user who no longer exists.
+        None => Err(Error::unauthorized("The token's user does not exist.")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+}
+
+async fn list_comments(
+    State(state): State<AppState>,
+    _user: BearerUser,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, Error> {
+    let Ok(Query(query)) = query else {
+        return Err(Error::bad_request(
+            "limit must be a whole number from 1 to 100.",
+        ));
+    };
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(Error::bad_request(
+            "limit must be a whole number from 1 to 100.",
+        ));
+    }
+    let comments = state.db.newest_comments(limit).await.map_err(unavailable)?;
+    Ok(Json(comments).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewComment {
+    body: String,
+}
+
+async fn add_comment(
+    State(state): State<AppState>,
+    user: BearerUser,
+    JsonBody(comment): JsonBody<NewComment>,
+) -> Result<Response, Error> {
+    let body = TextRules::multiline(1, 2000)
+        .apply(&comment.body)
+        .map_err(|e| Error::bad_request(e.to_string()))?;
+    let id = state
+        .db
+        .add_comment(user.id, &body)
+        .await
+        .map_err(unavailable)?;
+    let stored = state.db.comment(id).await.map_err(unavailable)?;
+    match stored {
+        Some(comment) => Ok((StatusCode::CREATED, Json(comment)).into_response()),
+        None => Err(Error::service_unavailable(5)),
+    }
+}
