@@ -1,0 +1,326 @@
+//! Attacks on the token layer: every forged, altered, misused or revoked token is
+//! refused, and rotation keeps what it should.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use portcullis::jwt::{Claims, Jwt, JwtConfig, JwtError, JwtKeys, MemoryRevocations, TokenType};
+use portcullis::keys::{Keyring, Purpose, SecretKey};
+
+fn service(keyring: &Keyring) -> Jwt {
+    Jwt::new(
+        JwtConfig::default(),
+        JwtKeys::from_keyring(keyring),
+        Arc::new(MemoryRevocations::default()),
+    )
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn claims(typ: TokenType) -> Claims {
+    Claims {
+        sub: "1".into(),
+        iat: now(),
+        nbf: now(),
+        exp: now() + 600,
+        jti: "j1".into(),
+        iss: "portcullis".into(),
+        aud: "portcullis-api".into(),
+        typ,
+        fam: "f1".into(),
+    }
+}
+
+/// Signs `claims` as an attacker would, with `secret` and the real `kid`.
+fn forge(claims: &Claims, secret: &[u8], kid: &str, alg: Algorithm) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
+}
+
+fn setup() -> (Keyring, Jwt, String, Vec<u8>) {
+    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let subkey = &keyring.subkeys(Purpose::JWT)[0];
+    let (kid, key) = (subkey.id().to_owned(), subkey.bytes().to_vec());
+    let jwt = service(&keyring);
+    (keyring, jwt, kid, key)
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let (_, jwt, kid, _) = setup();
+    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#));
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(TokenType::Access)).unwrap());
+    for token in [
+        format!("{header}.{payload}."),
+        format!("{header}.{payload}"),
+        format!("{header}.{payload}.AAAA"),
+    ] {
+        assert_eq!(
+            jwt.verify_access(&token).await,
+            Err(JwtError::Invalid),
+            "{token}"
+        );
+    }
+    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"None","kid":"{kid}"}}"#));
+    assert!(jwt
+        .verify_access(&format!("{header}.{payload}."))
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn a_genuine_token_passes_and_the_forgery_checks_can_fail() {
+    let (_, jwt, kid, key) = setup();
+    let token = forge(&claims(TokenType::Access), &key, &kid, Algorithm::HS256);
+    assert_eq!(jwt.verify_access(&token).await.unwrap().sub, "1");
+}
+
+#[tokio::test]
+async fn tampered_payloads_and_signatures_are_refused() {
+    let (_, jwt, _, _) = setup();
+    let pair = jwt.issue(1).unwrap();
+    let parts: Vec<&str> = pair.access_token.split('.').collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["sub"] = "2".into();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    assert_eq!(jwt.verify_access(&tampered).await, Err(JwtError::Invalid));
+    let mut signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    signature[0] ^= 1;
+    let bad_signature = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        URL_SAFE_NO_PAD.encode(signature)
+    );
+    assert_eq!(
+        jwt.verify_access(&bad_signature).await,
+        Err(JwtError::Invalid)
+    );
+    for junk in ["", "a", "a.b", "a.b.c", "....", "eyJ.eyJ.sig"] {
+        assert!(jwt.verify_access(junk).await.is_err(), "{junk}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_or_missing_kid_is_refused() {
+    let (_, jwt, _, key) = setup();
+    let token = forge(
+        &claims(TokenType::Access),
+        &key,
+        "unknown1",
+        Algorithm::HS256,
+    );
+    assert_eq!(jwt.verify_access(&token).await, Err(JwtError::Invalid));
+    let no_kid = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims(TokenType::Access),
+        &EncodingKey::from_secret(&key),
+    )
+    .unwrap();
+    assert_eq!(jwt.verify_access(&no_kid).await, Err(JwtError::Invalid));
+}
+
+#[tokio::test]
+async fn expired_premature_and_misaddressed_tokens_are_refused() {
+    let (_, jwt, kid, key) = setup();
+    let sign = |c: &Claims| forge(c, &key, &kid, Algorithm::HS256);
+    let expired = Claims {
+        exp: now() - 60,
+        ..claims(TokenType::Access)
+    };
+    assert_eq!(
+        jwt.verify_access(&sign(&expired)).await,
+        Err(JwtError::Expired)
+    );
+    let future = Claims {
+        nbf: now() + 120,
+        ..claims(TokenType::Access)
+    };
+    assert_eq!(
+        jwt.verify_access(&sign(&future)).await,
+        Err(JwtError::NotYetValid)
+    );
+    // Within the 30-second leeway, clock skew is forgiven.
+    let skewed = Claims {
+        exp: now() - 10,
+        ..claims(TokenType::Access)
+    };
+    assert!(jwt.verify_access(&sign(&skewed)).await.is_ok());
+    let wrong_issuer = Claims {
+        iss: "https://evil.example".into(),
+        ..claims(TokenType::Access)
+    };
+    assert_eq!(
+        jwt.verify_access(&sign(&wrong_issuer)).await,
+        Err(JwtError::Invalid)
+    );
+    let wrong_audience = Claims {
+        aud: "another-api".into(),
+        ..claims(TokenType::Access)
+    };
+    assert_eq!(
+        jwt.verify_access(&sign(&wrong_audience)).await,
+        Err(JwtError::Invalid)
+    );
+    // Missing required claims.
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.clone());
+    let bare = jsonwebtoken::encode(
+        &header,
+        &serde_json::json!({"sub": "1", "exp": now() + 600, "typ": "access"}),
+        &EncodingKey::from_secret(&key),
+    )
+    .unwrap();
+    assert!(jwt.verify_access(&bare).await.is_err());
+}
+
+#[tokio::test]
+async fn tokens_signed_with_guessed_weak_keys_are_refused() {
+    let (_, jwt, kid, _) = setup();
+    for guess in [
+        "secret",
+        "supersecretkey",
+        "your_secret_key",
+        "changeme",
+        "",
+    ] {
+        let token = forge(
+            &claims(TokenType::Access),
+            guess.as_bytes(),
+            &kid,
+            Algorithm::HS256,
+        );
+        assert_eq!(
+            jwt.verify_access(&token).await,
+            Err(JwtError::Invalid),
+            "{guess}"
+        );
+    }
+    // Nor with the raw secret key: the JWT key is a derived subkey.
+    let keyring = Keyring::new(
+        SecretKey::parse("q8Lr2mVx9TnW4bKy7HsD1cFg6JpZ3eAu0QiN5oRtXvM"),
+        vec![],
+    );
+    let jwt = service(&keyring);
+    let kid = keyring.subkeys(Purpose::JWT)[0].id().to_owned();
+    let token = forge(
+        &claims(TokenType::Access),
+        b"q8Lr2mVx9TnW4bKy7HsD1cFg6JpZ3eAu0QiN5oRtXvM",
+        &kid,
+        Algorithm::HS256,
+    );
+    assert_eq!(jwt.verify_access(&token).await, Err(JwtError::Invalid));
+}
+
+#[tokio::test]
+async fn other_hmac_algorithms_are_refused_even_with_the_right_key() {
+    let (_, jwt, kid, key) = setup();
+    for alg in [Algorithm::HS384, Algorithm::HS512] {
+        let token = forge(&claims(TokenType::Access), &key, &kid, alg);
+        assert_eq!(
+            jwt.verify_access(&token).await,
+            Err(JwtError::Invalid),
+            "{alg:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_eddsa_public_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let private = dir.path().join("jwt.key");
+    let public = dir.path().join("jwt.pub");
+    std::fs::write(&private, pair.serialize_pem()).unwrap();
+    std::fs::write(&public, pair.public_key_pem()).unwrap();
+    let jwt = Jwt::new(
+        JwtConfig::default(),
+        JwtKeys::ed25519(&private, &[&public]).unwrap(),
+        Arc::new(MemoryRevocations::default()),
+    );
+    let genuine = jwt.issue(1).unwrap();
+    let claims = jwt.verify_access(&genuine.access_token).await.unwrap();
+    let header = jsonwebtoken::decode_header(&genuine.access_token).unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    let kid = header.kid.unwrap();
+    // Algorithm confusion: the public key (which anyone may hold) as an HMAC secret.
+    let public_pem = std::fs::read(&public).unwrap();
+    let confused = forge(&claims, &public_pem, &kid, Algorithm::HS256);
+    assert_eq!(jwt.verify_access(&confused).await, Err(JwtError::Invalid));
+    let der = pair.public_key_raw().to_vec();
+    let confused = forge(&claims, &der, &kid, Algorithm::HS256);
+    assert_eq!(jwt.verify_access(&confused).await, Err(JwtError::Invalid));
+}
+
+#[tokio::test]
+async fn revoked_tokens_and_families_are_refused() {
+    let (_, jwt, _, _) = setup();
+    let pair = jwt.issue(1).unwrap();
+    let claims = jwt.verify_access(&pair.access_token).await.unwrap();
+    jwt.revoke(&claims).await.unwrap();
+    assert_eq!(
+        jwt.verify_access(&pair.access_token).await,
+        Err(JwtError::Revoked)
+    );
+    // Revoking the access token also ended its refresh token.
+    assert!(jwt.refresh(&pair.refresh_token).await.is_err());
+}
+
+#[tokio::test]
+async fn rotation_keeps_fallback_tokens_and_drops_retired_ones() {
+    let old = SecretKey::generate();
+    let token = service(&Keyring::new(old.clone(), vec![]))
+        .issue(9)
+        .unwrap();
+    let rotated = service(&Keyring::new(SecretKey::generate(), vec![old]));
+    assert_eq!(
+        rotated
+            .verify_access(&token.access_token)
+            .await
+            .unwrap()
+            .user_id(),
+        Some(9)
+    );
+    // New tokens carry the new key's id.
+    let fresh = rotated.issue(9).unwrap();
+    let kid_old = jsonwebtoken::decode_header(&token.access_token)
+        .unwrap()
+        .kid;
+    let kid_new = jsonwebtoken::decode_header(&fresh.access_token)
+        .unwrap()
+        .kid;
+    assert_ne!(kid_old, kid_new);
+    let retired = service(&Keyring::new(SecretKey::generate(), vec![]));
+    assert_eq!(
+        retired.verify_access(&token.access_token).await,
+        Err(JwtError::Invalid)
+    );
+}
+
+#[tokio::test]
+async fn leeway_is_capped_at_thirty_seconds() {
+    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let jwt = Jwt::new(
+        JwtConfig::default().leeway(Duration::from_secs(3600)),
+        JwtKeys::from_keyring(&keyring),
+        Arc::new(MemoryRevocations::default()),
+    );
+    let expired = Claims {
+        exp: now() - 120,
+        ..claims(TokenType::Access)
+    };
+    let token = jwt.sign_claims(&expired).unwrap();
+    assert_eq!(jwt.verify_access(&token).await, Err(JwtError::Expired));
+}
