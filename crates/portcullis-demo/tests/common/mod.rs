@@ -99,6 +99,14 @@ impl Demo {
         format!("{}{path}", self.base)
     }
 
+    /// Stops the app and hands back its data folder, to start another on the same data.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let empty = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.data_dir, empty)
+    }
+
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
