@@ -19,12 +19,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use portcullis::config::Settings;
+use portcullis::cors::CorsConfig;
 use portcullis::csp::{ContentSecurityPolicy, CspNonce, ReportCollectorConfig};
 use portcullis::csrf::CsrfConfig;
 use portcullis::error::ErrorPagesConfig;
 use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocations};
 use portcullis::keys::Keyring;
 use portcullis::password::{PasswordConfig, PasswordPolicy, Passwords};
+use portcullis::ratelimit::{MemoryBackend, RateLimitConfig};
 use portcullis::session::{MemoryStore, SessionConfig};
 use portcullis::stack::SecureStack;
 use portcullis::templates::{Page, Templates};
@@ -51,6 +53,12 @@ pub enum DemoError {
     /// The CSRF configuration is invalid.
     #[error("csrf: {0}")]
     Csrf(#[from] portcullis::csrf::CsrfConfigError),
+    /// The rate limits are invalid.
+    #[error("rate limits: {0}")]
+    RateLimit(#[from] portcullis::ratelimit::RateLimitConfigError),
+    /// The CORS configuration is invalid (`*` with credentials, a malformed origin).
+    #[error("cors: {0}")]
+    Cors(#[from] portcullis::cors::CorsConfigError),
     /// The password hasher's parameters are invalid.
     #[error("passwords: {0}")]
     Passwords(#[from] portcullis::password::PasswordError),
@@ -138,12 +146,20 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .exempt("/api/token")
         .exempt("/api/token/refresh")
         .layer(&keyring)?;
-    Ok(stack
+    let rate_limit =
+        RateLimitConfig::from_settings(settings).layer(Arc::new(MemoryBackend::new()))?;
+    let mut stack = stack
         .headers(headers)
         .error_pages(error_pages)
         .sessions(sessions)
         .csrf(csrf)
-        .apply(router)?)
+        .rate_limit(rate_limit);
+    // No origins configured: no CORS layer at all, so that preflights are refused
+    // like any unknown OPTIONS request rather than answered.
+    if !settings.cors_origins.is_empty() {
+        stack = stack.cors(CorsConfig::from_settings(settings).layer()?);
+    }
+    Ok(stack.apply(router)?)
 }
 
 /// Serves the app until `shutdown` completes: HTTPS when TLS is configured (with an

@@ -20,6 +20,8 @@
 //! | [`session`] | server-side sessions: signed random ids, expiry, per-user revocation |
 //! | [`auth`] | login extractors, timing-safe authentication, safe `next` redirects |
 //! | [`csrf`] | fetch-metadata and `Origin` checks, session-bound masked tokens |
+//! | [`ratelimit`] | GCRA limits per client IP and per username, fail-closed backends |
+//! | [`cors`] | validated CORS: explicit origins, deny by default, no `*` with credentials |
 //! | [`input`] | trimming, normalisation and length rules for typed input |
 //! | [`stack`] | the one-call secure preset |
 //!
@@ -40,6 +42,7 @@
 pub mod auth;
 pub mod client_ip;
 pub mod config;
+pub mod cors;
 pub mod csp;
 pub mod csrf;
 pub mod error;
@@ -50,6 +53,7 @@ pub mod jwt;
 pub mod keys;
 pub mod logging;
 pub mod password;
+pub mod ratelimit;
 pub mod session;
 pub mod stack;
 pub mod templates;

@@ -8,13 +8,16 @@
 //! 3. [`crate::client_ip`]: who is asking, believing forwarding headers from trusted
 //!    proxies only;
 //! 4. [`crate::headers`]: the secure headers and a CSP nonce on every response;
-//! 5. [`crate::error`]: uniform error bodies, JSON under `/api` or when asked, HTML
+//! 5. when configured, [`crate::cors`]: preflights are answered here, before rate
+//!    limits, sessions and CSRF, and still get the secure headers;
+//! 6. [`crate::error`]: uniform error bodies, JSON under `/api` or when asked, HTML
 //!    elsewhere;
-//! 6. [`crate::https`]: the redirect to HTTPS (outside development);
-//! 7. a time limit on the whole request, body included (a client that trickles its
+//! 7. [`crate::https`]: the redirect to HTTPS (outside development);
+//! 8. a time limit on the whole request, body included (a client that trickles its
 //!    body gets 408), and a body-size limit (1 MiB by default; larger gets 413);
-//! 8. caught panics (a generic 500, the panic logged with the request id);
-//! 9. when configured, [`crate::session`] and then [`crate::csrf`].
+//! 9. caught panics (a generic 500, the panic logged with the request id);
+//! 10. when configured, [`crate::ratelimit`], then [`crate::session`] and then
+//!     [`crate::csrf`].
 //!
 //! Wiring these by hand is where apps go wrong (headers missing on error pages, panics
 //! answered without headers, the redirect trusting a spoofed `X-Forwarded-Proto`), so
@@ -53,6 +56,7 @@ use crate::csrf::CsrfLayer;
 use crate::error::{panic_response, ErrorPagesConfig};
 use crate::headers::{HeadersError, SecureHeadersConfig};
 use crate::https::HttpsRedirectConfig;
+use crate::ratelimit::RateLimitLayer;
 use crate::session::SessionLayer;
 
 /// The default largest request body: 1 MiB.
@@ -90,6 +94,8 @@ pub struct SecureStack {
     request_timeout: Duration,
     sessions: Option<SessionLayer>,
     csrf: Option<CsrfLayer>,
+    rate_limit: Option<RateLimitLayer>,
+    cors: Option<tower_http::cors::CorsLayer>,
 }
 
 impl Default for SecureStack {
@@ -103,6 +109,8 @@ impl Default for SecureStack {
             request_timeout: Duration::from_secs(30),
             sessions: None,
             csrf: None,
+            rate_limit: None,
+            cors: None,
         }
     }
 }
@@ -187,6 +195,35 @@ impl SecureStack {
         self
     }
 
+    /// Rate limits (see [`crate::ratelimit`]).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use portcullis::ratelimit::{MemoryBackend, RateLimitConfig};
+    /// use portcullis::stack::SecureStack;
+    ///
+    /// let limits = RateLimitConfig::default().layer(Arc::new(MemoryBackend::new())).unwrap();
+    /// let stack = SecureStack::default().rate_limit(limits);
+    /// ```
+    pub fn rate_limit(mut self, layer: RateLimitLayer) -> Self {
+        self.rate_limit = Some(layer);
+        self
+    }
+
+    /// Cross-origin requests (see [`crate::cors`]); without it, none are allowed.
+    ///
+    /// ```
+    /// use portcullis::cors::CorsConfig;
+    /// use portcullis::stack::SecureStack;
+    ///
+    /// let cors = CorsConfig::default().origin("https://app.example.com").layer().unwrap();
+    /// let stack = SecureStack::default().cors(cors);
+    /// ```
+    pub fn cors(mut self, layer: tower_http::cors::CorsLayer) -> Self {
+        self.cors = Some(layer);
+        self
+    }
+
     /// The header settings in effect.
     pub fn headers_config(&self) -> &SecureHeadersConfig {
         &self.headers
@@ -209,6 +246,15 @@ impl SecureStack {
         if let Some(sessions) = self.sessions {
             router = router.layer(sessions);
         }
+        // The rate limiter reads login bodies for the username, so it too sits inside
+        // the body limit and the time limit; outside the session layer, so that a
+        // refused request costs no session lookup; inside the error pages and the
+        // headers, so that its 429 and 503 get the uniform body and every header; and
+        // inside the client-info layer, whose `ClientInfo` is its only source for the
+        // client's address.
+        if let Some(rate_limit) = self.rate_limit {
+            router = router.layer(rate_limit);
+        }
         let mut router = router
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(RequestBodyLimitLayer::new(self.body_limit))
@@ -219,8 +265,16 @@ impl SecureStack {
         if let Some(redirect) = self.https_redirect {
             router = router.layer(redirect.layer());
         }
+        router = router.layer(self.error_pages.layer());
+        // CORS answers preflights itself, so it goes outside everything that could
+        // refuse one (rate limits, sessions, CSRF, the redirect: browsers do not follow
+        // a redirected preflight) and outside the error pages, so that an allowed
+        // origin's script can read a 429's body; inside the headers, so preflight
+        // answers still carry them.
+        if let Some(cors) = self.cors {
+            router = router.layer(cors);
+        }
         Ok(router
-            .layer(self.error_pages.layer())
             .layer(headers)
             .layer(self.client_info.layer())
             .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))

@@ -1,0 +1,1574 @@
+//! Rate limits: GCRA per client IP and per submitted username, under one tower layer.
+//!
+//! A [`RateLimitConfig`] names **groups** of exact paths and what each group counts:
+//! the client IP (always [`ClientInfo`], which believes forwarding headers from trusted
+//! proxies only — never a header read here) and/or the username the request submits.
+//! The contract's defaults:
+//!
+//! | group | requests | limit |
+//! |---|---|---|
+//! | `auth` | `POST /login`, `/register`, `/api/token` | 10 a minute per client IP **and** 10 a minute per username, counted separately; refused when either is spent |
+//! | `default` | every other request | 600 a minute per client IP |
+//!
+//! The username comes from the body of the group's requests: the `username` field of
+//! an `application/x-www-form-urlencoded` form or of a JSON object, read up to 1 MiB and
+//! handed on unchanged. It is trimmed and ASCII-lowercased for the key, so `Alice` and
+//! `alice ` share a bucket. A request that names two usernames is refused with 400: it
+//! cannot be counted against one, and the handler's parser might pick the other. IPv6
+//! clients are counted per `/64`, the block one host controls, so that one machine
+//! cannot mint a fresh bucket per address.
+//!
+//! Refusals are `429 Too Many Requests` with `Retry-After` and the uniform error body
+//! (code `rate_limited`), logged as a `portcullis::security` event that names the group,
+//! the key kind, the client IP and the path — never the username. Every counted response,
+//! allowed or refused, carries `RateLimit-Limit`, `RateLimit-Remaining` and
+//! `RateLimit-Reset` (seconds until the bucket is full again) of the tightest rule that
+//! applied. When the backend fails, the answer is `503` with `Retry-After`: the limiter
+//! fails closed. `OPTIONS` requests (CORS preflights) are not counted.
+//!
+//! The counting lives behind [`RateLimitBackend`], so a shared store (Redis, for
+//! several instances) can replace the in-process [`MemoryBackend`], which runs the
+//! `governor` crate's GCRA and keeps its memory bounded under a flood of distinct keys.
+//! [`RateLimitMode::Bench`] multiplies every limit by 1,000,000: the limiter still
+//! decides every request, but never refuses one.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{routing::post, Router};
+//! use portcullis::client_ip::ClientInfoConfig;
+//! use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitConfig, RateLimitGroup};
+//!
+//! let limits = RateLimitConfig::default()
+//!     .group(RateLimitGroup::auth().per_ip(Quota::per_minute(20)))
+//!     .layer(Arc::new(MemoryBackend::new()))
+//!     .unwrap();
+//! let app: Router = Router::new()
+//!     .route("/login", post(|| async { "welcome" }))
+//!     .layer(limits)
+//!     // The limiter reads the client from `ClientInfo`: install that layer outside it.
+//!     .layer(ClientInfoConfig::default().layer());
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
+use axum::response::IntoResponse;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use futures_util::future::BoxFuture;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::RateLimiter;
+use sha2::{Digest, Sha256};
+use tower::{Layer, Service};
+
+use crate::client_ip::ClientInfo;
+use crate::config::{RateLimitMode, Settings};
+use crate::error::Error;
+
+/// `RateLimit-Limit`: the bucket's size.
+pub const LIMIT_HEADER: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// `RateLimit-Remaining`: requests left in the bucket.
+pub const REMAINING_HEADER: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// `RateLimit-Reset`: seconds until the bucket is full again.
+pub const RESET_HEADER: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// The name of the rule for requests that no group matches; reserved.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// How much [`RateLimitMode::Bench`] multiplies every limit by.
+pub const BENCH_FACTOR: u32 = 1_000_000;
+
+/// The default largest body read for a username: 1 MiB, as the stack's body limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The default cap on the keys a [`MemoryBackend`] keeps.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
+/// How many requests a key may make in a period: a bucket of `burst` requests that
+/// refills completely in `period`, one request every `period / burst` (GCRA).
+///
+/// ```
+/// use std::time::Duration;
+/// use portcullis::ratelimit::Quota;
+///
+/// let quota = Quota::per_minute(10);
+/// assert_eq!(quota.burst(), 10);
+/// assert_eq!(quota.period(), Duration::from_secs(60));
+/// assert_eq!(Quota::new(5, Duration::from_secs(1)).burst(), 5);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Quota {
+    burst: u32,
+    period: Duration,
+}
+
+impl Quota {
+    /// `burst` requests, refilled completely over `period`. Zero is a configuration
+    /// error when the layer is built.
+    pub const fn new(burst: u32, period: Duration) -> Self {
+        Self { burst, period }
+    }
+
+    /// `n` requests a minute.
+    pub const fn per_minute(n: u32) -> Self {
+        Self::new(n, Duration::from_secs(60))
+    }
+
+    /// `n` requests a second.
+    pub const fn per_second(n: u32) -> Self {
+        Self::new(n, Duration::from_secs(1))
+    }
+
+    /// The bucket's size: how many requests may come at once.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// How long an empty bucket takes to fill completely.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    fn is_valid(&self) -> bool {
+        self.burst > 0 && !self.period.is_zero()
+    }
+
+    /// The same period with `factor` times the requests (capped at `u32::MAX`).
+    fn scaled(self, factor: u32) -> Self {
+        Self::new(self.burst.saturating_mul(factor), self.period)
+    }
+
+    /// The interval between two refilled requests, never zero (governor refuses zero).
+    fn interval(&self) -> Duration {
+        (self.period / self.burst.max(1)).max(Duration::from_nanos(1))
+    }
+
+    fn governor(&self) -> Option<governor::Quota> {
+        let burst = std::num::NonZeroU32::new(self.burst)?;
+        Some(governor::Quota::with_period(self.interval())?.allow_burst(burst))
+    }
+}
+
+/// A backend's answer for one key.
+///
+/// ```
+/// use std::time::Duration;
+/// use portcullis::ratelimit::Decision;
+///
+/// let ok = Decision::allowed(10, 9, Duration::from_secs(6));
+/// assert!(ok.allowed && ok.retry_after.is_none());
+/// let no = Decision::refused(10, Duration::from_secs(60), Duration::from_secs(6));
+/// assert!(!no.allowed && no.remaining == 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may go on.
+    pub allowed: bool,
+    /// The bucket's size.
+    pub limit: u32,
+    /// Requests left after this one.
+    pub remaining: u32,
+    /// How long until the bucket is full again.
+    pub reset_after: Duration,
+    /// When refused: how long until one more request would be allowed.
+    pub retry_after: Option<Duration>,
+}
+
+impl Decision {
+    /// An allowed request that leaves `remaining` of `limit`.
+    pub fn allowed(limit: u32, remaining: u32, reset_after: Duration) -> Self {
+        Self {
+            allowed: true,
+            limit,
+            remaining,
+            reset_after,
+            retry_after: None,
+        }
+    }
+
+    /// A refused request; one more would be allowed after `retry_after`.
+    pub fn refused(limit: u32, reset_after: Duration, retry_after: Duration) -> Self {
+        Self {
+            allowed: false,
+            limit,
+            remaining: 0,
+            reset_after,
+            retry_after: Some(retry_after),
+        }
+    }
+}
+
+/// A backend could not decide. The layer answers 503 (fail closed): a limiter that
+/// lets requests through when its store is down protects nothing when it matters.
+///
+/// ```
+/// use portcullis::ratelimit::BackendError;
+///
+/// let e = BackendError::Unavailable("connection refused".into());
+/// assert!(e.to_string().contains("connection refused"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The store could not be reached or answered nonsense.
+    #[error("rate-limit backend unavailable: {0}")]
+    Unavailable(String),
+    /// The quota has a zero size or period.
+    #[error("invalid rate-limit quota: {burst} per {period:?}")]
+    InvalidQuota {
+        /// The bucket's size.
+        burst: u32,
+        /// Its period.
+        period: Duration,
+    },
+}
+
+/// Where buckets live. Object-safe so that a shared store (Redis) can replace
+/// [`MemoryBackend`] without touching the layer.
+///
+/// Keys already name the group and the key kind (`auth:ip:192.0.2.7`,
+/// `auth:user:alice`); a backend only has to count under them. Each call counts one
+/// request when allowed; a refused request does not use up the bucket.
+///
+/// ```
+/// use futures_util::future::BoxFuture;
+/// use portcullis::ratelimit::{BackendError, Decision, Quota, RateLimitBackend};
+///
+/// /// Refuses nothing and counts nothing: for a test, never for production.
+/// #[derive(Debug)]
+/// struct Unlimited;
+///
+/// impl RateLimitBackend for Unlimited {
+///     fn check<'a>(
+///         &'a self,
+///         _key: &'a str,
+///         quota: &'a Quota,
+///     ) -> BoxFuture<'a, Result<Decision, BackendError>> {
+///         let limit = quota.burst();
+///         Box::pin(async move { Ok(Decision::allowed(limit, limit, Default::default())) })
+///     }
+/// }
+/// ```
+pub trait RateLimitBackend: Send + Sync + fmt::Debug + 'static {
+    /// Counts one request under `key` against `quota`.
+    fn check<'a>(
+        &'a self,
+        key: &'a str,
+        quota: &'a Quota,
+    ) -> BoxFuture<'a, Result<Decision, BackendError>>;
+}
+
+type Limiter =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// Settings of [`MemoryBackend`]. `Default`: at most 100,000 keys, idle keys dropped
+/// every minute.
+///
+/// ```
+/// use std::time::Duration;
+/// use portcullis::ratelimit::MemoryBackendConfig;
+///
+/// let backend = MemoryBackendConfig::default()
+///     .max_keys(10_000)
+///     .sweep_interval(Duration::from_secs(30))
+///     .build();
+/// assert_eq!(backend.max_keys(), 10_000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryBackendConfig {
+    max_keys: usize,
+    sweep_interval: Duration,
+}
+
+impl Default for MemoryBackendConfig {
+    fn default() -> Self {
+        Self {
+            max_keys: DEFAULT_MAX_KEYS,
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+// Below this the watermarks (an eighth, a quarter, a half of the cap) stop meaning
+// anything.
+const MIN_MAX_KEYS: usize = 16;
+
+impl MemoryBackendConfig {
+    /// The most keys kept at once (at least 16). See [`MemoryBackend`] for what happens
+    /// when a flood of distinct keys reaches it.
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys.max(MIN_MAX_KEYS);
+        self
+    }
+
+    /// How often a background task drops idle keys (at least one millisecond). The task
+    /// runs only when the backend is built inside a Tokio runtime with its timer on (as
+    /// `#[tokio::main]` makes it), and ends with the backend. Without it the cap still
+    /// holds; idle keys are then dropped only when the count nears it.
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The backend.
+    pub fn build(self) -> MemoryBackend {
+        let inner = Arc::new(MemoryInner {
+            limiters: RwLock::new(HashMap::new()),
+            max_keys: self.max_keys,
+            headroom: AtomicIsize::new(to_isize(full_mark(self.max_keys))),
+            sweeping: Mutex::new(()),
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            // A Weak, so that the task neither keeps the backend alive nor outlives it.
+            let weak = Arc::downgrade(&inner);
+            runtime.spawn(sweep_periodically(weak, self.sweep_interval));
+        }
+        MemoryBackend { inner }
+    }
+}
+
+async fn sweep_periodically(backend: Weak<MemoryInner>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick completes at once; there is nothing to sweep yet.
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let Some(backend) = backend.upgrade() else {
+            break;
+        };
+        backend.drop_idle_keys();
+    }
+}
+
+/// Where a backend counts as full and starts making room: seven eighths of the cap, so
+/// that the stored count stays under the cap itself.
+fn full_mark(max_keys: usize) -> usize {
+    max_keys - max_keys / 8
+}
+
+fn to_isize(n: usize) -> isize {
+    isize::try_from(n).unwrap_or(isize::MAX)
+}
+
+/// In-process buckets: `governor`'s keyed GCRA limiters, one per distinct quota.
+///
+/// Keys a client chooses (addresses, usernames) could otherwise grow without bound, so
+/// the number of keys is capped ([`MemoryBackendConfig::max_keys`]):
+///
+/// - a background task drops idle keys (those whose bucket is full again, so that
+///   forgetting them changes nothing) every [`MemoryBackendConfig::sweep_interval`];
+/// - when the count reaches seven eighths of the cap, idle keys are dropped at once
+///   (the stored count so stays under the cap itself);
+/// - when that still leaves more than three quarters of the cap in use — a flood of
+///   distinct keys that are all active — the buckets of the busiest quotas are
+///   forgotten until at most half the cap is in use, and a `portcullis::security`
+///   warning says so.
+///   Memory stays bounded; the price is that a client able to present that many
+///   distinct active keys at once (a botnet) gets fresh buckets, which such a pool of
+///   addresses has anyway.
+///
+/// Each check costs one hash-map lookup; the count is looked at only every so many
+/// checks, never on each one. Clones share the buckets.
+///
+/// ```
+/// use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitBackend};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let backend = MemoryBackend::new();
+/// let quota = Quota::per_minute(2);
+/// assert!(backend.check("demo:ip:192.0.2.1", &quota).await.unwrap().allowed);
+/// assert!(backend.check("demo:ip:192.0.2.1", &quota).await.unwrap().allowed);
+/// let third = backend.check("demo:ip:192.0.2.1", &quota).await.unwrap();
+/// assert!(!third.allowed);
+/// assert!(third.retry_after.unwrap().as_secs() <= 30);
+/// assert_eq!(backend.len(), 1);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct MemoryBackend {
+    inner: Arc<MemoryInner>,
+}
+
+struct MemoryInner {
+    limiters: RwLock<HashMap<Quota, Arc<Limiter>>>,
+    max_keys: usize,
+    // How many more checks may run before the key count has to be looked at again.
+    // Each check adds at most one key, so while this stays positive the count cannot
+    // pass the full mark, and the count (a lock per map shard) is not taken on every
+    // check.
+    headroom: AtomicIsize,
+    sweeping: Mutex<()>,
+}
+
+impl fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("keys", &self.len())
+            .field("max_keys", &self.inner.max_keys)
+            .finish()
+    }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryBackend {
+    /// A backend with the default settings ([`MemoryBackendConfig`]).
+    pub fn new() -> Self {
+        MemoryBackendConfig::default().build()
+    }
+
+    /// How many keys are stored now, across every quota.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether no key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cap on stored keys.
+    pub fn max_keys(&self) -> usize {
+        self.inner.max_keys
+    }
+
+    /// Drops every key whose bucket is full again; the background task does this
+    /// periodically.
+    pub fn drop_idle_keys(&self) {
+        self.inner.drop_idle_keys();
+    }
+
+    fn decide(&self, key: &str, quota: &Quota) -> Result<Decision, BackendError> {
+        let invalid = || BackendError::InvalidQuota {
+            burst: quota.burst,
+            period: quota.period,
+        };
+        let limiter = self.inner.limiter(quota).ok_or_else(invalid)?;
+        if self.inner.headroom.fetch_sub(1, Ordering::AcqRel) <= 0 {
+            self.inner.enforce_cap();
+        }
+        let interval = quota.interval();
+        let until_full = |used: u32| interval.saturating_mul(used);
+        match limiter.check_key(&key.to_owned()) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity().min(quota.burst);
+                // An upper bound: the bucket is full again at most this long from now.
+                Ok(Decision::allowed(
+                    quota.burst,
+                    remaining,
+                    until_full(quota.burst - remaining),
+                ))
+            }
+            Err(not_until) => {
+                let retry = not_until.wait_time_from(limiter.clock().now());
+                // The next request fits after `retry`; the rest of the bucket refills
+                // one interval at a time after that.
+                Ok(Decision::refused(
+                    quota.burst,
+                    retry.saturating_add(until_full(quota.burst - 1)),
+                    retry,
+                ))
+            }
+        }
+    }
+}
+
+impl MemoryInner {
+    fn len(&self) -> usize {
+        self.read_limiters().values().map(|l| l.len()).sum()
+    }
+
+    fn read_limiters(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Quota, Arc<Limiter>>> {
+        // A panic elsewhere while holding the lock leaves the map itself intact.
+        self.limiters.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_limiters(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Quota, Arc<Limiter>>> {
+        self.limiters.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn limiter(&self, quota: &Quota) -> Option<Arc<Limiter>> {
+        if let Some(limiter) = self.read_limiters().get(quota) {
+            return Some(limiter.clone());
+        }
+        let fresh = new_limiter(quota)?;
+        Some(
+            self.write_limiters()
+                .entry(*quota)
+                .or_insert_with(|| Arc::new(fresh))
+                .clone(),
+        )
+    }
+
+    fn drop_idle_keys(&self) {
+        let limiters: Vec<Arc<Limiter>> = self.read_limiters().values().cloned().collect();
+        for limiter in &limiters {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        let count = limiters.iter().map(|l| l.len()).sum::<usize>();
+        self.headroom.store(
+            to_isize(full_mark(self.max_keys).saturating_sub(count)),
+            Ordering::Release,
+        );
+    }
+
+    /// Called when the headroom runs out: count the keys, and make room if needed.
+    fn enforce_cap(&self) {
+        let _sweeping = self.sweeping.lock().unwrap_or_else(|e| e.into_inner());
+        // Another check made room while this one waited for the lock.
+        if self.headroom.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        let full = full_mark(self.max_keys);
+        let three_quarters = self.max_keys - self.max_keys / 4;
+        let mut count = self.len();
+        if count > three_quarters {
+            self.drop_idle_keys();
+            count = self.len();
+            if count > three_quarters {
+                count = self.forget_busiest(count);
+            }
+        }
+        // At most three quarters of the cap is left in use, so at least an eighth of it
+        // passes before the next count: a nearly full backend is not counted on every
+        // check.
+        self.headroom
+            .store(to_isize(full.saturating_sub(count)), Ordering::Release);
+    }
+
+    /// Forgets whole quotas, the busiest first, until at most half the cap is in use.
+    fn forget_busiest(&self, mut count: usize) -> usize {
+        let target = self.max_keys / 2;
+        let mut limiters = self.write_limiters();
+        let mut by_size: Vec<(Quota, usize)> =
+            limiters.iter().map(|(q, l)| (*q, l.len())).collect();
+        by_size.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+        for (quota, size) in by_size {
+            if count <= target {
+                break;
+            }
+            if let Some(fresh) = new_limiter(&quota) {
+                limiters.insert(quota, Arc::new(fresh));
+                count = count.saturating_sub(size);
+                tracing::warn!(
+                    target: "portcullis::security",
+                    event = "rate_limit_keys_forgotten",
+                    keys = size,
+                    burst = quota.burst,
+                    period_secs = quota.period.as_secs_f64(),
+                    "too many distinct clients are active at once; their rate-limit buckets start afresh"
+                );
+            }
+        }
+        count
+    }
+}
+
+fn new_limiter(quota: &Quota) -> Option<Limiter> {
+    Some(RateLimiter::keyed(quota.governor()?).with_middleware::<StateInformationMiddleware>())
+}
+
+impl RateLimitBackend for MemoryBackend {
+    fn check<'a>(
+        &'a self,
+        key: &'a str,
+        quota: &'a Quota,
+    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
+        let decision = self.decide(key, quota);
+        Box::pin(std::future::ready(decision))
+    }
+}
+
+/// A set of exact paths and what is counted for their requests.
+///
+/// ```
+/// use axum::http::Method;
+/// use portcullis::ratelimit::{Quota, RateLimitGroup};
+///
+/// // Five password resets an hour per address, whatever the method.
+/// let group = RateLimitGroup::new("reset")
+///     .path("/password-reset")
+///     .per_ip(Quota::new(5, std::time::Duration::from_secs(3600)));
+/// assert_eq!(group.name(), "reset");
+///
+/// // The contract's login group, with a tighter limit per username.
+/// let auth = RateLimitGroup::auth().per_username(Quota::per_minute(5));
+/// assert_eq!(auth.name(), "auth");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitGroup {
+    name: String,
+    methods: Vec<Method>,
+    paths: Vec<String>,
+    per_ip: Option<Quota>,
+    per_username: Option<Quota>,
+}
+
+impl RateLimitGroup {
+    /// An empty group: no paths, nothing counted, every method (but `OPTIONS`).
+    /// The name is part of every key: lowercase letters, digits, `-` and `_`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            methods: Vec::new(),
+            paths: Vec::new(),
+            per_ip: None,
+            per_username: None,
+        }
+    }
+
+    /// The contract's `auth` group: `POST` to `/login`, `/register` and `/api/token`,
+    /// 10 a minute per client IP and 10 a minute per username.
+    pub fn auth() -> Self {
+        Self::new("auth")
+            .method(Method::POST)
+            .path("/login")
+            .path("/register")
+            .path("/api/token")
+            .per_ip(Quota::per_minute(10))
+            .per_username(Quota::per_minute(10))
+    }
+
+    /// Adds an exact path (`/login`; no query, no pattern).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.paths.push(path.into());
+        self
+    }
+
+    /// Restricts the group to this method (call again for more). Without any, every
+    /// method but `OPTIONS` matches.
+    pub fn method(mut self, method: Method) -> Self {
+        self.methods.push(method);
+        self
+    }
+
+    /// Counts each client IP against `quota`.
+    pub fn per_ip(mut self, quota: Quota) -> Self {
+        self.per_ip = Some(quota);
+        self
+    }
+
+    /// Does not count client IPs.
+    pub fn without_ip_limit(mut self) -> Self {
+        self.per_ip = None;
+        self
+    }
+
+    /// Counts each submitted username against `quota`.
+    pub fn per_username(mut self, quota: Quota) -> Self {
+        self.per_username = Some(quota);
+        self
+    }
+
+    /// Does not count usernames.
+    pub fn without_username_limit(mut self) -> Self {
+        self.per_username = None;
+        self
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn matches(&self, method: &Method, path: &str) -> bool {
+        (self.methods.is_empty() || self.methods.contains(method))
+            && self.paths.iter().any(|p| p == path)
+    }
+
+    fn overlaps(&self, other: &Self) -> Option<&str> {
+        let methods_overlap = self.methods.is_empty()
+            || other.methods.is_empty()
+            || self.methods.iter().any(|m| other.methods.contains(m));
+        if !methods_overlap {
+            return None;
+        }
+        self.paths
+            .iter()
+            .find(|p| other.paths.contains(p))
+            .map(String::as_str)
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RateLimitConfigError {
+    /// A group name that is empty, reserved, or has characters other than lowercase
+    /// letters, digits, `-` and `_`.
+    #[error("invalid rate-limit group name {0:?}: use lowercase letters, digits, - and _ (and not \"default\")")]
+    InvalidGroupName(String),
+    /// Two groups with the same name.
+    #[error("two rate-limit groups are named {0:?}")]
+    DuplicateGroup(String),
+    /// A group without paths.
+    #[error("rate-limit group {0:?} has no paths")]
+    NoPaths(String),
+    /// A path that is not an exact absolute path.
+    #[error(
+        "rate-limit group {group:?}: invalid path {path:?}: expected an exact path such as /login"
+    )]
+    InvalidPath {
+        /// The group.
+        group: String,
+        /// The path.
+        path: String,
+    },
+    /// A path that two groups claim for the same method.
+    #[error("rate-limit groups {first:?} and {second:?} both claim {path:?}")]
+    OverlappingPath {
+        /// The first group.
+        first: String,
+        /// The second group.
+        second: String,
+        /// The path.
+        path: String,
+    },
+    /// A group that counts neither IPs nor usernames.
+    #[error("rate-limit group {0:?} counts nothing: set per_ip or per_username")]
+    NothingCounted(String),
+    /// A quota with a zero size or period.
+    #[error("rate-limit group {0:?} has a zero quota")]
+    ZeroQuota(String),
+    /// A zero body limit, which would leave no username to count.
+    #[error("the rate limiter's body limit is zero")]
+    ZeroBodyLimit,
+}
+
+/// Settings of [`RateLimitLayer`]. `Default` is the contract: the [`RateLimitGroup::auth`]
+/// group, and 600 a minute per client IP for every other request.
+///
+/// ```
+/// use std::sync::Arc;
+/// use portcullis::config::RateLimitMode;
+/// use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitConfig, RateLimitGroup};
+///
+/// let layer = RateLimitConfig::default()
+///     .group(RateLimitGroup::new("comments").path("/comments").per_ip(Quota::per_minute(30)))
+///     .default_per_ip(Quota::per_minute(1200))
+///     .mode(RateLimitMode::Normal)
+///     .layer(Arc::new(MemoryBackend::new()))
+///     .unwrap();
+///
+/// // Misconfiguration is found here, not while serving.
+/// let zero = RateLimitConfig::default()
+///     .group(RateLimitGroup::auth().per_ip(Quota::per_minute(0)))
+///     .layer(Arc::new(MemoryBackend::new()));
+/// assert!(zero.is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    groups: Vec<RateLimitGroup>,
+    default_per_ip: Option<Quota>,
+    mode: RateLimitMode,
+    max_body_bytes: usize,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            groups: vec![RateLimitGroup::auth()],
+            default_per_ip: Some(Quota::per_minute(600)),
+            mode: RateLimitMode::Normal,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// The contract's limits in the mode `settings.rate_limits` names.
+    ///
+    /// ```
+    /// use portcullis::config::Settings;
+    /// use portcullis::ratelimit::RateLimitConfig;
+    ///
+    /// let settings = Settings::from_lookup(|name| {
+    ///     (name == "PORTCULLIS_RATE_LIMITS").then(|| "bench".to_owned())
+    /// })
+    /// .unwrap();
+    /// let config = RateLimitConfig::from_settings(&settings);
+    /// ```
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self::default().mode(settings.rate_limits)
+    }
+
+    /// Adds `group`, replacing the group of the same name if there is one.
+    pub fn group(mut self, group: RateLimitGroup) -> Self {
+        match self.groups.iter_mut().find(|g| g.name == group.name) {
+            Some(existing) => *existing = group,
+            None => self.groups.push(group),
+        }
+        self
+    }
+
+    /// Removes the group called `name`; its paths fall under the default limit.
+    pub fn without_group(mut self, name: &str) -> Self {
+        self.groups.retain(|g| g.name != name);
+        self
+    }
+
+    /// The limit per client IP for requests that no group matches.
+    pub fn default_per_ip(mut self, quota: Quota) -> Self {
+        self.default_per_ip = Some(quota);
+        self
+    }
+
+    /// Leaves requests that no group matches uncounted.
+    pub fn without_default_limit(mut self) -> Self {
+        self.default_per_ip = None;
+        self
+    }
+
+    /// [`RateLimitMode::Bench`] multiplies every limit by [`BENCH_FACTOR`].
+    pub fn mode(mut self, mode: RateLimitMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The largest body read to find a username (default 1 MiB); larger gets 413.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Validates the settings and builds the layer, counting in `backend`. Install it
+    /// inside the client-info layer (it reads [`ClientInfo`]) and inside the error-page
+    /// layer (its refusals are rendered there); [`crate::stack::SecureStack`] does both.
+    pub fn layer(
+        self,
+        backend: Arc<dyn RateLimitBackend>,
+    ) -> Result<RateLimitLayer, RateLimitConfigError> {
+        if self.max_body_bytes == 0 {
+            return Err(RateLimitConfigError::ZeroBodyLimit);
+        }
+        let factor = match self.mode {
+            RateLimitMode::Normal => 1,
+            RateLimitMode::Bench => BENCH_FACTOR,
+        };
+        let mut rules = Vec::with_capacity(self.groups.len());
+        for (i, group) in self.groups.iter().enumerate() {
+            let name_ok = !group.name.is_empty()
+                && group.name != DEFAULT_GROUP
+                && group
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b));
+            if !name_ok {
+                return Err(RateLimitConfigError::InvalidGroupName(group.name.clone()));
+            }
+            if self.groups[..i].iter().any(|g| g.name == group.name) {
+                return Err(RateLimitConfigError::DuplicateGroup(group.name.clone()));
+            }
+            if group.paths.is_empty() {
+                return Err(RateLimitConfigError::NoPaths(group.name.clone()));
+            }
+            if let Some(path) = group.paths.iter().find(|p| !is_exact_path(p)) {
+                return Err(RateLimitConfigError::InvalidPath {
+                    group: group.name.clone(),
+                    path: path.clone(),
+                });
+            }
+            for earlier in &self.groups[..i] {
+                if let Some(path) = earlier.overlaps(group) {
+                    return Err(RateLimitConfigError::OverlappingPath {
+                        first: earlier.name.clone(),
+                        second: group.name.clone(),
+                        path: path.to_owned(),
+                    });
+                }
+            }
+            if group.per_ip.is_none() && group.per_username.is_none() {
+                return Err(RateLimitConfigError::NothingCounted(group.name.clone()));
+            }
+            if [group.per_ip, group.per_username]
+                .iter()
+                .flatten()
+                .any(|q| !q.is_valid())
+            {
+                return Err(RateLimitConfigError::ZeroQuota(group.name.clone()));
+            }
+            rules.push(Rule {
+                group: group.clone(),
+                per_ip: group.per_ip.map(|q| q.scaled(factor)),
+                per_username: group.per_username.map(|q| q.scaled(factor)),
+            });
+        }
+        let default = match self.default_per_ip {
+            Some(quota) if !quota.is_valid() => {
+                return Err(RateLimitConfigError::ZeroQuota(DEFAULT_GROUP.to_owned()));
+            }
+            Some(quota) => Some(Rule {
+                group: RateLimitGroup::new(DEFAULT_GROUP),
+                per_ip: Some(quota.scaled(factor)),
+                per_username: None,
+            }),
+            None => None,
+        };
+        Ok(RateLimitLayer {
+            shared: Arc::new(Shared {
+                rules,
+                default,
+                backend,
+                max_body_bytes: self.max_body_bytes,
+            }),
+        })
+    }
+}
+
+fn is_exact_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains(['?', '#', '*', '{', '}', ' '])
+        && path.parse::<axum::http::uri::PathAndQuery>().is_ok()
+}
+
+#[derive(Debug)]
+struct Rule {
+    group: RateLimitGroup,
+    // The effective quotas, after the mode's factor.
+    per_ip: Option<Quota>,
+    per_username: Option<Quota>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    rules: Vec<Rule>,
+    default: Option<Rule>,
+    backend: Arc<dyn RateLimitBackend>,
+    max_body_bytes: usize,
+}
+
+impl Shared {
+    fn rule(&self, method: &Method, path: &str) -> Option<&Rule> {
+        self.rules
+            .iter()
+            .find(|r| r.group.matches(method, path))
+            .or(self.default.as_ref())
+    }
+}
+
+/// Counts requests and refuses those over their limit. See the module docs.
+///
+/// ```
+/// use std::sync::Arc;
+/// use portcullis::ratelimit::{MemoryBackend, RateLimitConfig, RateLimitLayer};
+///
+/// let layer: RateLimitLayer = RateLimitConfig::default()
+///     .layer(Arc::new(MemoryBackend::new()))
+///     .unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct RateLimitLayer {
+    shared: Arc<Shared>,
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service of [`RateLimitLayer`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use portcullis::ratelimit::{MemoryBackend, RateLimit, RateLimitConfig};
+/// use tower::Layer;
+///
+/// let layer = RateLimitConfig::default().layer(Arc::new(MemoryBackend::new())).unwrap();
+/// let service: RateLimit<_> = layer.layer(tower::service_fn(|_req: axum::http::Request<axum::body::Body>| async {
+///     Ok::<_, std::convert::Infallible>(axum::http::Response::new(axum::body::Body::empty()))
+/// }));
+/// ```
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> fmt::Debug for RateLimit<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit").finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum KeyKind {
+    Ip,
+    User,
+}
+
+impl KeyKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ip => "ip",
+            Self::User => "user",
+        }
+    }
+}
+
+/// The part of an address that identifies a client: the whole IPv4 address, the /64
+/// of an IPv6 one (a single host is routinely given a whole /64).
+fn ip_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+// Longer usernames are hashed so that a key's size stays small whatever a client sends.
+const MAX_PLAIN_USERNAME: usize = 64;
+
+/// The username as counted: trimmed, ASCII-lowercased; `None` when empty.
+fn username_key(raw: &str) -> Option<String> {
+    let name = raw.trim().to_ascii_lowercase();
+    if name.is_empty() {
+        return None;
+    }
+    // `#` marks a hash; a name that starts with one is hashed too, so none collide.
+    if name.len() > MAX_PLAIN_USERNAME || name.starts_with('#') {
+        return Some(format!(
+            "#{}",
+            URL_SAFE_NO_PAD.encode(Sha256::digest(name.as_bytes()))
+        ));
+    }
+    Some(name)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Username {
+    None,
+    One(String),
+    Several,
+}
+
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn is_form_or_json(media_type: &str) -> bool {
+    media_type == "application/x-www-form-urlencoded"
+        || media_type == "application/json"
+        || media_type.ends_with("+json")
+}
+
+/// The `username` of a form or a JSON object. Bodies that do not parse name nobody:
+/// the handler refuses them anyway.
+fn find_username(media_type: &str, body: &[u8]) -> Username {
+    let values: Vec<String> = if media_type == "application/x-www-form-urlencoded" {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .map(|fields| {
+                fields
+                    .into_iter()
+                    .filter(|(k, _)| k == "username")
+                    .map(|(_, v)| v)
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        serde_json::from_slice::<JsonUsernames>(body)
+            .map(|u| u.0)
+            .unwrap_or_default()
+    };
+    let mut names: Vec<String> = values.iter().filter_map(|v| username_key(v)).collect();
+    names.dedup();
+    match names.len() {
+        0 => Username::None,
+        1 => Username::One(names.remove(0)),
+        _ => Username::Several,
+    }
+}
+
+/// Every top-level `"username"` string of a JSON object, duplicates included: parsers
+/// disagree on which duplicate wins, so all of them are seen.
+struct JsonUsernames(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for JsonUsernames {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = JsonUsernames;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut names = Vec::new();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "username" {
+                        if let serde_json::Value::String(name) = map.next_value()? {
+                            names.push(name);
+                        }
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(JsonUsernames(names))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
+    headers.insert(LIMIT_HEADER, HeaderValue::from(decision.limit));
+    headers.insert(REMAINING_HEADER, HeaderValue::from(decision.remaining));
+    headers.insert(
+        RESET_HEADER,
+        HeaderValue::from(ceil_secs(decision.reset_after)),
+    );
+}
+
+struct Refusal<'a> {
+    group: &'a str,
+    kind: KeyKind,
+    client: IpAddr,
+    path: &'a str,
+}
+
+fn refuse(refusal: Refusal<'_>, decision: &Decision) -> Response<Body> {
+    tracing::warn!(
+        target: "portcullis::security",
+        event = "rate_limited",
+        group = refusal.group,
+        key_kind = refusal.kind.as_str(),
+        client_ip = %refusal.client,
+        path = refusal.path,
+        "refused a request over its rate limit"
+    );
+    let retry = decision
+        .retry_after
+        .map(ceil_secs)
+        .unwrap_or_else(|| ceil_secs(decision.reset_after))
+        .max(1);
+    let mut response = Error::too_many_requests(retry).into_response();
+    set_headers(response.headers_mut(), decision);
+    response
+}
+
+fn unavailable(error: &BackendError, group: &str, path: &str) -> Response<Body> {
+    tracing::error!(
+        target: "portcullis::security",
+        event = "rate_limit_backend_error",
+        error = %error,
+        group,
+        path,
+        "the rate-limit backend failed; refused the request (fail closed)"
+    );
+    Error::service_unavailable(5).into_response()
+}
+
+/// Counts one request under `key`; the response to send when it may not go on.
+async fn count(
+    shared: &Shared,
+    at: Refusal<'_>,
+    key: &str,
+    quota: Quota,
+) -> Result<Decision, Response<Body>> {
+    let key = format!("{}:{}:{key}", at.group, at.kind.as_str());
+    match shared.backend.check(&key, &quota).await {
+        Ok(decision) if decision.allowed => Ok(decision),
+        Ok(decision) => Err(refuse(at, &decision)),
+        Err(error) => Err(unavailable(&error, at.group, at.path)),
+    }
+}
+
+/// Keeps the decision with the fewest requests left: the one a client should heed.
+fn tighter(current: Option<Decision>, new: Decision) -> Option<Decision> {
+    match current {
+        Some(c) if c.remaining <= new.remaining => Some(c),
+        _ => Some(new),
+    }
+}
+
+impl<S> Service<Request<Body>> for RateLimit<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let shared = self.shared.clone();
+        // The clone that was polled ready serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            // Preflights are answered by the CORS layer and cost nothing to count.
+            if req.method() == Method::OPTIONS {
+                return inner.call(req).await;
+            }
+            let path = req.uri().path().to_owned();
+            let Some(rule) = shared.rule(req.method(), &path) else {
+                return inner.call(req).await;
+            };
+            let Some(client) = req.extensions().get::<ClientInfo>().map(|c| c.ip) else {
+                // Counting by a header here would let any client pick its bucket.
+                tracing::error!("the rate limiter needs the client-info layer outside it");
+                return Ok(Error::internal().into_response());
+            };
+            let group = rule.group.name.as_str();
+            let mut tightest = None;
+            let at = |kind| Refusal {
+                group,
+                kind,
+                client,
+                path: &path,
+            };
+
+            // The address first: a client over its limit is refused before its body
+            // is read.
+            if let Some(quota) = rule.per_ip {
+                match count(&shared, at(KeyKind::Ip), &ip_key(client), quota).await {
+                    Ok(decision) => tightest = tighter(tightest, decision),
+                    Err(response) => return Ok(response),
+                }
+            }
+            if let Some(quota) = rule.per_username {
+                let media_type = media_type(req.headers());
+                if is_form_or_json(&media_type) {
+                    let (parts, body) = req.into_parts();
+                    let bytes = match axum::body::to_bytes(body, shared.max_body_bytes).await {
+                        Ok(bytes) => bytes,
+                        Err(_) => return Ok(Error::payload_too_large().into_response()),
+                    };
+                    let username = find_username(&media_type, &bytes);
+                    req = Request::from_parts(parts, Body::from(bytes));
+                    match username {
+                        Username::None => {}
+                        Username::One(name) => {
+                            match count(&shared, at(KeyKind::User), &name, quota).await {
+                                Ok(decision) => tightest = tighter(tightest, decision),
+                                Err(response) => return Ok(response),
+                            }
+                        }
+                        Username::Several => {
+                            return Ok(Error::bad_request(
+                                "The request names more than one username; send one.",
+                            )
+                            .into_response());
+                        }
+                    }
+                }
+            }
+            let mut response = inner.call(req).await?;
+            if let Some(decision) = tightest {
+                set_headers(response.headers_mut(), &decision);
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write as _;
+    use std::time::Instant;
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn usernames_are_normalised_and_long_ones_hashed() {
+        assert_eq!(username_key("  Alice "), Some("alice".to_owned()));
+        assert_eq!(username_key("ALICE"), username_key("alice\t"));
+        assert_eq!(username_key("   "), None);
+        let long = username_key(&"a".repeat(10_000)).unwrap();
+        assert!(long.starts_with('#') && long.len() < 50, "{long}");
+        // A name that looks like a hash is hashed itself, so it cannot collide with one.
+        let fake = format!("#{}", &long[1..]);
+        assert_ne!(username_key(&fake).unwrap(), long);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let a = ip_key("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = ip_key("2001:db8:1:2:bbbb::2".parse().unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_ne!(a, ip_key("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(ip_key("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
+    }
+
+    #[test]
+    fn usernames_are_found_in_forms_and_json() {
+        let form = "application/x-www-form-urlencoded";
+        let json = "application/json";
+        let one = |name: &str| Username::One(name.to_owned());
+        assert_eq!(
+            find_username(form, b"username=Alice+&password=x"),
+            one("alice")
+        );
+        assert_eq!(
+            find_username(json, br#"{"password":"x","username":" ALICE"}"#),
+            one("alice")
+        );
+        assert_eq!(find_username(json, br#"{"username":7}"#), Username::None);
+        assert_eq!(find_username(json, br#"["username"]"#), Username::None);
+        assert_eq!(find_username(json, b"{broken"), Username::None);
+        assert_eq!(find_username(form, b"password=x"), Username::None);
+        // Parsers disagree about duplicates: two different names are refused.
+        assert_eq!(
+            find_username(form, b"username=a&username=victim"),
+            Username::Several
+        );
+        assert_eq!(
+            find_username(json, br#"{"username":"a","username":"victim"}"#),
+            Username::Several
+        );
+        assert_eq!(
+            find_username(form, b"username=bob&username=BOB"),
+            one("bob")
+        );
+    }
+
+    #[test]
+    fn invalid_configuration_is_refused() {
+        let backend: Arc<dyn RateLimitBackend> = Arc::new(MemoryBackend::new());
+        let build = |config: RateLimitConfig| config.layer(backend.clone());
+        let base = RateLimitConfig::default;
+        assert!(build(base()).is_ok());
+        let group = |name: &str| {
+            RateLimitGroup::new(name)
+                .path("/x")
+                .per_ip(Quota::per_minute(1))
+        };
+        let cases = [
+            base().group(RateLimitGroup::auth().per_ip(Quota::per_minute(0))),
+            base().group(RateLimitGroup::auth().per_username(Quota::new(5, Duration::ZERO))),
+            base().default_per_ip(Quota::per_minute(0)),
+            base().group(group("x").path("login")),
+            base().group(group("x").path("")),
+            base().group(group("x").path("/a?b=1")),
+            base().group(group("x").path("/users/{id}")),
+            base().group(RateLimitGroup::new("empty").per_ip(Quota::per_minute(1))),
+            base().group(group("Upper")),
+            base().group(group("a:b")),
+            base().group(group("")),
+            base().group(group("default")),
+            base().group(group("none").without_ip_limit()),
+            base().group(group("twice").path("/login")),
+            base().max_body_bytes(0),
+        ];
+        for (i, config) in cases.into_iter().enumerate() {
+            assert!(build(config).is_err(), "case {i} was accepted");
+        }
+        // Different methods on the same path do not overlap.
+        assert!(build(base().group(group("pages").method(Method::GET).path("/login"))).is_ok());
+        // Adding a group with an existing name replaces it.
+        let replaced = base().group(RateLimitGroup::auth().per_ip(Quota::per_minute(3)));
+        assert_eq!(replaced.groups.len(), 1);
+    }
+
+    #[test]
+    fn decisions_count_down_and_say_when_to_retry() {
+        block_on(async {
+            let backend = MemoryBackend::new();
+            let quota = Quota::per_minute(3);
+            let mut remaining = Vec::new();
+            for _ in 0..3 {
+                let d = backend.check("t:ip:1", &quota).await.unwrap();
+                assert!(d.allowed);
+                assert_eq!(d.limit, 3);
+                remaining.push(d.remaining);
+            }
+            assert_eq!(remaining, [2, 1, 0]);
+            let refused = backend.check("t:ip:1", &quota).await.unwrap();
+            assert!(!refused.allowed);
+            let retry = refused.retry_after.unwrap();
+            assert!(retry > Duration::from_secs(18) && retry <= Duration::from_secs(20));
+            assert!(refused.reset_after > Duration::from_secs(58));
+            assert!(refused.reset_after <= Duration::from_secs(60));
+            // Another key and another quota have their own buckets.
+            assert!(backend.check("t:ip:2", &quota).await.unwrap().allowed);
+            assert!(
+                backend
+                    .check("t:ip:1", &Quota::per_minute(4))
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+            assert_eq!(
+                backend.check("t:ip:1", &Quota::per_minute(0)).await,
+                Err(BackendError::InvalidQuota {
+                    burst: 0,
+                    period: Duration::from_secs(60)
+                })
+            );
+        });
+    }
+
+    #[test]
+    fn bench_mode_multiplies_every_limit() {
+        assert_eq!(
+            Quota::per_minute(10).scaled(BENCH_FACTOR).burst(),
+            10_000_000
+        );
+        assert_eq!(
+            Quota::per_minute(10_000).scaled(BENCH_FACTOR).burst(),
+            u32::MAX
+        );
+        let layer = RateLimitConfig::default()
+            .mode(RateLimitMode::Bench)
+            .layer(Arc::new(MemoryBackend::new()))
+            .unwrap();
+        let auth = &layer.shared.rules[0];
+        assert_eq!(auth.per_ip.unwrap().burst(), 10_000_000);
+        assert_eq!(
+            layer
+                .shared
+                .default
+                .as_ref()
+                .unwrap()
+                .per_ip
+                .unwrap()
+                .burst(),
+            600_000_000
+        );
+    }
+
+    #[test]
+    fn the_key_count_never_passes_the_cap() {
+        block_on(async {
+            let backend = MemoryBackendConfig::default().max_keys(1_000).build();
+            let quota = Quota::per_minute(10);
+            for i in 0..20_000 {
+                backend.check(&format!("t:ip:{i}"), &quota).await.unwrap();
+                assert!(backend.len() < 1_000, "{} keys after {i}", backend.len());
+            }
+        });
+    }
+
+    #[test]
+    fn idle_keys_are_dropped_without_forgetting_active_ones() {
+        block_on(async {
+            let backend = MemoryBackendConfig::default().max_keys(1_000).build();
+            let slow = Quota::per_minute(1);
+            // Spent: must survive every sweep.
+            assert!(backend.check("t:user:victim", &slow).await.unwrap().allowed);
+            let fast = Quota::new(1, Duration::from_millis(1));
+            for i in 0..500 {
+                backend.check(&format!("t:ip:{i}"), &fast).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            // Past the cap, idle keys go first; nothing active is forgotten.
+            for i in 500..1_400 {
+                backend.check(&format!("t:ip:{i}"), &fast).await.unwrap();
+                if i % 100 == 0 {
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            }
+            assert!(backend.len() < 1_000);
+            assert!(!backend.check("t:user:victim", &slow).await.unwrap().allowed);
+        });
+    }
+
+    #[test]
+    fn the_background_task_sweeps_and_does_not_keep_the_backend_alive() {
+        block_on(async {
+            let backend = MemoryBackendConfig::default()
+                .sweep_interval(Duration::from_millis(20))
+                .build();
+            let weak = Arc::downgrade(&backend.inner);
+            let fast = Quota::new(1, Duration::from_millis(1));
+            for i in 0..100 {
+                backend.check(&format!("t:ip:{i}"), &fast).await.unwrap();
+            }
+            let mut swept = false;
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if backend.is_empty() {
+                    swept = true;
+                    break;
+                }
+            }
+            assert!(swept, "{} keys left", backend.len());
+            drop(backend);
+            // The task held only a Weak: the backend is gone at once.
+            assert!(weak.upgrade().is_none());
+        });
+    }
+
+    /// One million distinct keys, as from a flood of spoofed usernames or addresses:
+    /// the stored count stays under the cap throughout.
+    #[test]
+    fn a_million_distinct_keys_stay_under_the_cap() {
+        block_on(async {
+            let backend = MemoryBackend::new();
+            let quota = Quota::per_minute(10);
+            let started = Instant::now();
+            let mut key = String::with_capacity(32);
+            let mut peak = 0;
+            for i in 0..1_000_000u32 {
+                key.clear();
+                write!(key, "auth:user:flood{i}").unwrap();
+                let decision = backend.check(&key, &quota).await.unwrap();
+                assert!(decision.allowed);
+                if i % 1_000 == 0 {
+                    peak = peak.max(backend.len());
+                }
+            }
+            peak = peak.max(backend.len());
+            assert!(peak < DEFAULT_MAX_KEYS, "{peak} keys stored");
+            assert!(
+                peak > DEFAULT_MAX_KEYS / 2,
+                "{peak}: the cap was never approached"
+            );
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "a million distinct keys: {:?}, peak {peak} keys",
+                    started.elapsed()
+                );
+            }
+        });
+    }
+}

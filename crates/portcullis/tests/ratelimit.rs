@@ -1,0 +1,383 @@
+//! Rate limits over real HTTP on 127.0.0.1: the login contract per username and per
+//! address, forwarding headers, bench mode, preflights, and failing closed.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::routing::{get, post};
+use axum::Router;
+use futures_util::future::BoxFuture;
+use portcullis::client_ip::ClientInfoConfig;
+use portcullis::config::RateLimitMode;
+use portcullis::ratelimit::{
+    BackendError, Decision, MemoryBackend, Quota, RateLimitBackend, RateLimitConfig,
+};
+
+/// Echoes the body, so that a test sees the handler got it intact after the limiter
+/// read it; counts its calls.
+fn routes(calls: Arc<AtomicUsize>) -> Router {
+    let echo = move |body: Bytes| {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            body
+        }
+    };
+    Router::new()
+        .route("/api/token", post(echo.clone()))
+        .route("/login", post(echo.clone()).get(|| async { "login page" }))
+        .route("/register", post(echo))
+        .route("/", get(|| async { "home" }))
+}
+
+struct Server {
+    addr: SocketAddr,
+    calls: Arc<AtomicUsize>,
+}
+
+async fn serve_with(
+    config: RateLimitConfig,
+    backend: Arc<dyn RateLimitBackend>,
+    client_info: ClientInfoConfig,
+) -> Server {
+    let calls = Arc::new(AtomicUsize::new(0));
+    // As `SecureStack` does: the client-info layer outside the limiter.
+    let app = routes(calls.clone())
+        .layer(config.layer(backend).unwrap())
+        .layer(client_info.layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    Server { addr, calls }
+}
+
+async fn serve(config: RateLimitConfig) -> Server {
+    serve_with(
+        config,
+        Arc::new(MemoryBackend::new()),
+        ClientInfoConfig::default(),
+    )
+    .await
+}
+
+async fn behind_proxy() -> Server {
+    serve_with(
+        RateLimitConfig::default(),
+        Arc::new(MemoryBackend::new()),
+        ClientInfoConfig::default().trusted_proxies("127.0.0.1".parse().unwrap()),
+    )
+    .await
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn number(response: &reqwest::Response, name: &str) -> u64 {
+    header(response, name)
+        .unwrap_or_else(|| panic!("{name} missing"))
+        .parse()
+        .unwrap()
+}
+
+async fn token(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    username: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut request = http
+        .post(format!("http://{addr}/api/token"))
+        .json(&serde_json::json!({ "username": username, "password": "correct horse" }));
+    if let Some(ip) = forwarded_for {
+        request = request.header("x-forwarded-for", ip);
+    }
+    request.send().await.unwrap()
+}
+
+async fn assert_rate_limited(response: reqwest::Response, limit: u64) {
+    assert_eq!(response.status(), 429);
+    let retry = number(&response, "retry-after");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(number(&response, "ratelimit-limit"), limit);
+    assert_eq!(number(&response, "ratelimit-remaining"), 0);
+    let reset = number(&response, "ratelimit-reset");
+    assert!(reset >= retry && reset <= 60, "RateLimit-Reset {reset}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn the_eleventh_token_request_for_one_username_is_refused() {
+    let server = serve(RateLimitConfig::default()).await;
+    let http = reqwest::Client::new();
+    for i in 0..10 {
+        let response = token(&http, server.addr, "alice", None).await;
+        assert_eq!(response.status(), 200, "request {}", i + 1);
+        assert_eq!(number(&response, "ratelimit-limit"), 10);
+        assert_eq!(number(&response, "ratelimit-remaining"), 9 - i);
+        assert!(number(&response, "ratelimit-reset") <= 60);
+        // The handler got the body the limiter read.
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["username"], "alice");
+    }
+    assert_rate_limited(token(&http, server.addr, "alice", None).await, 10).await;
+    assert_eq!(server.calls.load(Ordering::SeqCst), 10);
+}
+
+#[tokio::test]
+async fn ten_usernames_from_one_address_hit_the_address_limit() {
+    let server = serve(RateLimitConfig::default()).await;
+    let http = reqwest::Client::new();
+    for i in 0..10 {
+        let response = token(&http, server.addr, &format!("user{i}"), None).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_rate_limited(token(&http, server.addr, "user10", None).await, 10).await;
+    // The group's paths share the address's bucket.
+    let form = http
+        .post(format!("http://{}/login", server.addr))
+        .form(&[("username", "someone-else"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 429);
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_earns_no_fresh_bucket() {
+    let server = serve(RateLimitConfig::default()).await;
+    let http = reqwest::Client::new();
+    for i in 0..10 {
+        let spoofed = format!("203.0.113.{i}");
+        let response = token(&http, server.addr, &format!("user{i}"), Some(&spoofed)).await;
+        assert_eq!(response.status(), 200);
+    }
+    let response = token(&http, server.addr, "fresh", Some("198.51.100.99")).await;
+    assert_rate_limited(response, 10).await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
+    let server = behind_proxy().await;
+    let http = reqwest::Client::new();
+    for i in 0..10 {
+        let response = token(&http, server.addr, &format!("a{i}"), Some("203.0.113.1")).await;
+        assert_eq!(response.status(), 200);
+    }
+    let response = token(&http, server.addr, "a10", Some("203.0.113.1")).await;
+    assert_rate_limited(response, 10).await;
+    // The client wrote 203.0.113.1 itself; the proxy appended who it really is.
+    let response = token(&http, server.addr, "b0", Some("203.0.113.1, 198.51.100.2")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(number(&response, "ratelimit-remaining"), 9);
+}
+
+#[tokio::test]
+async fn one_username_bucket_whatever_its_case_and_spaces() {
+    // Behind a proxy, each request from a different client: only the username counts.
+    let server = behind_proxy().await;
+    let http = reqwest::Client::new();
+    let variants = [
+        "Alice", "alice ", " ALICE", "aLiCe", "alice", "\talice", "ALICE ", "Alice", "alice",
+        "aliCE",
+    ];
+    for (i, name) in variants.iter().enumerate() {
+        let ip = format!("198.51.100.{i}");
+        let response = token(&http, server.addr, name, Some(&ip)).await;
+        assert_eq!(response.status(), 200, "{name:?}");
+    }
+    let response = token(&http, server.addr, "  aLICE  ", Some("198.51.100.77")).await;
+    assert_rate_limited(response, 10).await;
+    // A form post to another path of the group shares the bucket too.
+    let form = http
+        .post(format!("http://{}/login", server.addr))
+        .header("x-forwarded-for", "198.51.100.78")
+        .form(&[("username", "ALICE"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 429);
+    let other = token(&http, server.addr, "bob", Some("198.51.100.79")).await;
+    assert_eq!(other.status(), 200);
+}
+
+#[tokio::test]
+async fn a_request_naming_two_usernames_is_refused() {
+    let server = behind_proxy().await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/login", server.addr))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=mallory&username=victim&password=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(server.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn bench_mode_decides_every_request_but_never_refuses() {
+    let server = serve(RateLimitConfig::default().mode(RateLimitMode::Bench)).await;
+    let http = reqwest::Client::new();
+    for i in 0..2000u64 {
+        let response = token(&http, server.addr, "bench", None).await;
+        assert_eq!(response.status(), 200, "request {i}");
+        assert_eq!(number(&response, "ratelimit-limit"), 10_000_000);
+        // A request's cell refills in 6 µs at this rate, so fewer are ever used up.
+        let remaining = number(&response, "ratelimit-remaining");
+        assert!(remaining < 10_000_000 && remaining >= 10_000_000 - 1 - i);
+    }
+    assert_eq!(server.calls.load(Ordering::SeqCst), 2000);
+}
+
+#[tokio::test]
+async fn preflights_are_not_counted() {
+    let server = serve(RateLimitConfig::default()).await;
+    let http = reqwest::Client::new();
+    for _ in 0..30 {
+        let response = http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("http://{}/api/token", server.addr),
+            )
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(response.status(), 429);
+        assert!(header(&response, "ratelimit-limit").is_none());
+    }
+    let response = token(&http, server.addr, "carol", None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(number(&response, "ratelimit-remaining"), 9);
+}
+
+#[tokio::test]
+async fn other_requests_count_against_the_default_limit() {
+    let server = serve(RateLimitConfig::default().default_per_ip(Quota::per_minute(3))).await;
+    let http = reqwest::Client::new();
+    for (path, remaining) in [("/", 2), ("/login", 1), ("/", 0)] {
+        let response = http
+            .get(format!("http://{}{path}", server.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(number(&response, "ratelimit-limit"), 3);
+        assert_eq!(number(&response, "ratelimit-remaining"), remaining);
+    }
+    let refused = http
+        .get(format!("http://{}/", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_rate_limited(refused, 3).await;
+    // The login group has its own buckets.
+    let response = token(&http, server.addr, "dave", None).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_not_truncated() {
+    let server = serve(RateLimitConfig::default().max_body_bytes(64)).await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/login", server.addr))
+        .form(&[("username", "erin"), ("password", &"x".repeat(100))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(server.calls.load(Ordering::SeqCst), 0);
+}
+
+/// Stands for a network backend (Redis) that cannot be reached.
+#[derive(Debug)]
+struct Unreachable;
+
+impl RateLimitBackend for Unreachable {
+    fn check<'a>(
+        &'a self,
+        _key: &'a str,
+        _quota: &'a Quota,
+    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
+        Box::pin(async { Err(BackendError::Unavailable("connection refused".into())) })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_backend_fails_closed_with_503() {
+    let server = serve_with(
+        RateLimitConfig::default(),
+        Arc::new(Unreachable),
+        ClientInfoConfig::default(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let response = token(&http, server.addr, "frank", None).await;
+    assert_eq!(response.status(), 503);
+    assert!(number(&response, "retry-after") > 0);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    let page = http
+        .get(format!("http://{}/", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+    assert_eq!(server.calls.load(Ordering::SeqCst), 0, "the handler ran");
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// A current-thread runtime: the server runs on this thread, under this subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn refusals_are_logged_without_the_username() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = serve(RateLimitConfig::default()).await;
+    let http = reqwest::Client::new();
+    for _ in 0..11 {
+        token(&http, server.addr, "Secret-Username-7", None).await;
+    }
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("rate_limited"), "{log}");
+    assert!(log.contains("portcullis::security"), "{log}");
+    assert!(
+        log.contains("group=\"auth\"") || log.contains("group=auth"),
+        "{log}"
+    );
+    assert!(log.contains("127.0.0.1"), "{log}");
+    assert!(!log.to_lowercase().contains("secret-username-7"), "{log}");
+}
