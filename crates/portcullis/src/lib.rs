@@ -57,3 +57,4 @@ pub mod ratelimit;
 pub mod session;
 pub mod stack;
 pub mod templates;
+pub mod upload;
