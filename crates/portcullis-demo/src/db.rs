@@ -57,6 +57,36 @@ pub struct ApiUser {
     pub created_at: String,
 }
 
+/// An uploaded file's metadata.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StoredFile {
+    /// Random 128-bit id (hex), used in URLs.
+    pub id: String,
+    /// The secured name, for display only.
+    pub display_name: String,
+    /// The verified type.
+    pub content_type: String,
+    /// Bytes stored (after metadata removal).
+    pub size: i64,
+    /// The random name in storage; never shown.
+    #[serde(skip)]
+    pub storage_name: String,
+    /// When, RFC 3339.
+    pub created_at: String,
+}
+
+/// Recording an upload failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddFileError {
+    /// The database failed; the transaction was rolled back.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The bytes could not be made visible; the transaction was rolled back.
+    #[error("storage: {0}")]
+    Storage(std::io::Error),
+}
+
 /// A connection pool. Every query is parameterized.
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -173,6 +203,67 @@ impl Database {
         .bind(id)
         .fetch_optional(&self.pool)
         .await
+    }
+
+    /// The files of `owner`, newest first.
+    pub async fn files_of(&self, owner: i64) -> Result<Vec<StoredFile>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, display_name, content_type, size, storage_name, created_at \
+             FROM files WHERE owner_id = ? ORDER BY created_at DESC, id",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// File `id` if `owner` owns it: one query, so "absent" and "not yours" are the
+    /// same answer.
+    pub async fn file_of(&self, id: &str, owner: i64) -> Result<Option<StoredFile>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, display_name, content_type, size, storage_name, created_at \
+             FROM files WHERE id = ? AND owner_id = ?",
+        )
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Records an upload unless it would take `owner` past `quota` bytes, and calls
+    /// `publish` (which makes the stored bytes visible) inside the same transaction:
+    /// no row without a file, no file without a row. `Ok(false)`: over quota.
+    pub async fn add_file(
+        &self,
+        file: &StoredFile,
+        owner: i64,
+        quota: u64,
+        publish: impl FnOnce() -> std::io::Result<()>,
+    ) -> Result<bool, AddFileError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO files (id, owner_id, display_name, content_type, size, storage_name, created_at) \
+             SELECT ?, ?, ?, ?, ?, ?, ? \
+             WHERE (SELECT COALESCE(SUM(size), 0) FROM files WHERE owner_id = ?) + ? <= ?",
+        )
+        .bind(&file.id)
+        .bind(owner)
+        .bind(&file.display_name)
+        .bind(&file.content_type)
+        .bind(file.size)
+        .bind(&file.storage_name)
+        .bind(now())
+        .bind(owner)
+        .bind(file.size)
+        .bind(i64::try_from(quota).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        publish().map_err(AddFileError::Storage)?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The pool, for the routes that need more.

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod db;
+pub mod files;
 pub mod routes;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ use portcullis::ratelimit::{MemoryBackend, RateLimitConfig};
 use portcullis::session::{MemoryStore, SessionConfig};
 use portcullis::stack::SecureStack;
 use portcullis::templates::{Page, Templates};
+use portcullis::upload::{LocalStorage, UploadPolicy, UploadStorage};
 
 /// Why the app could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,10 @@ pub struct AppState {
     pub policy: PasswordPolicy,
     /// API tokens.
     pub jwt: Jwt,
+    /// Where uploaded bytes live.
+    pub uploads: Arc<dyn UploadStorage>,
+    /// What uploads may be.
+    pub upload_policy: UploadPolicy,
 }
 
 /// The templates, compiled into the binary so that it runs from any directory.
@@ -87,6 +93,7 @@ pub fn templates() -> Result<Templates, portcullis::templates::TemplateError> {
         ("base.html", include_str!("../templates/base.html")),
         ("index.html", include_str!("../templates/index.html")),
         ("error.html", include_str!("../templates/error.html")),
+        ("files.html", include_str!("../templates/files.html")),
         ("login.html", include_str!("../templates/login.html")),
         ("register.html", include_str!("../templates/register.html")),
     ])
@@ -97,6 +104,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     let db = db::Database::open(settings).await?;
     let templates = templates()?;
     let keyring = settings.keyring();
+    let upload_policy = UploadPolicy::default();
     let passwords = Passwords::new(PasswordConfig::default())?;
     let jwt = Jwt::new(
         JwtConfig::default(),
@@ -110,6 +118,8 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         passwords,
         policy: PasswordPolicy::default(),
         jwt: jwt.clone(),
+        uploads: Arc::new(LocalStorage::new(&settings.upload_dir)?),
+        upload_policy: upload_policy.clone(),
     };
     let error_templates = templates;
     let error_pages = ErrorPagesConfig::default().html_renderer(Arc::new(move |error| {
@@ -123,13 +133,15 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
             .render_string("error.html", &Page::new(CspNonce::generate()), context)
             .unwrap_or_else(|_| format!("<!doctype html><title>{}</title>", status.as_u16()))
     }));
-    let stack = SecureStack::from_settings(settings);
+    let stack = SecureStack::from_settings(settings)
+        .route_body_limit("/upload", files::request_limit(&upload_policy));
     let headers = stack
         .headers_config()
         .clone()
         .csp(ContentSecurityPolicy::default().report_to(portcullis::csp::DEFAULT_REPORT_PATH));
     let router = routes::router()
         .merge(api::router(jwt))
+        .merge(files::router())
         .with_state(state)
         .merge(portcullis::csp::report_collector(
             ReportCollectorConfig::default(),

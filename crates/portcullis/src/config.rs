@@ -84,6 +84,9 @@ pub struct Settings {
     pub http_redirect_addr: Option<SocketAddr>,
     /// `PORTCULLIS_DATA_DIR`: the SQLite database and uploads (default `./data`).
     pub data_dir: PathBuf,
+    /// `PORTCULLIS_UPLOAD_DIR`: where uploaded files are kept (default
+    /// `<data dir>/uploads`); never a folder the app serves.
+    pub upload_dir: PathBuf,
     /// `PORTCULLIS_TRUSTED_PROXIES`: proxies whose forwarding headers are believed.
     pub trusted_proxies: TrustedProxies,
     /// `PORTCULLIS_TLS_CERT` and `PORTCULLIS_TLS_KEY`.
@@ -179,6 +182,10 @@ impl Settings {
         let data_dir = get("PORTCULLIS_DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("./data"));
+
+        let upload_dir = get("PORTCULLIS_UPLOAD_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("uploads"));
 
         let trusted_proxies = match get("PORTCULLIS_TRUSTED_PROXIES") {
             None => TrustedProxies::default(),
@@ -294,6 +301,7 @@ impl Settings {
             addr,
             http_redirect_addr,
             data_dir,
+            upload_dir,
             trusted_proxies,
             tls,
             cookie_secure,

@@ -427,7 +427,15 @@ where
                     req = Request::from_parts(parts, Body::from(bytes));
                     token
                 }
-                None => None,
+                None => match multipart_boundary(req.headers()) {
+                    Some(boundary) => {
+                        let (parts, body) = req.into_parts();
+                        let (token, body) = token_from_multipart(body, &boundary).await;
+                        req = Request::from_parts(parts, body);
+                        token
+                    }
+                    None => None,
+                },
             };
             let Some(token) = token.filter(|t| !t.is_empty()) else {
                 return Ok(reject(CsrfRejection::Missing, client.as_ref(), &path));
@@ -451,6 +459,91 @@ fn is_form(headers: &HeaderMap) -> bool {
                 .trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         })
+}
+
+/// The boundary of a `multipart/form-data` body.
+fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mut parts = value.split(';');
+    if !parts
+        .next()?
+        .trim()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
+        return None;
+    }
+    parts.find_map(|p| {
+        let (key, value) = p.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"').to_owned())
+            .filter(|b| !b.is_empty() && b.len() <= 200)
+    })
+}
+
+/// The most of a multipart body read to find the token: the token field must come
+/// first (the form's hidden field placed before the file input), so a few KiB suffice.
+const MULTIPART_PREFIX_LIMIT: usize = 16 * 1024;
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The `csrf_token` value if it is the first part of the multipart body.
+fn first_part_token(prefix: &[u8], boundary: &str) -> Option<Option<String>> {
+    let delimiter = format!("--{boundary}");
+    let start = find(prefix, delimiter.as_bytes())? + delimiter.len();
+    let rest = &prefix[start..];
+    let headers_end = find(rest, b"\r\n\r\n")?;
+    let headers = String::from_utf8_lossy(&rest[..headers_end]).to_ascii_lowercase();
+    if !headers.contains(&format!("name=\"{FORM_FIELD}\"")) {
+        // The first part is something else: decided, no token here.
+        return Some(None);
+    }
+    let value = &rest[headers_end + 4..];
+    let end = find(value, format!("\r\n{delimiter}").as_bytes())?;
+    Some(String::from_utf8(value[..end].to_vec()).ok())
+}
+
+/// Reads just enough of a multipart body to find its token, then hands back a body
+/// that yields exactly the original bytes: the prefix read, then the rest unread.
+/// Uploads are never buffered here.
+async fn token_from_multipart(mut body: Body, boundary: &str) -> (Option<String>, Body) {
+    use http_body_util::BodyExt as _;
+    let mut prefix = Vec::new();
+    let mut token = None;
+    let mut failed = false;
+    while prefix.len() < MULTIPART_PREFIX_LIMIT {
+        if let Some(decided) = first_part_token(&prefix, boundary) {
+            token = decided;
+            break;
+        }
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    prefix.extend_from_slice(&data);
+                }
+            }
+            Some(Err(_)) => {
+                failed = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    if token.is_none() && !failed {
+        token = first_part_token(&prefix, boundary).flatten();
+    }
+    let head = futures_util::stream::once(futures_util::future::ready(Ok::<_, axum::Error>(
+        axum::body::Bytes::from(prefix),
+    )));
+    let rest = body.into_data_stream();
+    let body = if failed {
+        Body::from_stream(head)
+    } else {
+        Body::from_stream(futures_util::StreamExt::chain(head, rest))
+    };
+    (token, body)
 }
 
 /// The token as a hidden form field, for templates.

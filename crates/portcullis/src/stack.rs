@@ -34,13 +34,13 @@
 //!     .unwrap();
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderName, Request, StatusCode};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
@@ -91,6 +91,7 @@ pub struct SecureStack {
     https_redirect: Option<HttpsRedirectConfig>,
     error_pages: ErrorPagesConfig,
     body_limit: usize,
+    route_body_limits: Vec<(String, usize)>,
     request_timeout: Duration,
     sessions: Option<SessionLayer>,
     csrf: Option<CsrfLayer>,
@@ -106,6 +107,7 @@ impl Default for SecureStack {
             https_redirect: Some(HttpsRedirectConfig::default()),
             error_pages: ErrorPagesConfig::default(),
             body_limit: DEFAULT_BODY_LIMIT,
+            route_body_limits: Vec::new(),
             request_timeout: Duration::from_secs(30),
             sessions: None,
             csrf: None,
@@ -174,6 +176,12 @@ impl SecureStack {
     /// The largest request body, in bytes; larger ones get 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// A different body limit for requests to exactly `path` (an upload route).
+    pub fn route_body_limit(mut self, path: impl Into<String>, bytes: usize) -> Self {
+        self.route_body_limits.push((path.into(), bytes));
         self
     }
 
@@ -257,7 +265,12 @@ impl SecureStack {
         }
         let mut router = router
             .layer(CatchPanicLayer::custom(panic_response))
-            .layer(RequestBodyLimitLayer::new(self.body_limit))
+            .layer(BodyLimitLayer {
+                limits: Arc::new(BodyLimits {
+                    default: self.body_limit,
+                    routes: self.route_body_limits,
+                }),
+            })
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 self.request_timeout,
@@ -297,6 +310,79 @@ impl SecureStack {
                     req
                 },
             )))
+    }
+}
+
+#[derive(Debug)]
+struct BodyLimits {
+    default: usize,
+    routes: Vec<(String, usize)>,
+}
+
+/// tower-http's `RequestBodyLimitLayer` with a limit chosen by path: a declared
+/// `Content-Length` over the limit is refused at once, and every body is wrapped so
+/// that reading past the limit fails (extractors then answer 413) — the body is never
+/// buffered here.
+#[derive(Debug, Clone)]
+struct BodyLimitLayer {
+    limits: Arc<BodyLimits>,
+}
+
+impl<S> tower::Layer<S> for BodyLimitLayer {
+    type Service = BodyLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BodyLimit {
+            inner,
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct BodyLimit<S> {
+    inner: S,
+    limits: Arc<BodyLimits>,
+}
+
+impl<S> tower::Service<Request<Body>> for BodyLimit<S>
+where
+    S: tower::Service<Request<Body>, Response = axum::response::Response>,
+{
+    type Response = axum::response::Response;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<
+        S::Future,
+        futures_util::future::Ready<Result<axum::response::Response, S::Error>>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        use axum::response::IntoResponse as _;
+        let path = req.uri().path();
+        let limit = self
+            .limits
+            .routes
+            .iter()
+            .find(|(route, _)| route == path)
+            .map_or(self.limits.default, |(_, limit)| *limit);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            let response = crate::error::Error::payload_too_large().into_response();
+            return futures_util::future::Either::Right(futures_util::future::ready(Ok(response)));
+        }
+        let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+        futures_util::future::Either::Left(self.inner.call(req))
     }
 }
 

@@ -131,7 +131,9 @@ pub enum UploadError {
     #[error("Send at most {0} file(s) at once.")]
     TooManyFiles(usize),
     /// The user's quota would be exceeded.
-    #[error("This upload would exceed your storage quota of {quota_mib} MiB; delete some files first.")]
+    #[error(
+        "This upload would exceed your storage quota of {quota_mib} MiB; delete some files first."
+    )]
     QuotaExceeded {
         /// The quota in MiB.
         quota_mib: u64,
@@ -187,7 +189,12 @@ pub fn secure_filename(name: &str) -> String {
         .map(|c| if c == '/' { ' ' } else { c })
         .collect();
     // Python's `str.split()` on ASCII: space, \t \n \v \f \r and \x1c–\x1f.
-    let is_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c'..='\x1f');
+    let is_space = |c: char| {
+        matches!(
+            c,
+            ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c'..='\x1f'
+        )
+    };
     let joined = ascii
         .split(is_space)
         .filter(|part| !part.is_empty())
@@ -203,8 +210,7 @@ pub fn secure_filename(name: &str) -> String {
 
 const WINDOWS_DEVICES: &[&str] = &[
     "CON", "PRN", "AUX", "NUL", "COM0", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7",
-    "COM8", "COM9", "LPT0", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8",
-    "LPT9",
+    "COM8", "COM9", "LPT0", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 /// The name to show for an upload: [`secure_filename`], then Windows device names
@@ -259,7 +265,14 @@ const ACTIVE_MARKERS: &[&[u8]] = &[
 ];
 
 /// PDF features that run code in a viewer.
-const PDF_ACTIVE: &[&[u8]] = &[b"/javascript", b"/js ", b"/js(", b"/js<", b"/launch", b"/openaction"];
+const PDF_ACTIVE: &[&[u8]] = &[
+    b"/javascript",
+    b"/js ",
+    b"/js(",
+    b"/js<",
+    b"/launch",
+    b"/openaction",
+];
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
@@ -281,9 +294,16 @@ fn looks_like_text_format(bytes: &[u8]) -> bool {
     trimmed.starts_with(b"<")
         || trimmed.starts_with(b"{")
         || ACTIVE_MARKERS.iter().any(|m| contains_ignore_case(head, m))
-        || [&b"function"[..], b"var ", b"let ", b"const ", b"import ", b"alert("]
-            .iter()
-            .any(|m| trimmed.len() >= m.len() && trimmed[..m.len()].eq_ignore_ascii_case(m))
+        || [
+            &b"function"[..],
+            b"var ",
+            b"let ",
+            b"const ",
+            b"import ",
+            b"alert(",
+        ]
+        .iter()
+        .any(|m| trimmed.len() >= m.len() && trimmed[..m.len()].eq_ignore_ascii_case(m))
 }
 
 /// What uploads may be. `Default`: PNG, JPEG, GIF, WebP and PDF; 5 MiB a file; one file
@@ -359,6 +379,16 @@ impl UploadPolicy {
         self.max_files
     }
 
+    /// The per-user quota in bytes.
+    pub fn quota(&self) -> u64 {
+        self.quota_bytes
+    }
+
+    /// The per-user quota in MiB, for messages.
+    pub fn quota_mib(&self) -> u64 {
+        self.quota_bytes / (1024 * 1024)
+    }
+
     /// The longest display name.
     pub fn name_limit(&self) -> usize {
         self.max_name_chars
@@ -375,7 +405,7 @@ impl UploadPolicy {
     pub fn check_quota(&self, used: u64, incoming: u64) -> Result<(), UploadError> {
         if used.saturating_add(incoming) > self.quota_bytes {
             Err(UploadError::QuotaExceeded {
-                quota_mib: self.quota_bytes / (1024 * 1024),
+                quota_mib: self.quota_mib(),
             })
         } else {
             Ok(())
@@ -417,7 +447,10 @@ impl UploadPolicy {
                 extension,
             });
         }
-        if ACTIVE_MARKERS.iter().any(|m| contains_ignore_case(bytes, m)) {
+        if ACTIVE_MARKERS
+            .iter()
+            .any(|m| contains_ignore_case(bytes, m))
+        {
             return Err(UploadError::Polyglot);
         }
         if kind == FileKind::Pdf && PDF_ACTIVE.iter().any(|m| contains_ignore_case(bytes, m)) {
@@ -671,10 +704,18 @@ mod tests {
             ("/etc/shadow", "etc_shadow"),
             ("a\u{202E}gnp.exe", "agnp.exe"),
         ] {
-            assert_eq!(display_name(input, 100).as_deref(), Ok(expected), "{input:?}");
+            assert_eq!(
+                display_name(input, 100).as_deref(),
+                Ok(expected),
+                "{input:?}"
+            );
         }
         for empty in ["", "...", "..", "/", "\u{0}", "日本", "\u{202E}"] {
-            assert_eq!(display_name(empty, 100), Err(UploadError::EmptyName), "{empty:?}");
+            assert_eq!(
+                display_name(empty, 100),
+                Err(UploadError::EmptyName),
+                "{empty:?}"
+            );
         }
         let long = format!("{}.jpeg", "x".repeat(300));
         let capped = display_name(&long, 100).unwrap();
@@ -691,17 +732,26 @@ mod tests {
         assert_eq!(policy.check("a.png", png), Ok(FileKind::Png));
         assert_eq!(policy.check("a.gif", gif), Ok(FileKind::Gif));
         assert_eq!(policy.check("a.pdf", pdf), Ok(FileKind::Pdf));
-        assert!(matches!(policy.check("a.jpg", png), Err(UploadError::Mismatch { .. })));
+        assert!(matches!(
+            policy.check("a.jpg", png),
+            Err(UploadError::Mismatch { .. })
+        ));
         assert!(matches!(
             policy.check("shell.php", b"<?php system($_GET['c']); ?>"),
             Err(UploadError::TextFormat)
         ));
         assert_eq!(
-            policy.check("page.png", b"<!DOCTYPE html><html><script>alert(1)</script>"),
+            policy.check(
+                "page.png",
+                b"<!DOCTYPE html><html><script>alert(1)</script>"
+            ),
             Err(UploadError::TextFormat)
         );
         assert_eq!(
-            policy.check("x.svg", b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>"),
+            policy.check(
+                "x.svg",
+                b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>"
+            ),
             Err(UploadError::TextFormat)
         );
         assert_eq!(
@@ -722,7 +772,10 @@ mod tests {
         );
         let mut polyglot = gif.to_vec();
         polyglot.extend_from_slice(b"<script>alert(document.cookie)</script>");
-        assert_eq!(policy.check("cat.gif", &polyglot), Err(UploadError::Polyglot));
+        assert_eq!(
+            policy.check("cat.gif", &polyglot),
+            Err(UploadError::Polyglot)
+        );
         let mut pdf_js = pdf.to_vec();
         pdf_js.extend_from_slice(b"<< /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >>");
         assert_eq!(policy.check("a.pdf", &pdf_js), Err(UploadError::Polyglot));
@@ -742,7 +795,9 @@ mod tests {
         );
         let policy = UploadPolicy::default();
         assert!(policy.check_quota(49 * 1024 * 1024, 1024 * 1024).is_ok());
-        assert!(policy.check_quota(49 * 1024 * 1024, 1024 * 1024 + 1).is_err());
+        assert!(policy
+            .check_quota(49 * 1024 * 1024, 1024 * 1024 + 1)
+            .is_err());
     }
 
     #[test]
@@ -754,7 +809,10 @@ mod tests {
             assert!(storage.discard(name).is_err() || name.is_empty(), "{name}");
         }
         let staged = storage.stage(b"data").unwrap();
-        assert!(storage.read(&staged.name).is_err(), "staged files are not visible");
+        assert!(
+            storage.read(&staged.name).is_err(),
+            "staged files are not visible"
+        );
         storage.commit(&staged).unwrap();
         assert_eq!(storage.read(&staged.name).unwrap(), b"data");
         storage.discard(&staged.name).unwrap();
@@ -770,6 +828,9 @@ mod tests {
         assert!(!value.contains('\r') && !value.contains('\n'));
         let headers = download_headers(FileKind::Png, "фото.png");
         let value = headers["content-disposition"].to_str().unwrap();
-        assert!(value.contains("filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE%2Epng"), "{value}");
+        assert!(
+            value.contains("filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE%2Epng"),
+            "{value}"
+        );
     }
 }
