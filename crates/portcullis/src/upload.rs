@@ -280,6 +280,14 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
         .any(|window| window.eq_ignore_ascii_case(needle))
 }
 
+/// Whether the lower-cased `haystack` contains any of the (lower-case) `needles`: one
+/// pass of SIMD search per needle, fast enough for a 5 MiB file on every upload.
+fn contains_any(lowercase_haystack: &[u8], needles: &[&[u8]]) -> bool {
+    needles
+        .iter()
+        .any(|needle| memchr::memmem::find(lowercase_haystack, needle).is_some())
+}
+
 /// Whether `bytes` start like a text format (SVG, HTML, XML, JavaScript, JSON).
 fn looks_like_text_format(bytes: &[u8]) -> bool {
     let head = &bytes[..bytes.len().min(1024)];
@@ -447,13 +455,11 @@ impl UploadPolicy {
                 extension,
             });
         }
-        if ACTIVE_MARKERS
-            .iter()
-            .any(|m| contains_ignore_case(bytes, m))
-        {
+        let lowercase = bytes.to_ascii_lowercase();
+        if contains_any(&lowercase, ACTIVE_MARKERS) {
             return Err(UploadError::Polyglot);
         }
-        if kind == FileKind::Pdf && PDF_ACTIVE.iter().any(|m| contains_ignore_case(bytes, m)) {
+        if kind == FileKind::Pdf && contains_any(&lowercase, PDF_ACTIVE) {
             return Err(UploadError::Polyglot);
         }
         Ok(kind)
@@ -487,7 +493,7 @@ pub fn strip_metadata(kind: FileKind, bytes: Vec<u8>) -> Result<Vec<u8>, UploadE
                 // APP0 (JFIF) and APP14 (Adobe) carry decoding parameters, not data
                 // about the person; every other APPn and every comment goes.
                 let app = (0xE1..=0xEF).contains(&marker) && marker != 0xEE;
-                !(app && !icc) && marker != 0xFE
+                (icc || !app) && marker != 0xFE
             });
             Ok(jpeg.encoder().bytes().to_vec())
         }

@@ -107,6 +107,11 @@ impl Demo {
         std::mem::replace(&mut self.data_dir, empty)
     }
 
+    /// The process id, to read its memory use.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
