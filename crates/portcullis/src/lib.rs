@@ -23,6 +23,7 @@
 //! | [`ratelimit`] | GCRA limits per client IP and per username, fail-closed backends |
 //! | [`cors`] | validated CORS: explicit origins, deny by default, no `*` with credentials |
 //! | [`input`] | trimming, normalisation and length rules for typed input |
+//! | [`upload`] | upload names, type checks, metadata stripping, storage, download headers |
 //! | [`stack`] | the one-call secure preset |
 //!
 //! ```
