@@ -20,6 +20,7 @@
 //! | [`session`] | server-side sessions: signed random ids, expiry, per-user revocation |
 //! | [`auth`] | login extractors, timing-safe authentication, safe `next` redirects |
 //! | [`csrf`] | fetch-metadata and `Origin` checks, session-bound masked tokens |
+//! | [`jwt`] | API tokens: access and refresh, rotation by `kid`, revocation, reuse detection |
 //! | [`ratelimit`] | GCRA limits per client IP and per username, fail-closed backends |
 //! | [`cors`] | validated CORS: explicit origins, deny by default, no `*` with credentials |
 //! | [`input`] | trimming, normalisation and length rules for typed input |
