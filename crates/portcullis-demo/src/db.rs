@@ -1,10 +1,9 @@
 //! The database: SQLite under the data folder, migrated at start.
 
-use std::str::FromStr;
-
 use portcullis::config::Settings;
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
 
 /// The database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
@@ -90,30 +89,56 @@ pub enum AddFileError {
 /// A connection pool. Every query is parameterized.
 #[derive(Debug, Clone)]
 pub struct Database {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 impl Database {
-    /// Opens `data_dir/portcullis.db`, creating the folder and the file on first start,
-    /// and runs the migrations.
+    /// Opens the database: PostgreSQL when `DATABASE_URL` names one, otherwise
+    /// `data_dir/portcullis.db` (folder and file created on first start). Runs the
+    /// migrations of that engine; both sets are kept in step.
     pub async fn open(settings: &Settings) -> Result<Self, DbError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| DbError::DataDir {
-            path: settings.data_dir.clone(),
-            source,
-        })?;
-        let path = settings.data_dir.join("portcullis.db");
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+        sqlx::any::install_default_drivers();
+        let postgres = settings
+            .database_url
+            .as_deref()
+            .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"));
+        let url = match postgres {
+            Some(url) => url.to_owned(),
+            None => {
+                std::fs::create_dir_all(&settings.data_dir).map_err(|source| DbError::DataDir {
+                    path: settings.data_dir.clone(),
+                    source,
+                })?;
+                let path = settings.data_dir.join("portcullis.db");
+                format!("sqlite://{}?mode=rwc", path.display())
+            }
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if postgres.is_some() { 16 } else { 8 })
             .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_with(options)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name() == "SQLite" {
+                        // Readers do not wait for the writer; writers wait a little for
+                        // each other instead of failing at once.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            sqlx::Executor::execute(&mut *conn, pragma).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        if postgres.is_some() {
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        } else {
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        }
         Ok(Self { pool })
     }
 
@@ -122,7 +147,7 @@ impl Database {
         sqlx::query_as::<_, Comment>(
             "SELECT c.id, u.username, c.body, c.created_at \
              FROM comments c JOIN users u ON u.id = c.user_id \
-             ORDER BY c.created_at DESC, c.id DESC LIMIT ?",
+             ORDER BY c.created_at DESC, c.id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -131,7 +156,7 @@ impl Database {
 
     /// The id and password hash of `username`, if registered.
     pub async fn credentials(&self, username: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = ?")
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.pool)
             .await
@@ -139,7 +164,7 @@ impl Database {
 
     /// The username of user `id`.
     pub async fn username(&self, id: i64) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT username FROM users WHERE id = ?")
+        sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -151,21 +176,20 @@ impl Database {
         username: &str,
         password_hash: &str,
     ) -> Result<Option<i64>, sqlx::Error> {
-        let result = sqlx::query(
-            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?) \
-             ON CONFLICT (username) DO NOTHING",
+        sqlx::query_scalar(
+            "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (username) DO NOTHING RETURNING id",
         )
         .bind(username)
         .bind(password_hash)
         .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok((result.rows_affected() == 1).then(|| result.last_insert_rowid()))
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// Replaces a user's password hash (after an upgrade to the current algorithm).
     pub async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(id)
             .execute(&self.pool)
@@ -175,20 +199,20 @@ impl Database {
 
     /// Stores a comment.
     pub async fn add_comment(&self, user_id: i64, body: &str) -> Result<i64, sqlx::Error> {
-        let result =
-            sqlx::query("INSERT INTO comments (user_id, body, created_at) VALUES (?, ?, ?)")
-                .bind(user_id)
-                .bind(body)
-                .bind(now())
-                .execute(&self.pool)
-                .await?;
-        Ok(result.last_insert_rowid())
+        sqlx::query_scalar(
+            "INSERT INTO comments (user_id, body, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(body)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
     }
 
     /// The public profile of user `id`: the only user type the API serialises, and
     /// it has no password field.
     pub async fn api_user(&self, id: i64) -> Result<Option<ApiUser>, sqlx::Error> {
-        sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = ?")
+        sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -198,7 +222,7 @@ impl Database {
     pub async fn comment(&self, id: i64) -> Result<Option<Comment>, sqlx::Error> {
         sqlx::query_as(
             "SELECT c.id, u.username, c.body, c.created_at \
-             FROM comments c JOIN users u ON u.id = c.user_id WHERE c.id = ?",
+             FROM comments c JOIN users u ON u.id = c.user_id WHERE c.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -209,7 +233,7 @@ impl Database {
     pub async fn files_of(&self, owner: i64) -> Result<Vec<StoredFile>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, display_name, content_type, size, storage_name, created_at \
-             FROM files WHERE owner_id = ? ORDER BY created_at DESC, id",
+             FROM files WHERE owner_id = $1 ORDER BY created_at DESC, id",
         )
         .bind(owner)
         .fetch_all(&self.pool)
@@ -221,7 +245,7 @@ impl Database {
     pub async fn file_of(&self, id: &str, owner: i64) -> Result<Option<StoredFile>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, display_name, content_type, size, storage_name, created_at \
-             FROM files WHERE id = ? AND owner_id = ?",
+             FROM files WHERE id = $1 AND owner_id = $2",
         )
         .bind(id)
         .bind(owner)
@@ -242,8 +266,8 @@ impl Database {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO files (id, owner_id, display_name, content_type, size, storage_name, created_at) \
-             SELECT ?, ?, ?, ?, ?, ?, ? \
-             WHERE (SELECT COALESCE(SUM(size), 0) FROM files WHERE owner_id = ?) + ? <= ?",
+             SELECT $1, $2, $3, $4, $5, $6, $7 \
+             WHERE (SELECT COALESCE(SUM(size), 0) FROM files WHERE owner_id = $8) + $9 <= $10",
         )
         .bind(&file.id)
         .bind(owner)
@@ -267,7 +291,7 @@ impl Database {
     }
 
     /// The pool, for the routes that need more.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }

@@ -1,0 +1,220 @@
+//! The demo on PostgreSQL (`DATABASE_URL=postgres://…`): the same flows as on SQLite,
+//! each test in a database of its own, created and dropped here. Runs when
+//! `PORTCULLIS_TEST_POSTGRES` names a server (`.ci/run` sets it); says it skipped
+//! otherwise, and fails if `PORTCULLIS_REQUIRE_POSTGRES` is set.
+
+mod common;
+
+use common::{browser_like, comment, login, register, Demo, PASSWORD};
+use sqlx::Connection as _;
+
+/// A fresh database on the test server, dropped when the guard goes.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    async fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("PORTCULLIS_TEST_POSTGRES") else {
+            assert!(
+                std::env::var_os("PORTCULLIS_REQUIRE_POSTGRES").is_none(),
+                "PORTCULLIS_REQUIRE_POSTGRES is set but PORTCULLIS_TEST_POSTGRES is not"
+            );
+            eprintln!("SKIPPED: PORTCULLIS_TEST_POSTGRES is not set; PostgreSQL tests did not run");
+            return None;
+        };
+        let name = format!("portcullis_test_{}", portcullis::upload::random_id());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        // The name is ours (hex), never input: identifiers cannot be bound parameters.
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let base = admin_url.rsplit_once('/').unwrap().0;
+        let url = format!("{base}/{name}");
+        Some(Self {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    async fn connect(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.url).await.unwrap()
+    }
+
+    async fn drop_now(self, demo: Demo) {
+        drop(demo);
+        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn accounts_comments_api_and_uploads_work_on_postgres() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let demo = Demo::start(&[("DATABASE_URL", &db.url)]);
+    let http = browser_like();
+    assert_eq!(
+        register(&http, &demo, "pg-user", PASSWORD).await.status(),
+        303
+    );
+    assert_eq!(
+        register(&browser_like(), &demo, "pg-user", PASSWORD)
+            .await
+            .status(),
+        409
+    );
+    for body in [
+        "first",
+        "'; DROP TABLE users;--",
+        "<script>alert(1)</script>",
+    ] {
+        assert_eq!(comment(&http, &demo, body).await.status(), 303);
+    }
+    let page = http
+        .get(demo.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("&#x27;; DROP TABLE users;--"));
+    assert!(!page.contains("<script>alert"));
+    assert_eq!(
+        login(&browser_like(), &demo, "pg-user", "wrong password here")
+            .await
+            .status(),
+        401
+    );
+
+    let tokens: serde_json::Value = common::client()
+        .post(demo.url("/api/token"))
+        .json(&serde_json::json!({"username": "pg-user", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let created = common::client()
+        .post(demo.url("/api/comments"))
+        .bearer_auth(access)
+        .json(&serde_json::json!({"body": "from the API"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let list: Vec<serde_json::Value> = common::client()
+        .get(demo.url("/api/comments?limit=2"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["body"], "from the API");
+
+    // An upload: the row is in PostgreSQL, the bytes in the upload folder.
+    let token = common::token_from(&http, &demo, "/files").await;
+    let png = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+    )
+    .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("csrf_token", token)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(png.clone()).file_name("pg.png"),
+        );
+    let uploaded = http
+        .post(demo.url("/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 303);
+
+    let mut conn = db.connect().await;
+    let (users, comments, files): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM comments), (SELECT count(*) FROM files)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((users, comments, files), (1, 4, 1));
+    let id: String = sqlx::query_scalar("SELECT id FROM files")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let download = http
+        .get(demo.url(&format!("/files/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.bytes().await.unwrap().as_ref(), png.as_slice());
+    drop(conn);
+    db.drop_now(demo).await;
+}
+
+#[tokio::test]
+async fn both_migrations_describe_the_same_tables() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let demo = Demo::start(&[("DATABASE_URL", &db.url)]);
+    let mut pg = db.connect().await;
+    let mut pg_columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name IN ('users', 'comments', 'files')",
+    )
+    .fetch_all(&mut pg)
+    .await
+    .unwrap();
+    pg_columns.sort();
+    drop(pg);
+
+    // The SQLite side, from a demo on the embedded default.
+    let lite = Demo::start(&[]);
+    let mut sqlite = common::database(&lite).await;
+    let mut lite_columns = Vec::new();
+    for table in ["users", "comments", "files"] {
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(table)
+            .fetch_all(&mut sqlite)
+            .await
+            .unwrap();
+        lite_columns.extend(names.into_iter().map(|n| (table.to_owned(), n)));
+    }
+    lite_columns.sort();
+    assert_eq!(pg_columns, lite_columns);
+    db.drop_now(demo).await;
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up_with_one_line() {
+    let (code, stderr) =
+        common::refuse(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nothing")]);
+    assert_ne!(code, Some(0));
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.contains("PORTCULLIS_SECRET_KEY"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("database"), "{stderr}");
+}
