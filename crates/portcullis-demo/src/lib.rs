@@ -24,10 +24,13 @@ use portcullis::cors::CorsConfig;
 use portcullis::csp::{ContentSecurityPolicy, CspNonce, ReportCollectorConfig};
 use portcullis::csrf::CsrfConfig;
 use portcullis::error::ErrorPagesConfig;
-use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocations};
+use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocations, RevocationStore};
 use portcullis::keys::Keyring;
 use portcullis::password::{PasswordConfig, PasswordPolicy, Passwords};
+use portcullis::ratelimit::RateLimitBackend;
 use portcullis::ratelimit::{MemoryBackend, RateLimitConfig};
+use portcullis::redis::RedisBackend;
+use portcullis::session::SessionStore;
 use portcullis::session::{MemoryStore, SessionConfig};
 use portcullis::stack::SecureStack;
 use portcullis::templates::{Page, Templates};
@@ -55,6 +58,9 @@ pub enum DemoError {
     /// The CSRF configuration is invalid.
     #[error("csrf: {0}")]
     Csrf(#[from] portcullis::csrf::CsrfConfigError),
+    /// Redis, named by `REDIS_URL`, cannot be reached.
+    #[error("redis: {0}")]
+    Redis(String),
     /// The rate limits are invalid.
     #[error("rate limits: {0}")]
     RateLimit(#[from] portcullis::ratelimit::RateLimitConfigError),
@@ -85,6 +91,41 @@ pub struct AppState {
     pub uploads: Arc<dyn UploadStorage>,
     /// What uploads may be.
     pub upload_policy: UploadPolicy,
+    /// The shared Redis, when `REDIS_URL` is set (for `/healthz`).
+    pub redis: Option<RedisBackend>,
+}
+
+/// Where sessions, rate limits and revocations live: in memory for one instance, in
+/// Redis (one client for all three) when `REDIS_URL` says several instances share them.
+struct SharedState {
+    redis: Option<RedisBackend>,
+    sessions: Arc<dyn SessionStore>,
+    rate_limits: Arc<dyn RateLimitBackend>,
+    revocations: Arc<dyn RevocationStore>,
+}
+
+impl SharedState {
+    async fn connect(settings: &Settings) -> Result<Self, DemoError> {
+        match &settings.redis_url {
+            Some(url) => {
+                let redis = RedisBackend::connect(url, &settings.redis_prefix)
+                    .await
+                    .map_err(|e| DemoError::Redis(e.to_string()))?;
+                Ok(Self {
+                    sessions: Arc::new(redis.sessions()),
+                    rate_limits: Arc::new(redis.rate_limits()),
+                    revocations: Arc::new(redis.revocations()),
+                    redis: Some(redis),
+                })
+            }
+            None => Ok(Self {
+                redis: None,
+                sessions: Arc::new(MemoryStore::default()),
+                rate_limits: Arc::new(MemoryBackend::new()),
+                revocations: Arc::new(MemoryRevocations::default()),
+            }),
+        }
+    }
 }
 
 /// The templates, compiled into the binary so that it runs from any directory.
@@ -106,10 +147,11 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     let keyring = settings.keyring();
     let upload_policy = UploadPolicy::default();
     let passwords = Passwords::new(PasswordConfig::default())?;
+    let shared = SharedState::connect(settings).await?;
     let jwt = Jwt::new(
         JwtConfig::default(),
         JwtKeys::from_keyring(&keyring),
-        Arc::new(MemoryRevocations::default()),
+        shared.revocations.clone(),
     );
     let state = AppState {
         db,
@@ -120,6 +162,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         jwt: jwt.clone(),
         uploads: Arc::new(LocalStorage::new(&settings.upload_dir)?),
         upload_policy: upload_policy.clone(),
+        redis: shared.redis.clone(),
     };
     let error_templates = templates;
     let error_pages = ErrorPagesConfig::default().html_renderer(Arc::new(move |error| {
@@ -148,7 +191,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         ));
     let sessions = SessionConfig::default()
         .secure(settings.cookie_secure)
-        .layer(&keyring, Arc::new(MemoryStore::default()));
+        .layer(&keyring, shared.sessions.clone());
     // Exemptions, each because no cookie authenticates the request: browsers post
     // violation reports without a token (the collector only logs them), and the token
     // endpoints authenticate by the JSON body and answer in the body, so a forged
@@ -158,8 +201,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .exempt("/api/token")
         .exempt("/api/token/refresh")
         .layer(&keyring)?;
-    let rate_limit =
-        RateLimitConfig::from_settings(settings).layer(Arc::new(MemoryBackend::new()))?;
+    let rate_limit = RateLimitConfig::from_settings(settings).layer(shared.rate_limits.clone())?;
     let mut stack = stack
         .headers(headers)
         .error_pages(error_pages)

@@ -34,8 +34,23 @@ fn unavailable(error: sqlx::Error) -> Error {
     Error::service_unavailable(5)
 }
 
-async fn healthz() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok")
+/// `ok`, or 503 naming the shared backend that does not answer, so that a load
+/// balancer takes the instance out of rotation.
+async fn healthz(State(state): State<AppState>) -> Response {
+    const TEXT: (header::HeaderName, &str) = (header::CONTENT_TYPE, "text/plain; charset=utf-8");
+    if let Some(redis) = &state.redis {
+        if let Err(error) = redis.ping().await {
+            tracing::error!(%error, "health check: redis unavailable");
+            return Error::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "redis unavailable",
+            )
+            .with_retry_after(5)
+            .into_response();
+        }
+    }
+    ([TEXT], "ok").into_response()
 }
 
 /// The logged-in user for the page header.

@@ -5,58 +5,8 @@
 
 mod common;
 
+use common::pg::TestDatabase;
 use common::{browser_like, comment, login, register, Demo, PASSWORD};
-use sqlx::Connection as _;
-
-/// A fresh database on the test server, dropped when the guard goes.
-struct TestDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    async fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("PORTCULLIS_TEST_POSTGRES") else {
-            assert!(
-                std::env::var_os("PORTCULLIS_REQUIRE_POSTGRES").is_none(),
-                "PORTCULLIS_REQUIRE_POSTGRES is set but PORTCULLIS_TEST_POSTGRES is not"
-            );
-            eprintln!("SKIPPED: PORTCULLIS_TEST_POSTGRES is not set; PostgreSQL tests did not run");
-            return None;
-        };
-        let name = format!("portcullis_test_{}", portcullis::upload::random_id());
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        // The name is ours (hex), never input: identifiers cannot be bound parameters.
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let base = admin_url.rsplit_once('/').unwrap().0;
-        let url = format!("{base}/{name}");
-        Some(Self {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    async fn connect(&self) -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&self.url).await.unwrap()
-    }
-
-    async fn drop_now(self, demo: Demo) {
-        drop(demo);
-        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-        sqlx::raw_sql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    }
-}
 
 #[tokio::test]
 async fn accounts_comments_api_and_uploads_work_on_postgres() {

@@ -105,6 +105,9 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// `REDIS_URL`: shared sessions, limits and revocations; unset means in memory.
     pub redis_url: Option<String>,
+    /// `PORTCULLIS_REDIS_PREFIX`: the prefix of every Redis key (default `portcullis`),
+    /// so that several apps, or test runs, can share one Redis.
+    pub redis_prefix: String,
     /// `PORTCULLIS_LOG`: a `tracing` filter (default `info`).
     pub log_filter: String,
     // What PORTCULLIS_COOKIE_SECURE said, if anything: the audit judges what
@@ -291,6 +294,16 @@ impl Settings {
 
         let database_url = get("DATABASE_URL");
         let redis_url = get("REDIS_URL");
+        let redis_prefix =
+            get("PORTCULLIS_REDIS_PREFIX").unwrap_or_else(|| "portcullis".to_owned());
+        if !redis_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            report(format!(
+                "PORTCULLIS_REDIS_PREFIX={redis_prefix:?} may only hold letters, digits and - _ . :"
+            ));
+        }
         let log_filter = get("PORTCULLIS_LOG").unwrap_or_else(|| "info".to_owned());
 
         if !problems.is_empty() {
@@ -311,6 +324,7 @@ impl Settings {
             instances,
             database_url,
             redis_url,
+            redis_prefix,
             log_filter,
             cookie_secure_setting,
             secret_key,

@@ -22,6 +22,7 @@
 //! | [`csrf`] | fetch-metadata and `Origin` checks, session-bound masked tokens |
 //! | [`jwt`] | API tokens: access and refresh, rotation by `kid`, revocation, reuse detection |
 //! | [`ratelimit`] | GCRA limits per client IP and per username, fail-closed backends |
+//! | [`redis`] | sessions, rate limits and revocations shared by every instance through Redis (feature `redis`) |
 //! | [`cors`] | validated CORS: explicit origins, deny by default, no `*` with credentials |
 //! | [`input`] | trimming, normalisation and length rules for typed input |
 //! | [`upload`] | upload names, type checks, metadata stripping, storage, download headers |
@@ -56,6 +57,8 @@ pub mod keys;
 pub mod logging;
 pub mod password;
 pub mod ratelimit;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod session;
 pub mod stack;
 pub mod templates;

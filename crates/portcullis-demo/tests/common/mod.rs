@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod pg;
 pub mod webdriver;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis-demo");

@@ -1,0 +1,820 @@
+//! Sessions, rate limits and revocations in Redis, shared by every instance of an app.
+//!
+//! One [`RedisBackend`] (one `fred` client, one connection that pipelines every
+//! command) hands out the three stores the other modules take behind their traits:
+//!
+//! | store | trait | keys |
+//! |---|---|---|
+//! | [`RedisSessionStore`] | [`SessionStore`] | `{prefix}:sess:{key}` (the record as JSON), `{prefix}:sessuser:{user}` (a set: the user's sessions) |
+//! | [`RedisRateLimiter`] | [`RateLimitBackend`] | `{prefix}:rl:{key}` (the bucket's theoretical arrival time, Unix ms) |
+//! | [`RedisRevocations`] | [`RevocationStore`] | `{prefix}:jti:…`, `{prefix}:fam:…`, `{prefix}:user:…`, `{prefix}:used:…` |
+//!
+//! Every key carries a TTL, so nothing outlives its purpose: a session its expiry, a
+//! bucket the moment it is full again, a revocation the deadline it was given.
+//!
+//! What has to be atomic runs as a Lua script inside Redis, so that instances racing
+//! for the same key never disagree: the GCRA step of a rate limit (with Redis's own
+//! clock, so the instances' clocks do not matter), the first use of a refresh token,
+//! saving a session together with its user's index, and ending a user's sessions.
+//!
+//! Failure is never silent. [`RedisBackend::connect`] fails within three seconds when
+//! nothing answers, instead of starting an app that cannot work; afterwards the client
+//! reconnects on its own, forever, with backoff (100 ms doubling to 5 s), so service
+//! resumes when Redis comes back without a restart. Every operation has a deadline
+//! (2 s by default, [`RedisBackend::connect_with`]): a stalled or unreachable Redis is
+//! an error, which the layers turn into `503` (fail closed), never a hang, an
+//! anonymous session, an unlimited client or an unrevoked token. A command that was in
+//! flight when its connection dropped fails rather than being sent again, since running
+//! a script twice (two counted requests, a refresh token "reused" by its own retry)
+//! would be a wrong answer. Errors never contain the URL's password.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use portcullis::ratelimit::RateLimitConfig;
+//! use portcullis::redis::RedisBackend;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let redis = RedisBackend::connect("redis://127.0.0.1:6379", "myapp").await?;
+//! redis.ping().await?; // for /healthz
+//! let limits = RateLimitConfig::default().layer(Arc::new(redis.rate_limits()))?;
+//! let sessions = Arc::new(redis.sessions());
+//! let revocations = Arc::new(redis.revocations());
+//! # let _ = (limits, sessions, revocations);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::clients::Client;
+use fred::error::Error as FredError;
+use fred::interfaces::{ClientLike, KeysInterface};
+use fred::types::config::{Config, ConnectionConfig, PerformanceConfig, ReconnectPolicy};
+use fred::types::scripts::Script;
+use fred::types::Builder;
+use futures_util::future::BoxFuture;
+
+use crate::jwt::{Claims, RefreshUse, RevocationError, RevocationStore};
+use crate::ratelimit::{BackendError, Decision, Quota, RateLimitBackend};
+use crate::session::{SessionRecord, SessionStore, StoreError};
+
+/// How long one operation may take by default before it is an error.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long [`RedisBackend::connect`] waits for the first connection at most.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+// Reconnection backoff: 100 ms, doubling, at most 5 s between attempts, forever.
+const RECONNECT_MIN_MS: u32 = 100;
+const RECONNECT_MAX_MS: u32 = 5_000;
+
+/// Connecting to Redis failed, or Redis did not answer a ping. The message names the
+/// server without its password.
+///
+/// ```
+/// use portcullis::redis::RedisConnectError;
+///
+/// let e = RedisConnectError::InvalidUrl;
+/// assert!(e.to_string().contains("redis://"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisConnectError {
+    /// The URL does not parse. It is not repeated: it may hold a password.
+    #[error("invalid Redis URL (expected redis://[user:password@]host:port[/db] or rediss://…)")]
+    InvalidUrl,
+    /// The server could not be reached, refused the client, or answered nonsense.
+    #[error("cannot reach Redis at {endpoint}: {reason}")]
+    Unreachable {
+        /// The server, as the URL names it, password removed.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The server did not answer in time.
+    #[error("Redis at {endpoint} did not answer within {timeout:?}")]
+    Timeout {
+        /// The server, as the URL names it, password removed.
+        endpoint: String,
+        /// How long was waited.
+        timeout: Duration,
+    },
+}
+
+/// A connection to Redis and the stores built on it. Cheap to clone: clones share the
+/// connection, which closes when the last clone is dropped.
+///
+/// `Debug` shows the server without the URL's password.
+#[derive(Clone)]
+pub struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    prefix: String,
+    timeout: Duration,
+    endpoint: String,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The client's connection task holds the client too and would otherwise keep
+        // reconnecting forever after the app has let go of it.
+        let client = self.client.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = client.quit().await;
+            });
+        }
+    }
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("endpoint", &self.inner.endpoint)
+            .field("prefix", &self.inner.prefix)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with any user name and password replaced by `***`, and no query string (it
+/// can carry credentials too).
+fn redact(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[unparsable URL]".to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+        None => format!("{scheme}://{authority}{path}"),
+    }
+}
+
+/// A message for `error` that can be logged: fred's errors name the failure, never
+/// the credentials, but a server's reply is cut short all the same.
+fn describe(error: &FredError) -> String {
+    let mut text = format!("{:?}: {}", error.kind(), error.details());
+    if text.len() > 200 {
+        let mut end = 200;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+impl RedisBackend {
+    /// Connects to `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` for
+    /// TLS) with [`DEFAULT_TIMEOUT`]; every key starts with `prefix:`.
+    ///
+    /// Fails within [`CONNECT_TIMEOUT`] when the server cannot be reached: an app that
+    /// is configured to use Redis must not start without it.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, RedisConnectError> {
+        Self::connect_with(url, prefix, DEFAULT_TIMEOUT).await
+    }
+
+    /// [`connect`](Self::connect) with `timeout` for every later operation (at least
+    /// one millisecond).
+    pub async fn connect_with(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, RedisConnectError> {
+        let timeout = timeout.max(Duration::from_millis(1));
+        let endpoint = redact(url);
+        // fred's parse errors may quote the URL, and with it the password: say only
+        // that it did not parse.
+        let config = Config::from_url(url).map_err(|_| RedisConnectError::InvalidUrl)?;
+        let mut builder = Builder::from_config(config);
+        builder.with_config(|config| {
+            // At start-up an unreachable server is an error, not a reason to retry.
+            config.fail_fast = true;
+        });
+        builder.set_policy(ReconnectPolicy::new_exponential(
+            0, // no limit: keep trying until Redis is back
+            RECONNECT_MIN_MS,
+            RECONNECT_MAX_MS,
+            2,
+        ));
+        builder.set_performance_config(PerformanceConfig {
+            default_command_timeout: timeout,
+            ..PerformanceConfig::default()
+        });
+        builder.set_connection_config(ConnectionConfig {
+            connection_timeout: CONNECT_TIMEOUT.min(timeout.max(Duration::from_secs(1))),
+            internal_command_timeout: timeout,
+            // A command that was written when its connection died is not sent again:
+            // the scripts are not idempotent, and a duplicate would be a wrong answer.
+            max_command_attempts: 1,
+            // A connection that stops answering (a half-open socket, a frozen server)
+            // is closed and replaced rather than waited on forever.
+            unresponsive: fred::types::config::UnresponsiveConfig {
+                max_timeout: Some(timeout.saturating_mul(2)),
+                interval: (timeout / 2).max(Duration::from_millis(100)),
+            },
+            ..ConnectionConfig::default()
+        });
+        let client = builder
+            .build()
+            .map_err(|error| RedisConnectError::Unreachable {
+                endpoint: endpoint.clone(),
+                reason: describe(&error),
+            })?;
+        match tokio::time::timeout(CONNECT_TIMEOUT, client.init()).await {
+            Ok(Ok(_task)) => {}
+            Ok(Err(error)) => {
+                return Err(RedisConnectError::Unreachable {
+                    endpoint,
+                    reason: describe(&error),
+                })
+            }
+            Err(_) => {
+                // Stop the half-started connection task; it must not retry forever
+                // behind the caller's back.
+                let _ = tokio::time::timeout(Duration::from_millis(100), client.quit()).await;
+                return Err(RedisConnectError::Timeout {
+                    endpoint,
+                    timeout: CONNECT_TIMEOUT,
+                });
+            }
+        }
+        let backend = Self {
+            inner: Arc::new(Inner {
+                client,
+                prefix: prefix.to_owned(),
+                timeout,
+                endpoint,
+            }),
+        };
+        backend.ping().await?;
+        Ok(backend)
+    }
+
+    /// Asks Redis for a `PONG` within the operation timeout: for a health check.
+    pub async fn ping(&self) -> Result<(), RedisConnectError> {
+        let answer = self.run(self.inner.client.ping::<String>(None)).await;
+        match answer {
+            Ok(pong) if pong.eq_ignore_ascii_case("pong") => Ok(()),
+            Ok(_) => Err(RedisConnectError::Unreachable {
+                endpoint: self.inner.endpoint.clone(),
+                reason: "unexpected answer to PING".to_owned(),
+            }),
+            Err(Failure::Timeout) => Err(RedisConnectError::Timeout {
+                endpoint: self.inner.endpoint.clone(),
+                timeout: self.inner.timeout,
+            }),
+            Err(Failure::Redis(reason)) => Err(RedisConnectError::Unreachable {
+                endpoint: self.inner.endpoint.clone(),
+                reason,
+            }),
+        }
+    }
+
+    /// The session store on this connection.
+    pub fn sessions(&self) -> RedisSessionStore {
+        RedisSessionStore {
+            backend: self.clone(),
+        }
+    }
+
+    /// The rate-limit backend on this connection.
+    pub fn rate_limits(&self) -> RedisRateLimiter {
+        RedisRateLimiter {
+            backend: self.clone(),
+        }
+    }
+
+    /// The revocation store on this connection.
+    pub fn revocations(&self) -> RedisRevocations {
+        RedisRevocations {
+            backend: self.clone(),
+        }
+    }
+
+    /// The key prefix (without its trailing `:`).
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The deadline of every operation.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// The underlying `fred` client, for commands Portcullis does not wrap (and for
+    /// tests). Commands sent through it get the same default timeout.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}:{kind}:{name}", self.inner.prefix)
+    }
+
+    /// Runs `operation` under the deadline. fred already times each command out; this
+    /// bounds a whole operation (a script reload included) all the same.
+    async fn run<T>(
+        &self,
+        operation: impl Future<Output = Result<T, FredError>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.inner.timeout, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) if *error.kind() == fred::error::ErrorKind::Timeout => {
+                Err(Failure::Timeout)
+            }
+            Ok(Err(error)) => Err(Failure::Redis(describe(&error))),
+            Err(_) => Err(Failure::Timeout),
+        }
+    }
+
+    /// Runs `script` (EVALSHA, loading it on `NOSCRIPT`) under the deadline.
+    async fn script<T: fred::types::FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<T, Failure> {
+        self.run(script.evalsha_with_reload(&self.inner.client, keys, args))
+            .await
+    }
+}
+
+/// Why an operation failed, before it becomes the calling trait's error type.
+enum Failure {
+    Timeout,
+    Redis(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("Redis did not answer in time"),
+            Self::Redis(reason) => write!(f, "Redis: {reason}"),
+        }
+    }
+}
+
+// --- Sessions -------------------------------------------------------------------------
+
+/// Saves a record and adds it to its user's index, whose TTL becomes the latest
+/// expiry of the user's sessions. KEYS: the record, the user's index (absent for an
+/// anonymous session). ARGV: the JSON, the expiry (Unix ms), the index member.
+const SAVE_SESSION: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+if KEYS[2] then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  local pttl = redis.call('PTTL', KEYS[2])
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  if pttl < 0 or now + pttl < tonumber(ARGV[2]) then
+    redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+  end
+end
+return 1
+";
+
+/// Deletes a record and its entry in its user's index. KEYS: the record. ARGV: the
+/// index key's prefix, the index member.
+const DELETE_SESSION: &str = r"
+local json = redis.call('GET', KEYS[1])
+if not json then return 0 end
+local ok, record = pcall(cjson.decode, json)
+if ok and type(record) == 'table' and type(record.user_id) == 'number' then
+  redis.call('SREM', ARGV[1] .. string.format('%.0f', record.user_id), ARGV[2])
+end
+return redis.call('DEL', KEYS[1])
+";
+
+/// Deletes every session of a user but one; returns how many went. Members whose
+/// record expired, or no longer belongs to the user, leave the index. KEYS: the index.
+/// ARGV: the record keys' prefix, the member to spare (or ''), the user id.
+const DELETE_USER_SESSIONS: &str = r"
+local user = ARGV[3]
+local removed = 0
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if member ~= ARGV[2] then
+    local key = ARGV[1] .. member
+    local json = redis.call('GET', key)
+    if json then
+      local ok, record = pcall(cjson.decode, json)
+      if ok and type(record) == 'table' and type(record.user_id) == 'number'
+          and string.format('%.0f', record.user_id) == user then
+        redis.call('DEL', key)
+        removed = removed + 1
+      end
+    end
+    redis.call('SREM', KEYS[1], member)
+  end
+end
+return removed
+";
+
+/// Sessions in Redis: each record as JSON under `{prefix}:sess:{key}` until its
+/// expiry (`PXAT`, to the millisecond), and a set per user, `{prefix}:sessuser:{id}`,
+/// of the user's session keys, so that [`SessionStore::delete_user`] finds them
+/// without a scan.
+///
+/// ```no_run
+/// # async fn run(redis: portcullis::redis::RedisBackend, keyring: portcullis::keys::Keyring) {
+/// use std::sync::Arc;
+/// use portcullis::session::SessionConfig;
+///
+/// let layer = SessionConfig::default().layer(&keyring, Arc::new(redis.sessions()));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisSessionStore {
+    backend: RedisBackend,
+}
+
+fn session_error(failure: Failure) -> StoreError {
+    StoreError(failure.to_string())
+}
+
+impl RedisSessionStore {
+    fn user_index(&self, user_id: i64) -> String {
+        self.backend.key("sessuser", &user_id.to_string())
+    }
+}
+
+impl SessionStore for RedisSessionStore {
+    fn load<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
+        Box::pin(async move {
+            let json: Option<String> = self
+                .backend
+                .run(self.backend.inner.client.get(self.backend.key("sess", key)))
+                .await
+                .map_err(session_error)?;
+            // A record that no longer parses (an older format) is an anonymous
+            // session, as in the SQL stores.
+            Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        record: &'a SessionRecord,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(SAVE_SESSION));
+        Box::pin(async move {
+            let json = serde_json::to_string(record)
+                .map_err(|e| StoreError(format!("cannot encode a session: {e}")))?;
+            let mut keys = vec![self.backend.key("sess", key)];
+            if let Some(user_id) = record.user_id {
+                keys.push(self.user_index(user_id));
+            }
+            let args = vec![json, expires_at.to_string(), key.to_owned()];
+            self.backend
+                .script::<i64>(&SCRIPT, keys, args)
+                .await
+                .map_err(session_error)?;
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(DELETE_SESSION));
+        Box::pin(async move {
+            let keys = vec![self.backend.key("sess", key)];
+            let args = vec![self.backend.key("sessuser", ""), key.to_owned()];
+            self.backend
+                .script::<i64>(&SCRIPT, keys, args)
+                .await
+                .map_err(session_error)?;
+            Ok(())
+        })
+    }
+
+    fn delete_user<'a>(
+        &'a self,
+        user_id: i64,
+        except: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(DELETE_USER_SESSIONS));
+        Box::pin(async move {
+            let keys = vec![self.user_index(user_id)];
+            let args = vec![
+                self.backend.key("sess", ""),
+                except.unwrap_or_default().to_owned(),
+                user_id.to_string(),
+            ];
+            let removed: i64 = self
+                .backend
+                .script(&SCRIPT, keys, args)
+                .await
+                .map_err(session_error)?;
+            Ok(u64::try_from(removed).unwrap_or_default())
+        })
+    }
+}
+
+// --- Rate limits ----------------------------------------------------------------------
+
+/// One GCRA step, as `governor` takes it in [`crate::ratelimit::MemoryBackend`], on
+/// Redis's clock. KEYS: the bucket. ARGV: the interval between two requests (µs, at
+/// least 1), the burst. The bucket holds the theoretical arrival time in Unix ms (with
+/// a µs fraction) and expires when the bucket is full again. Returns allowed (1/0),
+/// remaining, reset-after (µs), retry-after (µs).
+const GCRA: &str = r"
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local tau = interval * (burst - 1)
+local tat = now
+local stored = tonumber(redis.call('GET', KEYS[1]) or '')
+if stored then tat = math.floor(stored * 1000 + 0.5) end
+local earliest = tat - tau
+if now < earliest then
+  local retry = earliest - now
+  return {0, 0, retry + tau, retry}
+end
+local next_tat = math.max(tat, now) + interval
+redis.call('SET', KEYS[1], string.format('%.3f', next_tat / 1000),
+  'PX', math.ceil((next_tat - now) / 1000))
+local remaining = math.floor(math.min(now + tau + interval - next_tat, tau + interval) / interval)
+return {1, remaining, interval * (burst - remaining), 0}
+";
+
+/// Rate-limit buckets in Redis, shared by every instance: one atomic script per check
+/// (GCRA, with Redis's clock), the same answers as
+/// [`MemoryBackend`](crate::ratelimit::MemoryBackend).
+///
+/// ```no_run
+/// # async fn run(redis: portcullis::redis::RedisBackend) {
+/// use std::sync::Arc;
+/// use portcullis::ratelimit::RateLimitConfig;
+///
+/// let layer = RateLimitConfig::default().layer(Arc::new(redis.rate_limits())).unwrap();
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisRateLimiter {
+    backend: RedisBackend,
+}
+
+impl RateLimitBackend for RedisRateLimiter {
+    fn check<'a>(
+        &'a self,
+        key: &'a str,
+        quota: &'a Quota,
+    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(GCRA));
+        Box::pin(async move {
+            let burst = quota.burst();
+            if burst == 0 || quota.period().is_zero() {
+                return Err(BackendError::InvalidQuota {
+                    burst,
+                    period: quota.period(),
+                });
+            }
+            // Whole microseconds keep the script's arithmetic exact in Lua's doubles.
+            let period_us = u64::try_from(quota.period().as_micros()).unwrap_or(u64::MAX);
+            let interval_us = (period_us / u64::from(burst)).max(1);
+            let keys = vec![self.backend.key("rl", key)];
+            let args = vec![interval_us.to_string(), burst.to_string()];
+            let answer: Vec<i64> = self
+                .backend
+                .script(&SCRIPT, keys, args)
+                .await
+                .map_err(|failure| BackendError::Unavailable(failure.to_string()))?;
+            let &[allowed, remaining, reset_us, retry_us] = answer.as_slice() else {
+                return Err(BackendError::Unavailable(
+                    "Redis: unexpected answer from the rate-limit script".to_owned(),
+                ));
+            };
+            let micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or_default());
+            Ok(if allowed == 1 {
+                Decision::allowed(
+                    burst,
+                    u32::try_from(remaining).unwrap_or_default().min(burst),
+                    micros(reset_us),
+                )
+            } else {
+                Decision::refused(burst, micros(reset_us), micros(retry_us))
+            })
+        })
+    }
+}
+
+// --- Revocations ----------------------------------------------------------------------
+
+/// Sets KEYS[1] to ARGV[1], keeping the later of its expiry and ARGV[2] (Unix s); for
+/// a user's not-before, keeps the larger value too (ARGV[3] = 'max').
+const REVOKE: &str = r"
+local value = ARGV[1]
+local until_ms = tonumber(ARGV[2]) * 1000
+if ARGV[3] == 'max' then
+  local current = tonumber(redis.call('GET', KEYS[1]) or '')
+  if current and current > tonumber(value) then value = tostring(current) end
+end
+local pttl = redis.call('PTTL', KEYS[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if pttl > 0 and now + pttl > until_ms then
+  redis.call('SET', KEYS[1], value, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], value, 'PXAT', string.format('%.0f', until_ms))
+end
+return 1
+";
+
+/// Retires a refresh token. KEYS: `used:{jti}`, `fam:{family}`. ARGV: until (Unix s).
+/// Returns 1 for a first use, 0 for a reuse (the family is then revoked).
+const USE_REFRESH: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  if redis.call('SET', KEYS[1], '1', 'NX', 'EXAT', ARGV[1]) then return 1 end
+end
+local pttl = redis.call('PTTL', KEYS[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1])
+if pttl > 0 and now * 1000 + pttl > tonumber(ARGV[1]) * 1000 then
+  redis.call('SET', KEYS[2], '1', 'KEEPTTL')
+else
+  redis.call('SET', KEYS[2], '1', 'EXAT', ARGV[1])
+end
+return 0
+";
+
+/// Token revocations in Redis: `{prefix}:jti:{jti}`, `{prefix}:fam:{family}`,
+/// `{prefix}:user:{user}` (the user's not-before, Unix s) and `{prefix}:used:{jti}`
+/// (retired refresh tokens), each until the deadline it was given.
+/// [`RevocationStore::is_revoked`] is one `MGET`; [`RevocationStore::use_refresh`] is
+/// one script, so two instances presenting the same refresh token at once get one
+/// `Fresh` between them.
+///
+/// ```no_run
+/// # async fn run(redis: portcullis::redis::RedisBackend, config: portcullis::jwt::JwtConfig, keys: portcullis::jwt::JwtKeys) {
+/// use std::sync::Arc;
+/// use portcullis::jwt::Jwt;
+///
+/// let jwt = Jwt::new(config, keys, Arc::new(redis.revocations()));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisRevocations {
+    backend: RedisBackend,
+}
+
+fn revocation_error(failure: Failure) -> RevocationError {
+    RevocationError(failure.to_string())
+}
+
+impl RedisRevocations {
+    async fn revoke(
+        &self,
+        key: String,
+        value: String,
+        until: i64,
+        keep_max: bool,
+    ) -> Result<(), RevocationError> {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(REVOKE));
+        let mode = if keep_max { "max" } else { "set" };
+        let args = vec![value, until.to_string(), mode.to_owned()];
+        self.backend
+            .script::<i64>(&SCRIPT, vec![key], args)
+            .await
+            .map_err(revocation_error)?;
+        Ok(())
+    }
+}
+
+impl RevocationStore for RedisRevocations {
+    fn is_revoked<'a>(
+        &'a self,
+        claims: &'a Claims,
+    ) -> BoxFuture<'a, Result<bool, RevocationError>> {
+        Box::pin(async move {
+            let keys = vec![
+                self.backend.key("jti", &claims.jti),
+                self.backend.key("fam", &claims.fam),
+                self.backend.key("user", &claims.sub),
+            ];
+            let values: Vec<Option<String>> = self
+                .backend
+                .run(self.backend.inner.client.mget(keys))
+                .await
+                .map_err(revocation_error)?;
+            let [jti, fam, user] = values.as_slice() else {
+                return Err(RevocationError(
+                    "Redis: unexpected answer to MGET".to_owned(),
+                ));
+            };
+            if jti.is_some() || fam.is_some() {
+                return Ok(true);
+            }
+            match user {
+                None => Ok(false),
+                Some(not_before) => match not_before.parse::<i64>() {
+                    Ok(not_before) => Ok(claims.iat < not_before),
+                    // Nonsense under a revocation key: refuse rather than guess.
+                    Err(_) => Err(RevocationError(
+                        "Redis: a user's not-before is not a number".to_owned(),
+                    )),
+                },
+            }
+        })
+    }
+
+    fn revoke_token<'a>(
+        &'a self,
+        jti: &'a str,
+        until: i64,
+    ) -> BoxFuture<'a, Result<(), RevocationError>> {
+        Box::pin(self.revoke(self.backend.key("jti", jti), "1".to_owned(), until, false))
+    }
+
+    fn revoke_family<'a>(
+        &'a self,
+        family: &'a str,
+        until: i64,
+    ) -> BoxFuture<'a, Result<(), RevocationError>> {
+        Box::pin(self.revoke(
+            self.backend.key("fam", family),
+            "1".to_owned(),
+            until,
+            false,
+        ))
+    }
+
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        at: i64,
+        until: i64,
+    ) -> BoxFuture<'a, Result<(), RevocationError>> {
+        Box::pin(self.revoke(self.backend.key("user", user), at.to_string(), until, true))
+    }
+
+    fn use_refresh<'a>(
+        &'a self,
+        family: &'a str,
+        jti: &'a str,
+        until: i64,
+    ) -> BoxFuture<'a, Result<RefreshUse, RevocationError>> {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(USE_REFRESH));
+        Box::pin(async move {
+            let keys = vec![
+                self.backend.key("used", jti),
+                self.backend.key("fam", family),
+            ];
+            let fresh: i64 = self
+                .backend
+                .script(&SCRIPT, keys, vec![until.to_string()])
+                .await
+                .map_err(revocation_error)?;
+            Ok(if fresh == 1 {
+                RefreshUse::Fresh
+            } else {
+                RefreshUse::Reused
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact("redis://user:s3cret@cache.internal:6379/2?password=x"),
+            "redis://***@cache.internal:6379/2"
+        );
+        assert_eq!(redact("rediss://:p%40ss@h:1"), "rediss://***@h:1");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact("nonsense"), "[unparsable URL]");
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_refused_without_repeating_it() {
+        let error = RedisBackend::connect("redis://user:s3cret@[::1", "t")
+            .await
+            .unwrap_err();
+        assert_eq!(error, RedisConnectError::InvalidUrl);
+        assert!(!error.to_string().contains("s3cret"));
+    }
+}

@@ -1,0 +1,711 @@
+//! The Redis stores against a real server: sessions, GCRA rate limits and revocations,
+//! their atomicity across two clients ("instances"), TTLs on every key, and failing
+//! closed when Redis is absent, stalled or drops the connection.
+//!
+//! Set `PORTCULLIS_TEST_REDIS` (e.g. `redis://127.0.0.1:6379`); without it these tests
+//! print `SKIPPED` and pass, unless `PORTCULLIS_REQUIRE_REDIS` is set. Each test uses
+//! a random key prefix and deletes its keys at the end.
+#![cfg(feature = "redis")]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::cmd;
+use fred::interfaces::{ClientLike, KeysInterface};
+use portcullis::jwt::{Claims, RefreshUse, RevocationStore, TokenType};
+use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitBackend};
+use portcullis::redis::{RedisBackend, RedisConnectError};
+use portcullis::session::{SessionRecord, SessionStore};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn redis_url() -> Option<String> {
+    match std::env::var("PORTCULLIS_TEST_REDIS") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("PORTCULLIS_REQUIRE_REDIS").is_none(),
+                "PORTCULLIS_REQUIRE_REDIS is set but PORTCULLIS_TEST_REDIS is not"
+            );
+            eprintln!("SKIPPED: PORTCULLIS_TEST_REDIS is not set; Redis store tests did not run");
+            None
+        }
+    }
+}
+
+fn random_prefix() -> String {
+    format!("portcullis-test-{}", portcullis::upload::random_id())
+}
+
+/// A backend on a fresh prefix, or `None` when the tests are skipped.
+async fn backend() -> Option<RedisBackend> {
+    let url = redis_url()?;
+    Some(RedisBackend::connect(&url, &random_prefix()).await.unwrap())
+}
+
+/// A second client ("another instance") on the same prefix.
+async fn second_instance(first: &RedisBackend) -> RedisBackend {
+    let url = redis_url().unwrap();
+    RedisBackend::connect(&url, first.prefix()).await.unwrap()
+}
+
+/// Every key under the backend's prefix.
+async fn keys_of(backend: &RedisBackend) -> Vec<String> {
+    let pattern = format!("{}:*", backend.prefix());
+    let mut cursor = "0".to_owned();
+    let mut keys = Vec::new();
+    loop {
+        let (next, batch): (String, Vec<String>) = backend
+            .client()
+            .custom(
+                cmd!("SCAN"),
+                vec![cursor.as_str(), "MATCH", &pattern, "COUNT", "1000"],
+            )
+            .await
+            .unwrap();
+        keys.extend(batch);
+        if next == "0" {
+            return keys;
+        }
+        cursor = next;
+    }
+}
+
+/// Deletes every key under the backend's prefix.
+async fn clean_up(backend: &RedisBackend) {
+    for key in keys_of(backend).await {
+        let _: i64 = backend.client().del(key).await.unwrap();
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn now_s() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn record(user_id: Option<i64>, theme: &str) -> SessionRecord {
+    serde_json::from_value(serde_json::json!({
+        "user_id": user_id,
+        "csrf_secret": "c2VjcmV0",
+        "created_at": now_ms(),
+        "last_seen": now_ms(),
+        "data": { "theme": theme },
+    }))
+    .unwrap()
+}
+
+fn claims(sub: &str, jti: &str, fam: &str, iat: i64) -> Claims {
+    Claims {
+        sub: sub.to_owned(),
+        iat,
+        nbf: iat,
+        exp: iat + 900,
+        jti: jti.to_owned(),
+        iss: "portcullis".to_owned(),
+        aud: "portcullis-api".to_owned(),
+        typ: TokenType::Access,
+        fam: fam.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn sessions_round_trip_expire_and_delete() {
+    let Some(redis) = backend().await else { return };
+    let store = redis.sessions();
+    let later = now_ms() + 60_000;
+
+    let r = record(Some(7), "dark");
+    store.save("k1", &r, later).await.unwrap();
+    assert_eq!(store.load("k1").await.unwrap(), Some(r.clone()));
+    assert_eq!(store.load("missing").await.unwrap(), None);
+
+    // Saving again replaces the record.
+    let r2 = record(Some(7), "light");
+    store.save("k1", &r2, later).await.unwrap();
+    assert_eq!(store.load("k1").await.unwrap(), Some(r2));
+
+    // An anonymous session has no user index.
+    store.save("anon", &record(None, "x"), later).await.unwrap();
+    assert!(store.load("anon").await.unwrap().is_some());
+
+    // A short TTL, to the millisecond.
+    store
+        .save("short", &record(Some(7), "x"), now_ms() + 300)
+        .await
+        .unwrap();
+    assert!(store.load("short").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(store.load("short").await.unwrap().is_none());
+
+    // Already expired: never returned.
+    store
+        .save("past", &record(Some(7), "x"), now_ms() - 1)
+        .await
+        .unwrap();
+    assert!(store.load("past").await.unwrap().is_none());
+
+    store.delete("k1").await.unwrap();
+    assert!(store.load("k1").await.unwrap().is_none());
+    store.delete("never-existed").await.unwrap();
+
+    // Something that is not a session record under a session key is an anonymous
+    // session, not an error.
+    let _: () = redis
+        .client()
+        .set(
+            format!("{}:sess:garbage", redis.prefix()),
+            "not json",
+            Some(fred::types::Expiration::PX(60_000)),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(store.load("garbage").await.unwrap().is_none());
+
+    clean_up(&redis).await;
+}
+
+#[tokio::test]
+async fn deleting_a_users_sessions_spares_the_current_one_and_other_users() {
+    let Some(redis) = backend().await else { return };
+    let store = redis.sessions();
+    let later = now_ms() + 60_000;
+    for key in ["a1", "a2", "a3"] {
+        store.save(key, &record(Some(1), key), later).await.unwrap();
+    }
+    store
+        .save("b1", &record(Some(2), "b1"), later)
+        .await
+        .unwrap();
+    // One of user 1's sessions already ended: it must not be counted.
+    store
+        .save("a4", &record(Some(1), "a4"), later)
+        .await
+        .unwrap();
+    store.delete("a4").await.unwrap();
+    store
+        .save("a5", &record(Some(1), "a5"), now_ms() + 100)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    assert_eq!(store.delete_user(1, Some("a2")).await.unwrap(), 2);
+    assert!(store.load("a1").await.unwrap().is_none());
+    assert!(store.load("a2").await.unwrap().is_some());
+    assert!(store.load("a3").await.unwrap().is_none());
+    assert!(store.load("b1").await.unwrap().is_some());
+
+    // The index keeps only the spared session.
+    let members: Vec<String> = redis
+        .client()
+        .custom(
+            cmd!("SMEMBERS"),
+            vec![format!("{}:sessuser:1", redis.prefix())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(members, vec!["a2".to_owned()]);
+
+    // Without an exception every session goes; a user without sessions has none.
+    assert_eq!(store.delete_user(1, None).await.unwrap(), 1);
+    assert!(store.load("a2").await.unwrap().is_none());
+    assert_eq!(store.delete_user(3, None).await.unwrap(), 0);
+    assert_eq!(store.delete_user(2, None).await.unwrap(), 1);
+
+    clean_up(&redis).await;
+}
+
+#[tokio::test]
+async fn gcra_admits_exactly_the_burst_like_the_memory_backend() {
+    let Some(redis) = backend().await else { return };
+    let limiter = redis.rate_limits();
+    let memory = MemoryBackend::new();
+
+    // The demo's login limit: 10 a minute.
+    let quota = Quota::per_minute(10);
+    let mut redis_answers = Vec::new();
+    let mut memory_answers = Vec::new();
+    for _ in 0..15 {
+        redis_answers.push(limiter.check("auth:user:alice", &quota).await.unwrap());
+        memory_answers.push(memory.check("auth:user:alice", &quota).await.unwrap());
+    }
+    let admitted = redis_answers.iter().filter(|d| d.allowed).count();
+    assert_eq!(admitted, 10);
+    for (i, decision) in redis_answers.iter().enumerate() {
+        assert_eq!(decision.limit, 10);
+        if i < 10 {
+            assert!(decision.allowed, "{i}: {decision:?}");
+            assert_eq!(decision.remaining, 9 - i as u32, "{i}: {decision:?}");
+            assert!(decision.retry_after.is_none());
+        } else {
+            assert!(!decision.allowed, "{i}: {decision:?}");
+            assert_eq!(decision.remaining, 0);
+            let retry = decision.retry_after.unwrap();
+            assert!(
+                retry > Duration::from_millis(5_500) && retry <= Duration::from_secs(6),
+                "{retry:?}"
+            );
+            // The next request fits after `retry`, the bucket is full 9 intervals later.
+            let reset = decision.reset_after;
+            assert!(reset >= retry + Duration::from_secs(54), "{reset:?}");
+            assert!(reset <= Duration::from_secs(60), "{reset:?}");
+        }
+    }
+    // The same answers as the in-process backend (times aside, which differ by the
+    // microseconds between the calls).
+    let shape = |d: &portcullis::ratelimit::Decision| (d.allowed, d.remaining, d.limit);
+    assert_eq!(
+        redis_answers.iter().map(shape).collect::<Vec<_>>(),
+        memory_answers.iter().map(shape).collect::<Vec<_>>()
+    );
+    assert_eq!(redis_answers[0].reset_after, Duration::from_secs(6));
+
+    // Keys are separate buckets.
+    assert!(
+        limiter
+            .check("auth:user:bob", &quota)
+            .await
+            .unwrap()
+            .allowed
+    );
+
+    // Refilling: 10 per 600 ms is one request every 60 ms.
+    let fast = Quota::new(10, Duration::from_millis(600));
+    for _ in 0..10 {
+        assert!(limiter.check("fast", &fast).await.unwrap().allowed);
+    }
+    let refused = limiter.check("fast", &fast).await.unwrap();
+    assert!(!refused.allowed);
+    tokio::time::sleep(refused.retry_after.unwrap() + Duration::from_millis(10)).await;
+    assert!(limiter.check("fast", &fast).await.unwrap().allowed);
+    assert!(!limiter.check("fast", &fast).await.unwrap().allowed);
+
+    // A zero quota is a configuration error, not a request.
+    assert!(matches!(
+        limiter
+            .check("x", &Quota::new(0, Duration::from_secs(1)))
+            .await,
+        Err(portcullis::ratelimit::BackendError::InvalidQuota { .. })
+    ));
+
+    clean_up(&redis).await;
+}
+
+#[tokio::test]
+async fn two_instances_checking_concurrently_admit_exactly_the_burst() {
+    let Some(one) = backend().await else { return };
+    let two = second_instance(&one).await;
+    let quota = Quota::per_minute(10);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let limiter = if i % 2 == 0 {
+            one.rate_limits()
+        } else {
+            two.rate_limits()
+        };
+        tasks.push(tokio::spawn(async move {
+            limiter.check("auth:ip:192.0.2.7", &quota).await.unwrap()
+        }));
+    }
+    let mut admitted = 0;
+    for task in tasks {
+        if task.await.unwrap().allowed {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 10);
+    clean_up(&one).await;
+}
+
+#[tokio::test]
+async fn revocations_by_token_family_and_user() {
+    let Some(redis) = backend().await else { return };
+    let store = redis.revocations();
+    let now = now_s();
+    let until = now + 3_600;
+
+    let token = claims("42", "jti-1", "fam-1", now);
+    assert!(!store.is_revoked(&token).await.unwrap());
+
+    store.revoke_token("jti-1", until).await.unwrap();
+    assert!(store.is_revoked(&token).await.unwrap());
+    assert!(!store
+        .is_revoked(&claims("42", "jti-2", "fam-1", now))
+        .await
+        .unwrap());
+
+    store.revoke_family("fam-1", until).await.unwrap();
+    assert!(store
+        .is_revoked(&claims("42", "jti-2", "fam-1", now))
+        .await
+        .unwrap());
+    assert!(!store
+        .is_revoked(&claims("42", "jti-3", "fam-2", now))
+        .await
+        .unwrap());
+
+    // The user's not-before: tokens issued before it are revoked, later ones are not.
+    store.revoke_user("42", now, until).await.unwrap();
+    assert!(store
+        .is_revoked(&claims("42", "a", "f", now - 10))
+        .await
+        .unwrap());
+    assert!(!store
+        .is_revoked(&claims("42", "b", "f", now))
+        .await
+        .unwrap());
+    assert!(!store
+        .is_revoked(&claims("43", "c", "f", now - 10))
+        .await
+        .unwrap());
+    // An earlier not-before does not undo a later one.
+    store.revoke_user("42", now - 100, until).await.unwrap();
+    assert!(store
+        .is_revoked(&claims("42", "d", "f", now - 10))
+        .await
+        .unwrap());
+    store.revoke_user("42", now + 5, until).await.unwrap();
+    assert!(store
+        .is_revoked(&claims("42", "e", "f", now))
+        .await
+        .unwrap());
+
+    // A revocation whose deadline has passed is not kept.
+    store.revoke_token("old", now - 1).await.unwrap();
+    assert!(!store
+        .is_revoked(&claims("9", "old", "f9", now - 100))
+        .await
+        .unwrap());
+
+    clean_up(&redis).await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_fresh_once_and_its_reuse_revokes_the_family() {
+    let Some(redis) = backend().await else { return };
+    let store = redis.revocations();
+    let until = now_s() + 3_600;
+
+    assert_eq!(
+        store.use_refresh("fam-r", "r1", until).await.unwrap(),
+        RefreshUse::Fresh
+    );
+    // Its successor is fresh too, and the family is still good.
+    assert_eq!(
+        store.use_refresh("fam-r", "r2", until).await.unwrap(),
+        RefreshUse::Fresh
+    );
+    let access = claims("5", "acc", "fam-r", now_s());
+    assert!(!store.is_revoked(&access).await.unwrap());
+
+    // Replaying r1: reuse, and every token of the family is revoked.
+    assert_eq!(
+        store.use_refresh("fam-r", "r1", until).await.unwrap(),
+        RefreshUse::Reused
+    );
+    assert!(store.is_revoked(&access).await.unwrap());
+    // Even a token never used before is now refused: its family is gone.
+    assert_eq!(
+        store.use_refresh("fam-r", "r3", until).await.unwrap(),
+        RefreshUse::Reused
+    );
+    // Another family is untouched.
+    assert_eq!(
+        store.use_refresh("fam-s", "s1", until).await.unwrap(),
+        RefreshUse::Fresh
+    );
+
+    clean_up(&redis).await;
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_one_refresh_token_from_two_instances_give_one_fresh() {
+    let Some(one) = backend().await else { return };
+    let two = second_instance(&one).await;
+    let until = now_s() + 3_600;
+    for round in 0..10 {
+        let family = format!("fam-{round}");
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let store = if i % 2 == 0 {
+                one.revocations()
+            } else {
+                two.revocations()
+            };
+            let family = family.clone();
+            tasks.push(tokio::spawn(async move {
+                store.use_refresh(&family, "same-jti", until).await.unwrap()
+            }));
+        }
+        let mut fresh = 0;
+        for task in tasks {
+            if task.await.unwrap() == RefreshUse::Fresh {
+                fresh += 1;
+            }
+        }
+        assert_eq!(fresh, 1, "round {round}");
+        assert!(one
+            .revocations()
+            .is_revoked(&claims("1", "x", &family, now_s()))
+            .await
+            .unwrap());
+        // A fresh jti per round: the first round's `used` key is still there.
+        let _ = one
+            .client()
+            .del::<i64, _>(format!("{}:used:same-jti", one.prefix()))
+            .await;
+    }
+    clean_up(&one).await;
+}
+
+#[tokio::test]
+async fn every_key_has_a_ttl() {
+    let Some(redis) = backend().await else { return };
+    let until = now_s() + 3_600;
+    let sessions = redis.sessions();
+    sessions
+        .save("s1", &record(Some(11), "x"), now_ms() + 60_000)
+        .await
+        .unwrap();
+    sessions
+        .save("s2", &record(None, "x"), now_ms() + 60_000)
+        .await
+        .unwrap();
+    redis
+        .rate_limits()
+        .check("ttl", &Quota::per_minute(5))
+        .await
+        .unwrap();
+    let revocations = redis.revocations();
+    revocations.revoke_token("j", until).await.unwrap();
+    revocations.revoke_family("f", until).await.unwrap();
+    revocations.revoke_user("11", now_s(), until).await.unwrap();
+    revocations.use_refresh("f2", "r", until).await.unwrap();
+
+    let keys = keys_of(&redis).await;
+    let prefix = redis.prefix();
+    for kind in ["sess", "sessuser", "rl", "jti", "fam", "user", "used"] {
+        assert!(
+            keys.iter()
+                .any(|k| k.starts_with(&format!("{prefix}:{kind}:"))),
+            "no {kind} key in {keys:?}"
+        );
+    }
+    for key in &keys {
+        let pttl: i64 = redis.client().pttl(key).await.unwrap();
+        assert!(pttl > 0, "{key} has PTTL {pttl}");
+    }
+    // Revocations last until the deadline given, no longer.
+    let pttl: i64 = redis
+        .client()
+        .pttl(format!("{prefix}:jti:j"))
+        .await
+        .unwrap();
+    assert!(pttl <= 3_601_000 && pttl > 3_590_000, "{pttl}");
+    // A bucket lives until it is full again: one interval (12 s) after one request.
+    let pttl: i64 = redis
+        .client()
+        .pttl(format!("{prefix}:rl:ttl"))
+        .await
+        .unwrap();
+    assert!(pttl <= 12_000 && pttl > 11_000, "{pttl}");
+
+    clean_up(&redis).await;
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_fails_fast() {
+    // Needs no server: nothing listens on port 1.
+    let started = Instant::now();
+    let error = RedisBackend::connect("redis://127.0.0.1:1", "t")
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "{error}");
+    assert!(
+        matches!(
+            error,
+            RedisConnectError::Unreachable { .. } | RedisConnectError::Timeout { .. }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("127.0.0.1:1"), "{error}");
+
+    // Credentials never appear in the error.
+    let error = RedisBackend::connect("redis://user:s3cret-pw@127.0.0.1:1", "t")
+        .await
+        .unwrap_err();
+    assert!(!error.to_string().contains("s3cret-pw"), "{error}");
+    assert!(!format!("{error:?}").contains("s3cret-pw"), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_black_hole_fails_within_the_connect_timeout() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            keep.lock().await.push(socket);
+        }
+    });
+    let started = Instant::now();
+    let error = RedisBackend::connect(&format!("redis://{addr}"), "t")
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "{error}");
+}
+
+/// A fake server that answers `PING` (and anything else with `+OK`) until `stalled`,
+/// then reads and never answers: a frozen Redis.
+async fn stalling_server(stalled: Arc<AtomicBool>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let stalled = stalled.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let n = match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if stalled.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    // One reply per command (each starts with `*` at a line start).
+                    let chunk = &buf[..n];
+                    let commands = chunk
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, b)| **b == b'*' && (*i == 0 || chunk[i - 1] == b'\n'))
+                        .count();
+                    let text = String::from_utf8_lossy(chunk).to_ascii_uppercase();
+                    let reply: &[u8] = if text.contains("PING") {
+                        b"+PONG\r\n"
+                    } else {
+                        b"+OK\r\n"
+                    };
+                    for _ in 0..commands {
+                        if socket.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_stalled_server_is_an_error_within_the_timeout_never_a_hang() {
+    let stalled = Arc::new(AtomicBool::new(false));
+    let addr = stalling_server(stalled.clone()).await;
+    let redis =
+        RedisBackend::connect_with(&format!("redis://{addr}"), "t", Duration::from_millis(500))
+            .await
+            .unwrap();
+    redis.ping().await.unwrap();
+    stalled.store(true, Ordering::SeqCst);
+
+    let started = Instant::now();
+    assert!(redis.ping().await.is_err());
+    assert!(redis
+        .rate_limits()
+        .check("k", &Quota::per_minute(10))
+        .await
+        .is_err());
+    assert!(redis.sessions().load("k").await.is_err());
+    assert!(redis
+        .revocations()
+        .is_revoked(&claims("1", "j", "f", now_s()))
+        .await
+        .is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // The debug form names the server and the prefix, nothing secret.
+    let debug = format!("{redis:?}");
+    assert!(debug.contains(&addr.to_string()), "{debug}");
+}
+
+#[tokio::test]
+async fn a_killed_connection_never_gives_a_wrong_answer_and_recovers() {
+    let Some(redis) = backend().await else { return };
+    let killer = second_instance(&redis).await;
+    let sessions = redis.sessions();
+    let revocations = redis.revocations();
+    let limiter = redis.rate_limits();
+    let expected = record(Some(3), "kept");
+    sessions
+        .save("live", &expected, now_ms() + 60_000)
+        .await
+        .unwrap();
+    revocations
+        .revoke_token("dead", now_s() + 3_600)
+        .await
+        .unwrap();
+    let revoked = claims("3", "dead", "fam", now_s());
+    let roomy = Quota::per_minute(1_000_000);
+
+    let id: i64 = redis
+        .client()
+        .custom(cmd!("CLIENT"), vec!["ID"])
+        .await
+        .unwrap();
+    let killed: i64 = killer
+        .client()
+        .custom(cmd!("CLIENT"), vec!["KILL", "ID", &id.to_string()])
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut errors = 0;
+    let recovered = loop {
+        assert!(Instant::now() < deadline, "no recovery within 10 s");
+        let load = sessions.load("live").await;
+        let check = revocations.is_revoked(&revoked).await;
+        let limit = limiter.check("kill", &roomy).await;
+        // Each answer is either an error or the right one.
+        if let Ok(found) = &load {
+            assert_eq!(found.as_ref(), Some(&expected));
+        }
+        if let Ok(is_revoked) = &check {
+            assert!(*is_revoked);
+        }
+        if let Ok(decision) = &limit {
+            assert!(decision.allowed);
+        }
+        if load.is_ok() && check.is_ok() && limit.is_ok() && redis.ping().await.is_ok() {
+            break true;
+        }
+        errors += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(recovered);
+    // It is a new connection.
+    let new_id: i64 = redis
+        .client()
+        .custom(cmd!("CLIENT"), vec!["ID"])
+        .await
+        .unwrap();
+    assert_ne!(new_id, id, "after {errors} errors");
+    // And writes work again.
+    sessions
+        .save("after", &expected, now_ms() + 60_000)
+        .await
+        .unwrap();
+    assert!(sessions.load("after").await.unwrap().is_some());
+
+    clean_up(&redis).await;
+}
