@@ -388,3 +388,17 @@ async fn killed_database_connections_are_replaced_and_nothing_is_half_written() 
     drop(admin);
     finish(db, a, b).await;
 }
+
+#[test]
+fn an_unreachable_redis_stops_start_up_with_one_line() {
+    let started = Instant::now();
+    let (code, stderr) = common::refuse(&[("REDIS_URL", "redis://127.0.0.1:1")]);
+    assert_ne!(code, Some(0));
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.contains("PORTCULLIS_SECRET_KEY"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("redis"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
