@@ -1,0 +1,380 @@
+//! What each protection costs on its own: `cargo bench -p portcullis`.
+//!
+//! Each figure is one operation on one core, through the public API as an application
+//! reaches it: the header layer around a trivial service, CSRF minting and checking
+//! (directly and through the session and CSRF layers), session records through the
+//! `SessionStore` trait, JWT signing and verification, password hashing at the
+//! default parameters and one rate-limit decision. `bench/run.sh` measures the same
+//! protections together, over HTTP; BENCHMARKS.md holds both.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, Response, StatusCode};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use futures_util::FutureExt as _;
+use portcullis::csp::{ContentSecurityPolicy, CspNonce};
+use portcullis::csrf::{CsrfConfig, CsrfMinter, CsrfToken};
+use portcullis::headers::SecureHeadersConfig;
+use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocations};
+use portcullis::keys::{Keyring, SecretKey};
+use portcullis::password::{PasswordConfig, Passwords};
+use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitBackend, BENCH_FACTOR};
+use portcullis::session::{MemoryStore, Session, SessionConfig, SessionRecord, SessionStore};
+use portcullis::session::{SqliteStore, COOKIE_NAME};
+use tower::{Layer as _, ServiceExt as _};
+
+/// Runs a future that never waits: the in-memory stores and the header layer around
+/// a ready service answer at once, so a runtime would only add its own cost.
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    future
+        .now_or_never()
+        .expect("the future completes without waiting")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
+}
+
+fn keyring() -> Keyring {
+    Keyring::new(SecretKey::generate(), vec![])
+}
+
+fn get_request(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut builder = Request::get(path);
+    if let Some(cookie) = cookie {
+        builder = builder.header(header::COOKIE, cookie);
+    }
+    builder.body(Body::empty()).expect("a valid request")
+}
+
+/// The secure headers and a fresh CSP nonce per response.
+fn headers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("headers");
+    group.bench_function("csp_nonce_generate", |b| {
+        b.iter(|| black_box(CspNonce::generate()))
+    });
+    let compiled = ContentSecurityPolicy::default()
+        .compile()
+        .expect("the default policy compiles");
+    group.bench_function("csp_nonce_and_render", |b| {
+        b.iter(|| black_box(compiled.render(&CspNonce::generate(), false)))
+    });
+    let layer = SecureHeadersConfig::default()
+        .layer()
+        .expect("the default headers are valid");
+    let service = layer.layer(tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::from("ok")))
+    }));
+    let response = ready(service.clone().oneshot(get_request("/", None))).expect("infallible");
+    assert!(response
+        .headers()
+        .contains_key(header::CONTENT_SECURITY_POLICY));
+    // The baseline: the same trivial service with no layer.
+    let bare = tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::from("ok")))
+    });
+    group.bench_function("bare_service", |b| {
+        b.iter(|| black_box(ready(bare.oneshot(get_request("/", None)))))
+    });
+    group.bench_function("layer_per_response", |b| {
+        b.iter(|| black_box(ready(service.clone().oneshot(get_request("/", None)))))
+    });
+    group.finish();
+}
+
+/// The handles a handler sees, kept to mint and check tokens without a request.
+type Captured = Arc<Mutex<Option<(CsrfMinter, Session)>>>;
+
+/// A router with the session and CSRF layers, as `SecureStack` installs them.
+fn csrf_router(captured: Captured) -> Router {
+    let keyring = keyring();
+    let sessions = SessionConfig::default()
+        .secure(false)
+        .layer(&keyring, Arc::new(MemoryStore::default()));
+    let csrf = CsrfConfig::default()
+        .layer(&keyring)
+        .expect("the default CSRF settings are valid");
+    Router::new()
+        .route("/plain", get(|| async { "ok" }))
+        .route(
+            "/form",
+            get(|token: CsrfToken| async move { token.as_str().to_owned() }),
+        )
+        .route(
+            "/capture",
+            get(
+                move |Extension(minter): Extension<CsrfMinter>, session: Session| async move {
+                    *captured.lock().expect("not poisoned") = Some((minter, session));
+                    "ok"
+                },
+            ),
+        )
+        .route("/submit", post(|| async { "ok" }))
+        .layer(csrf)
+        .layer(sessions)
+}
+
+/// CSRF tokens: minted on a render, checked on an unsafe request.
+fn csrf(c: &mut Criterion) {
+    let rt = runtime();
+    let captured: Captured = Arc::default();
+    let router = csrf_router(captured.clone());
+    // A first visit mints a token, which creates the session and sets its cookie.
+    let (cookie, token) = rt.block_on(async {
+        let response = router
+            .clone()
+            .oneshot(get_request("/form", None))
+            .await
+            .expect("infallible");
+        let cookie = response.headers()[header::SET_COOKIE]
+            .to_str()
+            .expect("ASCII")
+            .split(';')
+            .next()
+            .expect("a name=value pair")
+            .to_owned();
+        assert!(cookie.starts_with(COOKIE_NAME));
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        let token = String::from_utf8(body.to_vec()).expect("UTF-8");
+        (cookie, token)
+    });
+    let submit = || {
+        Request::post("/submit")
+            .header(header::COOKIE, &cookie)
+            .header(portcullis::csrf::HEADER, &token)
+            .body(Body::empty())
+            .expect("a valid request")
+    };
+    let status = rt
+        .block_on(router.clone().oneshot(submit()))
+        .map(|r| r.status());
+    assert_eq!(status, Ok(StatusCode::OK), "the token must verify");
+
+    let mut group = c.benchmark_group("csrf");
+    // Session lookup and cookie verification, no token: what the two layers cost a
+    // request that neither renders nor posts a form.
+    group.bench_function("layers_get_no_token", |b| {
+        b.to_async(&rt)
+            .iter(|| router.clone().oneshot(get_request("/plain", Some(&cookie))))
+    });
+    group.bench_function("layers_get_mint", |b| {
+        b.to_async(&rt)
+            .iter(|| router.clone().oneshot(get_request("/form", Some(&cookie))))
+    });
+    group.bench_function("layers_post_verify", |b| {
+        b.to_async(&rt).iter(|| router.clone().oneshot(submit()))
+    });
+
+    // The token operations alone, on the handles a handler receives.
+    rt.block_on(
+        router
+            .clone()
+            .oneshot(get_request("/capture", Some(&cookie))),
+    )
+    .expect("infallible");
+    let (minter, session) = captured
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .expect("the handler ran");
+    let token = minter.mint(&session);
+    let max_age = Duration::from_secs(3600);
+    assert_eq!(minter.check(&session, &token, max_age), Ok(()));
+    group.bench_function("mint", |b| b.iter(|| black_box(minter.mint(&session))));
+    group.bench_function("verify", |b| {
+        b.iter(|| black_box(minter.check(&session, &token, max_age)))
+    });
+    group.finish();
+}
+
+fn record() -> SessionRecord {
+    let now = chrono::Utc::now().timestamp_millis();
+    // The record's secret is private to the library; a stored record is JSON, so the
+    // benchmark makes one the way a store reads one back.
+    serde_json::from_value(serde_json::json!({
+        "user_id": 1,
+        "csrf_secret": "q2vV3l0JdQ2s0b3o6mD8rQ0m8m0yq2vV3l0JdQ2s0b0",
+        "created_at": now,
+        "last_seen": now,
+        "data": {},
+    }))
+    .expect("a valid record")
+}
+
+/// One session record saved and loaded through the `SessionStore` trait.
+fn sessions(c: &mut Criterion) {
+    let record = record();
+    let expires_at = record.last_seen + 30 * 60 * 1000;
+    // A SHA-256 digest in base64url, like the keys the session layer uses.
+    let key = "Yx3l8g0oVb1pQy7s2N4mJk9aWc5tRz6uEh0dLf1iGq8";
+
+    let mut group = c.benchmark_group("session");
+    let memory = MemoryStore::default();
+    ready(memory.save(key, &record, expires_at)).expect("saved");
+    group.bench_function("memory_save", |b| {
+        b.iter(|| black_box(ready(memory.save(key, &record, expires_at))))
+    });
+    group.bench_function("memory_load", |b| {
+        b.iter(|| black_box(ready(memory.load(key))))
+    });
+
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    // The options the demo opens its database with: WAL, default synchronous.
+    let sqlite = rt.block_on(async {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")
+            .expect("a valid URL")
+            .filename(dir.path().join("sessions.db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .expect("the database opens");
+        let store = SqliteStore::new(pool);
+        store.migrate().await.expect("migrated");
+        store.save(key, &record, expires_at).await.expect("saved");
+        store
+    });
+    group.bench_function("sqlite_save", |b| {
+        b.to_async(&rt)
+            .iter(|| sqlite.save(key, &record, expires_at))
+    });
+    group.bench_function("sqlite_load", |b| b.to_async(&rt).iter(|| sqlite.load(key)));
+    group.finish();
+}
+
+/// API tokens: HS256 with the keyring's `jwt` subkey.
+fn jwt(c: &mut Criterion) {
+    let jwt = Jwt::new(
+        JwtConfig::default(),
+        JwtKeys::from_keyring(&keyring()),
+        Arc::new(MemoryRevocations::default()),
+    );
+    let pair = jwt.issue(1).expect("signed");
+    let claims = jwt.decode(&pair.access_token).expect("valid");
+
+    let mut group = c.benchmark_group("jwt");
+    group.bench_function("sign_access", |b| {
+        b.iter(|| black_box(jwt.sign_claims(&claims)))
+    });
+    group.bench_function("issue_pair", |b| b.iter(|| black_box(jwt.issue(1))));
+    group.bench_function("verify_signature_and_claims", |b| {
+        b.iter(|| black_box(jwt.decode(&pair.access_token)))
+    });
+    // What `BearerUser` does on every API request: the above, then the revocation
+    // lookups.
+    group.bench_function("verify_access_with_revocations", |b| {
+        b.iter(|| black_box(ready(jwt.verify_access(&pair.access_token))))
+    });
+    group.finish();
+}
+
+/// A werkzeug `scrypt:32768:8:1` hash from the known-answer vectors.
+fn werkzeug_vector() -> (String, String) {
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/fixtures/password_vectors.json"))
+            .expect("the fixture is JSON");
+    let vector = vectors
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|v| {
+            v["hash"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("scrypt:32768:8:1$"))
+        })
+        .expect("a werkzeug default scrypt vector");
+    (
+        vector["password"].as_str().expect("text").to_owned(),
+        vector["hash"].as_str().expect("text").to_owned(),
+    )
+}
+
+/// Password hashing at the default parameters: tens of milliseconds each, so few
+/// samples of one iteration each.
+fn passwords(c: &mut Criterion) {
+    let passwords = Passwords::new(PasswordConfig::default()).expect("the defaults are valid");
+    let password = "correct horse battery staple";
+    let stored = passwords.hash_blocking(password).expect("hashed");
+    let (legacy_password, legacy) = werkzeug_vector();
+    assert_eq!(
+        passwords.verify_blocking(&legacy_password, &legacy),
+        Ok(true)
+    );
+
+    let mut group = c.benchmark_group("password");
+    group.sampling_mode(SamplingMode::Flat);
+    group.bench_function("argon2id_hash", |b| {
+        b.iter(|| black_box(passwords.hash_blocking(password)))
+    });
+    group.bench_function("argon2id_verify", |b| {
+        b.iter(|| black_box(passwords.verify_blocking(password, &stored)))
+    });
+    group.bench_function("werkzeug_scrypt_verify", |b| {
+        b.iter(|| black_box(passwords.verify_blocking(&legacy_password, &legacy)))
+    });
+    group.finish();
+}
+
+/// One decision of the in-memory GCRA backend.
+fn rate_limit(c: &mut Criterion) {
+    let backend = MemoryBackend::new();
+    // The default per-client quota as `PORTCULLIS_RATE_LIMITS=bench` scales it: the
+    // decision is made and always allows.
+    let bench = Quota::per_minute(600 * BENCH_FACTOR);
+    // The login quota, used up: every decision refuses.
+    let login = Quota::per_minute(10);
+    let refused_key = "auth:ip:127.0.0.2";
+    while ready(backend.check(refused_key, &login))
+        .expect("valid quota")
+        .allowed
+    {}
+
+    let mut group = c.benchmark_group("ratelimit");
+    group.bench_function("check_allowed", |b| {
+        b.iter(|| black_box(ready(backend.check("default:ip:127.0.0.1", &bench))))
+    });
+    group.bench_function("check_refused", |b| {
+        b.iter(|| black_box(ready(backend.check(refused_key, &login))))
+    });
+    group.finish();
+}
+
+/// The benchmark groups. criterion_group! defines public functions that cannot carry
+/// documentation, so they live in a private module that allows that.
+#[allow(missing_docs, unreachable_pub)]
+mod groups {
+    use super::*;
+
+    criterion_group! {
+        name = fast;
+        config = Criterion::default()
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        targets = headers, csrf, sessions, jwt, rate_limit
+    }
+    criterion_group! {
+        name = hashing;
+        config = Criterion::default()
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .sample_size(20);
+        targets = passwords
+    }
+}
+
+criterion_main!(groups::fast, groups::hashing);
