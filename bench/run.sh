@@ -270,7 +270,8 @@ oha_run "$RUN/results/flood-token.json" -z "${FLOOD}s" -c "$CONNECTIONS" -m POST
   -T application/json -d "$LOGIN_JSON" "$DEMO/api/token" &
 flood_pid=$!
 sleep 1
-oha_run "$RUN/results/flood-healthz.json" -z "$((FLOOD - 2))s" -c 2 -q 100 "$DEMO/healthz"
+probe_seconds=$((FLOOD > 3 ? FLOOD - 2 : 1))
+oha_run "$RUN/results/flood-healthz.json" -z "${probe_seconds}s" -c 2 -q 100 "$DEMO/healthz"
 wait "$flood_pid"
 
 RSS_DEMO=$(peak_rss_kib "$pid_demo")
