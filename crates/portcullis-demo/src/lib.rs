@@ -72,9 +72,22 @@ pub enum DemoError {
     Passwords(#[from] portcullis::password::PasswordError),
 }
 
-/// What every handler can reach.
+/// What every handler can reach. axum clones the state for every request that
+/// extracts it, so it is one reference count; the parts are in [`AppResources`].
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppResources>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppResources;
+
+    fn deref(&self) -> &AppResources {
+        &self.0
+    }
+}
+
+/// The database, keys, hashers and policies the handlers share, behind [`AppState`].
+#[derive(Debug)]
+pub struct AppResources {
     /// The database.
     pub db: db::Database,
     /// The compiled-in templates.
@@ -153,7 +166,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         JwtKeys::from_keyring(&keyring),
         shared.revocations.clone(),
     );
-    let state = AppState {
+    let state = AppState(Arc::new(AppResources {
         db,
         templates: templates.clone(),
         keyring: keyring.clone(),
@@ -163,7 +176,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         uploads: Arc::new(LocalStorage::new(&settings.upload_dir)?),
         upload_policy: upload_policy.clone(),
         redis: shared.redis.clone(),
-    };
+    }));
     let error_templates = templates;
     let error_pages = ErrorPagesConfig::default().html_renderer(Arc::new(move |error| {
         let status = error.status();

@@ -15,8 +15,11 @@ async fn main() {
     };
     // In production, one line per problem and exit status 2 before anything listens.
     settings.enforce();
-    portcullis::logging::init(&settings.log_filter);
-    if let Err(error) = portcullis_demo::serve(settings, shutdown_signal()).await {
+    let logs = portcullis::logging::init(&settings.log_filter);
+    let served = portcullis_demo::serve(settings, shutdown_signal()).await;
+    // Every queued line is written before the process ends, whichever way it ends.
+    drop(logs);
+    if let Err(error) = served {
         eprintln!("portcullis: cannot start: {error}");
         std::process::exit(1);
     }

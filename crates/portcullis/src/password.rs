@@ -59,10 +59,10 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{self, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
@@ -252,6 +252,53 @@ struct Inner {
     permits: Arc<Semaphore>,
     // A hash of DUMMY_PASSWORD with the current parameters, made on first need.
     dummy: OnceLock<String>,
+    memory: WorkingMemory,
+}
+
+/// Argon2's working memory (19 MiB with the defaults), kept between computations.
+///
+/// `Argon2::hash_password` allocates it afresh for every computation, on whichever
+/// blocking thread runs it. The allocator then serves the next one from that thread's
+/// arena and keeps the freed block resident there, so a server whose logins land on
+/// many blocking threads ends up holding one such block per arena: hundreds of MiB
+/// for a few MiB of live data. Keeping at most `max_concurrent` buffers here, and
+/// handing one to each computation, bounds the memory hashing ever takes to
+/// `max_concurrent × m` and stops it from growing with the number of threads.
+struct WorkingMemory {
+    // Each buffer holds exactly `blocks` blocks: the current parameters' need.
+    idle: Mutex<Vec<Vec<Block>>>,
+    blocks: usize,
+    keep: usize,
+}
+
+impl WorkingMemory {
+    /// Runs `compute` with at least `needed` blocks: a kept buffer when one is idle and
+    /// large enough, else a new one, kept afterwards if the pool has room. A stored hash
+    /// asking for more than the current parameters gets a buffer of its own, freed
+    /// after use, so one rare strong hash does not pin its size for good.
+    fn with<T>(&self, needed: usize, compute: impl FnOnce(&mut [Block]) -> T) -> T {
+        if needed > self.blocks {
+            let mut own = vec![Block::default(); needed];
+            return compute(&mut own);
+        }
+        // A poisoned lock only means another computation panicked; the buffers are
+        // plain memory, overwritten by the next computation, so they stay usable.
+        let taken = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut buffer = taken.unwrap_or_else(|| vec![Block::default(); self.blocks]);
+        let result = compute(&mut buffer[..needed]);
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < self.keep {
+            idle.push(buffer);
+        }
+        result
+    }
 }
 
 impl fmt::Debug for Passwords {
@@ -304,9 +351,14 @@ impl Passwords {
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
-                params,
                 permits: Arc::new(Semaphore::new(config.max_concurrent)),
                 dummy: OnceLock::new(),
+                memory: WorkingMemory {
+                    idle: Mutex::new(Vec::new()),
+                    blocks: params.block_count(),
+                    keep: config.max_concurrent,
+                },
+                params,
             }),
         })
     }
@@ -339,12 +391,23 @@ impl Passwords {
         getrandom::fill(&mut salt).map_err(|_| {
             PasswordError::Hashing("the operating system's random source failed".to_owned())
         })?;
-        let salt =
-            SaltString::encode_b64(&salt).map_err(|e| PasswordError::Hashing(e.to_string()))?;
-        self.argon2()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| PasswordError::Hashing(e.to_string()))
+        let failed = |e: password_hash::Error| PasswordError::Hashing(e.to_string());
+        let salt_string = SaltString::encode_b64(&salt).map_err(failed)?;
+        let argon2 = self.argon2();
+        let output = self.inner.memory.with(argon2.params().block_count(), |blocks| {
+            password_hash::Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+                Ok(argon2.hash_password_into_with_memory(password.as_bytes(), &salt, out, blocks)?)
+            })
+        });
+        // The PHC string `Argon2::hash_password` would write, from the same parts.
+        let hash = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(argon2.params()).map_err(failed)?,
+            salt: Some(salt_string.as_salt()),
+            hash: Some(output.map_err(failed)?),
+        };
+        Ok(hash.to_string())
     }
 
     /// Checks `password` against a stored hash of any supported format, on the calling
@@ -381,11 +444,12 @@ impl Passwords {
             tracing::warn!("a stored password hash is malformed, unsupported or too costly");
         })?;
         let normalized = Zeroizing::new(normalize(password));
-        if stored.matches(normalized.as_bytes())? {
+        let memory = &self.inner.memory;
+        if stored.matches(normalized.as_bytes(), memory)? {
             return Ok(true);
         }
         if stored.is_legacy() && normalized.as_str() != password {
-            return stored.matches(password.as_bytes());
+            return stored.matches(password.as_bytes(), memory);
         }
         Ok(false)
     }
@@ -538,17 +602,9 @@ impl<'a> Stored<'a> {
         !matches!(self, Stored::Argon2(_))
     }
 
-    fn matches(&self, password: &[u8]) -> Result<bool, PasswordError> {
+    fn matches(&self, password: &[u8], memory: &WorkingMemory) -> Result<bool, PasswordError> {
         match self {
-            Stored::Argon2(hash) => {
-                // The algorithm, version and parameters come from the hash; the output
-                // comparison inside is constant time.
-                match Argon2::default().verify_password(password, hash) {
-                    Ok(()) => Ok(true),
-                    Err(password_hash::Error::Password) => Ok(false),
-                    Err(_) => Err(PasswordError::Malformed),
-                }
-            }
+            Stored::Argon2(hash) => verify_argon2(hash, password, memory),
             // bcrypt::verify compares in constant time, and like every bcrypt only
             // reads the first 72 bytes of the password.
             Stored::Bcrypt(hash) => {
@@ -581,6 +637,41 @@ impl<'a> Stored<'a> {
             }
         }
     }
+}
+
+/// What `PasswordVerifier::verify_password` does for Argon2, with working memory from
+/// the pool instead of a fresh allocation (see [`WorkingMemory`]): the algorithm,
+/// version and parameters come from the stored hash, and the outputs are compared by
+/// `password_hash::Output`'s constant-time equality.
+fn verify_argon2(
+    hash: &PasswordHash<'_>,
+    password: &[u8],
+    memory: &WorkingMemory,
+) -> Result<bool, PasswordError> {
+    fn malformed<E>(_: E) -> PasswordError {
+        PasswordError::Malformed
+    }
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return Err(PasswordError::Malformed);
+    };
+    let algorithm = Algorithm::try_from(hash.algorithm).map_err(malformed)?;
+    let version = hash
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(malformed)?
+        .unwrap_or_default();
+    // Carries the output length of the stored hash.
+    let params = Params::try_from(hash).map_err(malformed)?;
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_bytes).map_err(malformed)?;
+    let argon2 = Argon2::new(algorithm, version, params);
+    let computed = memory.with(argon2.params().block_count(), |blocks| {
+        password_hash::Output::init_with(expected.len(), |out| {
+            Ok(argon2.hash_password_into_with_memory(password, salt, out, blocks)?)
+        })
+    });
+    Ok(computed.map_err(malformed)? == expected)
 }
 
 fn parse_argon2(stored: &str) -> Result<PasswordHash<'_>, PasswordError> {
@@ -940,6 +1031,7 @@ fn common_passwords() -> &'static HashSet<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 
     // Small parameters keep the tests fast; one test uses the defaults.
     fn fast() -> Passwords {
@@ -1024,6 +1116,71 @@ mod tests {
             assert_eq!(fast().verify_blocking("legacy", &stored), Ok(true));
             assert_eq!(fast().verify_blocking("legacyx", &stored), Ok(false));
         }
+    }
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crates_own_hasher_and_verifier() {
+        let passwords = fast();
+        let stored = passwords.hash_blocking("pooled memory").unwrap();
+        let parsed = PasswordHash::new(&stored).unwrap();
+        // The crate's own verifier accepts the hash assembled here…
+        assert!(Argon2::default()
+            .verify_password(b"pooled memory", &parsed)
+            .is_ok());
+        assert!(Argon2::default().verify_password(b"pooled", &parsed).is_err());
+        // …and writes the very same string for the same salt.
+        let salt = parsed.salt.unwrap();
+        let theirs = passwords.argon2().hash_password(b"pooled memory", salt).unwrap();
+        assert_eq!(theirs.to_string(), stored);
+    }
+
+    #[test]
+    fn hashes_with_other_costs_and_lengths_verify_with_pooled_memory() {
+        let passwords = fast(); // m = 256 KiB in its pool
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        // Less memory than the pool's buffers, more (a buffer of its own), two lanes,
+        // and outputs of 16 and 64 bytes (argon2-cffi and passlib allow any length).
+        for (m, t, p, len) in [(64, 1, 1, 32), (1024, 1, 1, 32), (512, 2, 2, 16), (256, 1, 1, 64)] {
+            let params = Params::new(m, t, p, Some(len)).unwrap();
+            let stored = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(b"costly", &salt)
+                .unwrap()
+                .to_string();
+            assert_eq!(passwords.verify_blocking("costly", &stored), Ok(true), "{stored}");
+            assert_eq!(passwords.verify_blocking("costlz", &stored), Ok(false), "{stored}");
+        }
+        // A hash whose output was cut short, or lengthened, no longer verifies.
+        let stored = passwords.hash_blocking("costly").unwrap();
+        let (head, output) = stored.rsplit_once('$').unwrap();
+        let shorter = format!("{head}${}", &output[..output.len() - 4]);
+        assert_ne!(passwords.verify_blocking("costly", &shorter), Ok(true));
+        let longer = format!("{head}${output}AAAA");
+        assert_ne!(passwords.verify_blocking("costly", &longer), Ok(true));
+    }
+
+    #[test]
+    fn working_memory_stays_bounded_whatever_the_threads() {
+        let passwords = Passwords::new(
+            PasswordConfig::default()
+                .memory_kib(256)
+                .iterations(1)
+                .max_concurrent(2),
+        )
+        .unwrap();
+        let stored = passwords.hash_blocking("bounded").unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..4 {
+                        assert_eq!(passwords.verify_blocking("bounded", &stored), Ok(true));
+                    }
+                });
+            }
+        });
+        let memory = &passwords.inner.memory;
+        let idle = memory.idle.lock().unwrap();
+        assert!(!idle.is_empty() && idle.len() <= 2, "{} buffers kept", idle.len());
+        assert!(idle.iter().all(|buffer| buffer.len() == memory.blocks));
     }
 
     #[test]

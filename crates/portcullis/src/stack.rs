@@ -239,77 +239,74 @@ impl SecureStack {
 
     /// Wraps `router` in every layer. Invalid settings are an error here, never a
     /// panic while serving.
-    pub fn apply<S>(self, router: Router<S>) -> Result<Router<S>, StackError>
-    where
-        S: Clone + Send + Sync + 'static,
-    {
+    ///
+    /// The layers form one service around the whole router, which the returned router
+    /// serves for every path: each request passes through each layer once. (Adding
+    /// them with `Router::layer` instead wraps every route in every layer, boxing and
+    /// cloning the stack below each layer on every request: several times the cost.)
+    /// Routes merged into the returned router afterwards are outside the stack, as
+    /// with any axum layer, so add every route first.
+    pub fn apply(self, router: Router) -> Result<Router, StackError> {
         let headers = self.headers.layer()?;
-        // Layers added later wrap the earlier ones: this reads from the inside out.
-        // The CSRF check reads form bodies, so it sits inside the body limit; it needs
-        // the session, so it sits inside the session layer.
-        let mut router = router;
-        if let Some(csrf) = self.csrf {
-            router = router.layer(csrf);
-        }
-        if let Some(sessions) = self.sessions {
-            router = router.layer(sessions);
-        }
+        let body_limit = BodyLimitLayer {
+            limits: Arc::new(BodyLimits {
+                default: self.body_limit,
+                routes: self.route_body_limits,
+            }),
+        };
+        // From the outside in. The CSRF check reads form bodies, so it sits inside the
+        // body limit; it needs the session, so it sits inside the session layer.
+        //
         // The rate limiter reads login bodies for the username, so it too sits inside
         // the body limit and the time limit; outside the session layer, so that a
         // refused request costs no session lookup; inside the error pages and the
         // headers, so that its 429 and 503 get the uniform body and every header; and
         // inside the client-info layer, whose `ClientInfo` is its only source for the
         // client's address.
-        if let Some(rate_limit) = self.rate_limit {
-            router = router.layer(rate_limit);
-        }
-        let mut router = router
-            .layer(CatchPanicLayer::custom(panic_response))
-            .layer(BodyLimitLayer {
-                limits: Arc::new(BodyLimits {
-                    default: self.body_limit,
-                    routes: self.route_body_limits,
-                }),
-            })
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                self.request_timeout,
-            ));
-        if let Some(redirect) = self.https_redirect {
-            router = router.layer(redirect.layer());
-        }
-        router = router.layer(self.error_pages.layer());
+        //
         // CORS answers preflights itself, so it goes outside everything that could
         // refuse one (rate limits, sessions, CSRF, the redirect: browsers do not follow
         // a redirected preflight) and outside the error pages, so that an allowed
         // origin's script can read a 429's body; inside the headers, so preflight
         // answers still carry them.
-        if let Some(cors) = self.cors {
-            router = router.layer(cors);
-        }
-        Ok(router
-            .layer(headers)
-            .layer(self.client_info.layer())
-            .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(request_span)
-                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-            )
+        let service = tower::ServiceBuilder::new()
+            // The id is ours: a client-chosen one could forge or flood log correlation.
+            .map_request(|mut req: Request<Body>| {
+                req.headers_mut().remove(REQUEST_ID);
+                req
+            })
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(SetSensitiveRequestHeadersLayer::new([
                 header::AUTHORIZATION,
                 header::COOKIE,
                 header::PROXY_AUTHORIZATION,
             ]))
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-            // The id is ours: a client-chosen one could forge or flood log correlation.
-            .layer(tower::util::MapRequestLayer::new(
-                |mut req: Request<Body>| {
-                    req.headers_mut().remove(REQUEST_ID);
-                    req
-                },
-            )))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            )
+            .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+            .layer(self.client_info.layer())
+            .layer(headers)
+            .option_layer(self.cors)
+            .layer(self.error_pages.layer())
+            .option_layer(self.https_redirect.map(HttpsRedirectConfig::layer))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                self.request_timeout,
+            ))
+            .layer(body_limit)
+            // The panic answer's body type is tower-http's; the layers inside and
+            // outside speak axum's.
+            .map_response(axum::response::IntoResponse::into_response)
+            .layer(CatchPanicLayer::custom(panic_response))
+            .option_layer(self.rate_limit)
+            .option_layer(self.sessions)
+            .option_layer(self.csrf)
+            .service(router);
+        Ok(Router::new().fallback_service(service))
     }
 }
 
