@@ -1,5 +1,7 @@
 //! The database: SQLite under the data folder, migrated at start.
 
+use std::sync::Arc;
+
 use portcullis::config::Settings;
 use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
@@ -87,10 +89,23 @@ pub enum AddFileError {
 }
 
 /// A connection pool. Every query is parameterized.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Database {
     pool: AnyPool,
+    profiles: Arc<quick_cache::sync::Cache<i64, ApiUser>>,
 }
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("pool", &self.pool)
+            .field("cached_profiles", &self.profiles.len())
+            .finish()
+    }
+}
+
+/// How many public profiles are kept in memory (a few MiB at most).
+const CACHED_PROFILES: usize = 10_000;
 
 impl Database {
     /// Opens the database: PostgreSQL when `DATABASE_URL` names one, otherwise
@@ -139,7 +154,10 @@ impl Database {
         } else {
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         }
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            profiles: Arc::new(quick_cache::sync::Cache::new(CACHED_PROFILES)),
+        })
     }
 
     /// The `limit` newest comments, newest first.
@@ -164,10 +182,7 @@ impl Database {
 
     /// The username of user `id`.
     pub async fn username(&self, id: i64) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+        Ok(self.api_user(id).await?.map(|profile| profile.username))
     }
 
     /// Registers a user; `Ok(None)` when the name is taken.
@@ -211,11 +226,26 @@ impl Database {
 
     /// The public profile of user `id`: the only user type the API serialises, and
     /// it has no password field.
+    ///
+    /// Profiles are kept in a bounded in-memory cache: a user's id, username and
+    /// creation time never change (the app has no renaming and no account deletion),
+    /// so a cached profile cannot go stale, on this instance or beside others sharing
+    /// the database. Only found users are cached; an unknown id asks the database
+    /// every time. Nothing here decides access: tokens are checked, revocations
+    /// included, before a profile is looked up.
     pub async fn api_user(&self, id: i64) -> Result<Option<ApiUser>, sqlx::Error> {
-        sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+        if let Some(profile) = self.profiles.get(&id) {
+            return Ok(Some(profile));
+        }
+        let found: Option<ApiUser> =
+            sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some(profile) = &found {
+            self.profiles.insert(id, profile.clone());
+        }
+        Ok(found)
     }
 
     /// One comment by id.

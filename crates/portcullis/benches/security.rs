@@ -4,7 +4,8 @@
 //! reaches it: the header layer around a trivial service, CSRF minting and checking
 //! (directly and through the session and CSRF layers), session records through the
 //! `SessionStore` trait, JWT signing and verification, password hashing at the
-//! default parameters and one rate-limit decision. `bench/run.sh` measures the same
+//! default parameters, one rate-limit decision, and upload names, sniffing and
+//! metadata stripping. `bench/run.sh` measures the same
 //! protections together, over HTTP; BENCHMARKS.md holds both.
 
 use std::convert::Infallible;
@@ -28,6 +29,7 @@ use portcullis::password::{PasswordConfig, Passwords};
 use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitBackend, BENCH_FACTOR};
 use portcullis::session::{MemoryStore, Session, SessionConfig, SessionRecord, SessionStore};
 use portcullis::session::{SqliteStore, COOKIE_NAME};
+use portcullis::upload::{secure_filename, strip_metadata, FileKind, UploadPolicy};
 use tower::{Layer as _, ServiceExt as _};
 
 /// Runs a future that never waits: the in-memory stores and the header layer around
@@ -354,6 +356,59 @@ fn rate_limit(c: &mut Criterion) {
     group.finish();
 }
 
+/// A 1x1 baseline JPEG.
+const JPEG: &str = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAYEBQYFBAYGBQYHBwYIChAKCgkJChQODwwQFxQYGBcUFhYaHSUfGhsjHBYWICwgIyYnKSopGR8tMC0oMCUoKSj/2wBDAQcHBwoIChMKChMoGhYaKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCj/wAARCAACAAIDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDgKKKK+eP2E//Z";
+
+/// A photo of about 1 MiB: the small JPEG with sixteen 64 KiB APP15 segments of
+/// pseudo-random bytes (never `<`, so no markup marker appears by chance), the kind
+/// of metadata an upload has stripped.
+fn large_jpeg() -> Vec<u8> {
+    use base64::Engine as _;
+    let small = base64::engine::general_purpose::STANDARD
+        .decode(JPEG)
+        .expect("valid base64");
+    let mut out = small[..2].to_vec();
+    let mut state: u32 = 0x2545_f491;
+    for _ in 0..16 {
+        let len: u16 = 65_533;
+        out.extend_from_slice(&[0xFF, 0xEF]);
+        out.extend_from_slice(&len.to_be_bytes());
+        for _ in 0..len - 2 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            out.push(((state >> 24) as u8) | 0x40);
+        }
+    }
+    out.extend_from_slice(&small[2..]);
+    out
+}
+
+/// Upload handling: names made safe, content sniffed and checked against the name,
+/// metadata stripped.
+fn uploads(c: &mut Criterion) {
+    let policy = UploadPolicy::default();
+    let photo = large_jpeg();
+    assert_eq!(policy.check("photo.jpg", &photo), Ok(FileKind::Jpeg));
+    let hostile = "../../etc/ｐａｓｓｗｄ <script>.jpg\\..\\CON";
+
+    let mut group = c.benchmark_group("upload");
+    group.bench_function("secure_filename", |b| {
+        b.iter(|| black_box(secure_filename(black_box(hostile))))
+    });
+    group.bench_function("check_1mib_jpeg", |b| {
+        b.iter(|| black_box(policy.check("photo.jpg", black_box(&photo))))
+    });
+    group.bench_function("strip_metadata_1mib_jpeg", |b| {
+        b.iter_batched(
+            || photo.clone(),
+            |bytes| black_box(strip_metadata(FileKind::Jpeg, bytes)),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
 /// The benchmark groups. criterion_group! defines public functions that cannot carry
 /// documentation, so they live in a private module that allows that.
 #[allow(missing_docs, unreachable_pub)]
@@ -365,7 +420,7 @@ mod groups {
         config = Criterion::default()
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(3));
-        targets = headers, csrf, sessions, jwt, rate_limit
+        targets = headers, csrf, sessions, jwt, rate_limit, uploads
     }
     criterion_group! {
         name = hashing;

@@ -45,7 +45,6 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::client_ip::ClientInfo;
 use crate::error::Error;
-use crate::keys::fill_random;
 
 const NONCE_BYTES: usize = 16;
 const NONCE_LEN: usize = 22; // base64url of 16 bytes, no padding
@@ -67,10 +66,16 @@ const NONCE_LEN: usize = 22; // base64url of 16 bytes, no padding
 pub struct CspNonce([u8; NONCE_LEN]);
 
 impl CspNonce {
-    /// A new nonce from the operating system's random source.
+    /// A new nonce: 128 bits from the thread's CSPRNG (`rand::rng()`, ChaCha12
+    /// seeded and regularly reseeded from the operating system). A nonce only has to
+    /// be unpredictable to whoever injects markup, which a CSPRNG is; it is made for
+    /// every response, where a system call each would cost more than the rest of the
+    /// header layer. Keys, session ids and CSRF secrets still come from the operating
+    /// system directly.
     pub fn generate() -> Self {
+        use rand::RngCore as _;
         let mut raw = [0u8; NONCE_BYTES];
-        fill_random(&mut raw);
+        rand::rng().fill_bytes(&mut raw);
         let mut out = [0u8; NONCE_LEN];
         let written = URL_SAFE_NO_PAD
             .encode_slice(raw, &mut out)

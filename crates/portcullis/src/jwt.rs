@@ -45,7 +45,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -446,7 +446,7 @@ impl Expiring {
 /// `capacity` entries, purged in the background.
 #[derive(Debug)]
 pub struct MemoryRevocations {
-    inner: Arc<Mutex<Expiring>>,
+    inner: Arc<RwLock<Expiring>>,
     capacity: usize,
 }
 
@@ -461,15 +461,18 @@ impl MemoryRevocations {
     /// A store of at most `capacity` entries; inside a Tokio runtime, expired entries
     /// are purged every minute by a task that ends with the store.
     pub fn new(capacity: usize) -> Self {
-        let inner = Arc::new(Mutex::new(Expiring::default()));
+        let inner = Arc::new(RwLock::new(Expiring::default()));
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let weak: Weak<Mutex<Expiring>> = Arc::downgrade(&inner);
+            let weak: Weak<RwLock<Expiring>> = Arc::downgrade(&inner);
             handle.spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
                 loop {
                     tick.tick().await;
                     let Some(inner) = weak.upgrade() else { break };
-                    inner.lock().unwrap_or_else(|p| p.into_inner()).purge(now());
+                    inner
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .purge(now());
                 }
             });
         }
@@ -480,12 +483,17 @@ impl MemoryRevocations {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Expiring) -> R) -> R {
-        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+        f(&mut self.inner.write().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    // Checks far outnumber revocations: readers share the lock.
+    fn read<R>(&self, f: impl FnOnce(&Expiring) -> R) -> R {
+        f(&self.inner.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// How many entries are held.
     pub fn len(&self) -> usize {
-        self.with(|e| e.values.len())
+        self.read(|e| e.values.len())
     }
 
     /// Whether no entry is held.
@@ -500,12 +508,18 @@ impl RevocationStore for MemoryRevocations {
         claims: &'a Claims,
     ) -> BoxFuture<'a, Result<bool, RevocationError>> {
         let now = now();
-        let revoked = self.with(|e| {
-            e.get(&format!("jti:{}", claims.jti), now).is_some()
-                || e.get(&format!("fam:{}", claims.fam), now).is_some()
-                || e.get(&format!("user:{}", claims.sub), now)
-                    .is_some_and(|not_before| claims.iat < not_before)
-        });
+        // One buffer for the three keys: this runs for every authenticated request.
+        let mut key =
+            String::with_capacity(5 + claims.jti.len().max(claims.fam.len()).max(claims.sub.len()));
+        let mut held = |prefix: &str, id: &str| {
+            key.clear();
+            key.push_str(prefix);
+            key.push_str(id);
+            self.read(|e| e.get(&key, now))
+        };
+        let revoked = held("jti:", &claims.jti).is_some()
+            || held("fam:", &claims.fam).is_some()
+            || held("user:", &claims.sub).is_some_and(|not_before| claims.iat < not_before);
         Box::pin(async move { Ok(revoked) })
     }
 

@@ -394,11 +394,19 @@ impl Passwords {
         let failed = |e: password_hash::Error| PasswordError::Hashing(e.to_string());
         let salt_string = SaltString::encode_b64(&salt).map_err(failed)?;
         let argon2 = self.argon2();
-        let output = self.inner.memory.with(argon2.params().block_count(), |blocks| {
-            password_hash::Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-                Ok(argon2.hash_password_into_with_memory(password.as_bytes(), &salt, out, blocks)?)
-            })
-        });
+        let output = self
+            .inner
+            .memory
+            .with(argon2.params().block_count(), |blocks| {
+                password_hash::Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+                    Ok(argon2.hash_password_into_with_memory(
+                        password.as_bytes(),
+                        &salt,
+                        out,
+                        blocks,
+                    )?)
+                })
+            });
         // The PHC string `Argon2::hash_password` would write, from the same parts.
         let hash = PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
@@ -1127,10 +1135,15 @@ mod tests {
         assert!(Argon2::default()
             .verify_password(b"pooled memory", &parsed)
             .is_ok());
-        assert!(Argon2::default().verify_password(b"pooled", &parsed).is_err());
+        assert!(Argon2::default()
+            .verify_password(b"pooled", &parsed)
+            .is_err());
         // …and writes the very same string for the same salt.
         let salt = parsed.salt.unwrap();
-        let theirs = passwords.argon2().hash_password(b"pooled memory", salt).unwrap();
+        let theirs = passwords
+            .argon2()
+            .hash_password(b"pooled memory", salt)
+            .unwrap();
         assert_eq!(theirs.to_string(), stored);
     }
 
@@ -1140,14 +1153,27 @@ mod tests {
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
         // Less memory than the pool's buffers, more (a buffer of its own), two lanes,
         // and outputs of 16 and 64 bytes (argon2-cffi and passlib allow any length).
-        for (m, t, p, len) in [(64, 1, 1, 32), (1024, 1, 1, 32), (512, 2, 2, 16), (256, 1, 1, 64)] {
+        for (m, t, p, len) in [
+            (64, 1, 1, 32),
+            (1024, 1, 1, 32),
+            (512, 2, 2, 16),
+            (256, 1, 1, 64),
+        ] {
             let params = Params::new(m, t, p, Some(len)).unwrap();
             let stored = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
                 .hash_password(b"costly", &salt)
                 .unwrap()
                 .to_string();
-            assert_eq!(passwords.verify_blocking("costly", &stored), Ok(true), "{stored}");
-            assert_eq!(passwords.verify_blocking("costlz", &stored), Ok(false), "{stored}");
+            assert_eq!(
+                passwords.verify_blocking("costly", &stored),
+                Ok(true),
+                "{stored}"
+            );
+            assert_eq!(
+                passwords.verify_blocking("costlz", &stored),
+                Ok(false),
+                "{stored}"
+            );
         }
         // A hash whose output was cut short, or lengthened, no longer verifies.
         let stored = passwords.hash_blocking("costly").unwrap();
@@ -1179,7 +1205,11 @@ mod tests {
         });
         let memory = &passwords.inner.memory;
         let idle = memory.idle.lock().unwrap();
-        assert!(!idle.is_empty() && idle.len() <= 2, "{} buffers kept", idle.len());
+        assert!(
+            !idle.is_empty() && idle.len() <= 2,
+            "{} buffers kept",
+            idle.len()
+        );
         assert!(idle.iter().all(|buffer| buffer.len() == memory.blocks));
     }
 
