@@ -108,10 +108,10 @@ wait_healthy() {
 # output: a server started inside a command substitution would not be this shell's
 # child, and `wait` could not see it exit.
 start_demo() {
-  local limits=$1 data=$2 log=$3
+  local limits=$1 data=$2 log=$3 level=${4:-$DEMO_LOG}
   env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
     PORTCULLIS_ADDR="$DEMO_ADDR" PORTCULLIS_DATA_DIR="$data" \
-    PORTCULLIS_RATE_LIMITS="$limits" PORTCULLIS_LOG="$DEMO_LOG" \
+    PORTCULLIS_RATE_LIMITS="$limits" PORTCULLIS_LOG="$level" \
     "$DEMO_BIN" >"$log" 2>&1 &
   STARTED=$!
   PIDS+=("$STARTED")
@@ -279,6 +279,17 @@ RSS_FLOOR=$(peak_rss_kib "$pid_floor")
 stop "$pid_demo"
 stop "$pid_floor"
 
+# The same stack without the access log (PORTCULLIS_LOG=warn): how much of the cost on
+# the cheapest routes is the one INFO line per request. Bench limits, one run each.
+say "without the access log: /healthz and /api/me"
+start_demo bench "$RUN/demo-data" "$RUN/demo-quiet.log" warn
+pid_demo=$STARTED
+wait_healthy "$DEMO" "$pid_demo"
+oha_run "$RUN/results/quiet-healthz.json" -z "${DURATION}s" -c "$CONNECTIONS" "$DEMO/healthz"
+oha_run "$RUN/results/quiet-me.json" -z "${DURATION}s" -c "$CONNECTIONS" \
+  -H "authorization: Bearer $bearer" "$DEMO/api/me"
+stop "$pid_demo"
+
 # Normal limits: /api/token allows 10 a minute per client and per username, so nearly
 # every answer of this run is a 429, and what one costs is what is measured.
 say "normal limits: /api/token hammered, 429s measured"
@@ -336,6 +347,14 @@ TABLE=$RUN/table.txt
     | ([.statusCodeDistribution[]] | add // 0) as $n
     | "normal limits, /api/token (\($d)s, \($c) connections): \($n / .summary.total | floor) req/s, \($refused) of \($n) answers 429, 429 p50 \((.latencyPercentilesNotSuccessful.p50 // 0) * 1000 * 100 | round / 100) ms, 429 p99 \((.latencyPercentilesNotSuccessful.p99 // 0) * 1000 * 100 | round / 100) ms"' \
     "$RUN/results/limited.json"
+  for quiet in healthz me; do
+    line=$(summarise "$RUN/results/quiet-$quiet.json")
+    floor_rps=$(column_of 1 "$RUN/results/$quiet.floor.tsv")
+    printf 'without the access log (PORTCULLIS_LOG=warn, one run), %s: %s req/s, p99 %s ms, ratio %s\n' \
+      "$([ "$quiet" = me ] && echo "GET /api/me" || echo "GET /healthz")" \
+      "$(fmt "$(cut -f1 <<<"$line")" 0)" "$(fmt "$(cut -f3 <<<"$line")")" \
+      "$(awk -v a="$(cut -f1 <<<"$line")" -v b="$floor_rps" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')"
+  done
   mib() { fmt "$(awk -v k="$1" 'BEGIN { print k / 1024 }')" 1; }
   echo "peak RSS (VmHWM): demo $(mib "$RSS_DEMO") MiB ($(mib "$RSS_DEMO_BEFORE_LOGIN") MiB before the login runs, one login included), floor $(mib "$RSS_FLOOR") MiB"
   # The login target needs the single-verification time of the micro-benchmark.
