@@ -88,7 +88,10 @@ pub fn init(filter: &str) -> LogGuard {
         // Buffered: the writer thread flushes whenever its queue is empty, so a line
         // still appears at once when the server is quiet, and under load many lines
         // go out in one system call instead of one each.
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .fmt_fields(redacting_fields())

@@ -368,6 +368,62 @@ async fn slow_bodies_time_out_with_408() {
 }
 
 #[tokio::test]
+async fn slow_handlers_time_out_and_quick_ones_do_not() {
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/waits",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                "in time"
+            }),
+        )
+        .route("/instant", get(|| async { "at once" }));
+    let app = SecureStack::default()
+        .without_https_redirect()
+        .request_timeout(Duration::from_millis(400))
+        .apply(app)
+        .unwrap();
+    let addr = serve(app).await;
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let slow = http
+        .get(format!("http://{addr}/slow"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 408);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        slow.headers()["x-content-type-options"],
+        "nosniff",
+        "the 408 passes the header layer"
+    );
+    let body: serde_json::Value = slow.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    for (path, text) in [("/waits", "in time"), ("/instant", "at once")] {
+        let answer = http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert_eq!(answer.text().await.unwrap(), text);
+    }
+}
+
+#[tokio::test]
 async fn invalid_header_configuration_is_an_error_before_serving() {
     let result = SecureStack::default()
         .headers(SecureHeadersConfig::default().permissions_policy("camera=()\nx: y"))
