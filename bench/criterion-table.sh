@@ -13,7 +13,7 @@ dir=$TARGET/criterion
 echo "| benchmark | median | mean (95% CI) |"
 echo "|---|---:|---:|"
 # Criterion's own folder order: the groups as the benchmark defines them.
-for group in headers csrf session jwt ratelimit password; do
+for group in headers csrf session jwt ratelimit upload password; do
   for estimates in "$dir/$group"/*/new/estimates.json; do
     [ -f "$estimates" ] || continue
     name=$(basename "$(dirname "$(dirname "$estimates")")")
