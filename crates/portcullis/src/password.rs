@@ -20,7 +20,10 @@
 //! [`Passwords::hash`] and [`Passwords::verify`] move the work to
 //! [`tokio::task::spawn_blocking`] and let at most [`PasswordConfig::max_concurrent`]
 //! computations run at once, so a burst of logins queues instead of taking every core
-//! and all the memory. [`Passwords::verify`] with no stored hash (an unknown username)
+//! and all the memory. Argon2's working memory (19 MiB with the defaults) is kept
+//! between computations, one buffer per concurrent computation, so the memory that
+//! hashing takes is bounded by `max_concurrent × m` and does not grow with the number
+//! of threads. [`Passwords::verify`] with no stored hash (an unknown username)
 //! does the same work as a real verification, so timing does not reveal which usernames
 //! exist.
 //!
@@ -186,7 +189,8 @@ impl PasswordConfig {
     }
 
     /// How many hashes or verifications [`Passwords::hash`] and [`Passwords::verify`]
-    /// run at once (at least 1); the others wait for a turn.
+    /// run at once (at least 1); the others wait for a turn. Each keeps its Argon2
+    /// working memory once used (`memory_kib`), so this also bounds what hashing holds.
     ///
     /// ```
     /// use portcullis::password::PasswordConfig;
