@@ -444,10 +444,16 @@ impl Expiring {
 
 /// In-memory revocations for one process: every entry with a deadline, at most
 /// `capacity` entries, purged in the background.
+///
+/// The entries are spread over up to 16 shards, each behind its own lock, so that the
+/// checks of concurrent requests (three lookups per authenticated request) do not
+/// queue on one lock. A refresh token's "used" mark lives in the shard of its family,
+/// so reuse detection stays one atomic step.
 #[derive(Debug)]
 pub struct MemoryRevocations {
-    inner: Arc<RwLock<Expiring>>,
-    capacity: usize,
+    shards: Arc<[RwLock<Expiring>]>,
+    hasher: std::collections::hash_map::RandomState,
+    capacity_per_shard: usize,
 }
 
 impl Default for MemoryRevocations {
@@ -457,43 +463,66 @@ impl Default for MemoryRevocations {
     }
 }
 
+// One shard per this many entries of capacity, up to MAX_SHARDS: a small store keeps
+// one shard, so that "the entry closest to expiry goes first" holds for all of it.
+const ENTRIES_PER_SHARD: usize = 4096;
+const MAX_SHARDS: usize = 16;
+
 impl MemoryRevocations {
     /// A store of at most `capacity` entries; inside a Tokio runtime, expired entries
     /// are purged every minute by a task that ends with the store.
     pub fn new(capacity: usize) -> Self {
-        let inner = Arc::new(RwLock::new(Expiring::default()));
+        let capacity = capacity.max(1);
+        let count = (capacity / ENTRIES_PER_SHARD).clamp(1, MAX_SHARDS);
+        let shards: Arc<[RwLock<Expiring>]> = (0..count)
+            .map(|_| RwLock::new(Expiring::default()))
+            .collect();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let weak: Weak<RwLock<Expiring>> = Arc::downgrade(&inner);
+            let weak: Weak<[RwLock<Expiring>]> = Arc::downgrade(&shards);
             handle.spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
                 loop {
                     tick.tick().await;
-                    let Some(inner) = weak.upgrade() else { break };
-                    inner
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .purge(now());
+                    let Some(shards) = weak.upgrade() else { break };
+                    for shard in shards.iter() {
+                        shard
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .purge(now());
+                    }
                 }
             });
         }
         Self {
-            inner,
-            capacity: capacity.max(1),
+            shards,
+            hasher: std::collections::hash_map::RandomState::new(),
+            // Rounded down, so that all shards together never exceed `capacity`.
+            capacity_per_shard: (capacity / count).max(1),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Expiring) -> R) -> R {
-        f(&mut self.inner.write().unwrap_or_else(|p| p.into_inner()))
+    // The shard of everything keyed by `id`: a token id, a family or a user.
+    fn shard(&self, id: &str) -> &RwLock<Expiring> {
+        use std::hash::BuildHasher as _;
+        let index = self.hasher.hash_one(id) as usize % self.shards.len();
+        &self.shards[index]
+    }
+
+    fn with<R>(&self, id: &str, f: impl FnOnce(&mut Expiring) -> R) -> R {
+        f(&mut self.shard(id).write().unwrap_or_else(|p| p.into_inner()))
     }
 
     // Checks far outnumber revocations: readers share the lock.
-    fn read<R>(&self, f: impl FnOnce(&Expiring) -> R) -> R {
-        f(&self.inner.read().unwrap_or_else(|p| p.into_inner()))
+    fn read<R>(&self, id: &str, f: impl FnOnce(&Expiring) -> R) -> R {
+        f(&self.shard(id).read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// How many entries are held.
     pub fn len(&self) -> usize {
-        self.read(|e| e.values.len())
+        self.shards
+            .iter()
+            .map(|shard| shard.read().unwrap_or_else(|p| p.into_inner()).values.len())
+            .sum()
     }
 
     /// Whether no entry is held.
@@ -515,7 +544,7 @@ impl RevocationStore for MemoryRevocations {
             key.clear();
             key.push_str(prefix);
             key.push_str(id);
-            self.read(|e| e.get(&key, now))
+            self.read(id, |e| e.get(&key, now))
         };
         let revoked = held("jti:", &claims.jti).is_some()
             || held("fam:", &claims.fam).is_some()
@@ -528,7 +557,8 @@ impl RevocationStore for MemoryRevocations {
         jti: &'a str,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        self.with(|e| e.insert(format!("jti:{jti}"), 1, until, self.capacity));
+        let capacity = self.capacity_per_shard;
+        self.with(jti, |e| e.insert(format!("jti:{jti}"), 1, until, capacity));
         Box::pin(async { Ok(()) })
     }
 
@@ -537,7 +567,10 @@ impl RevocationStore for MemoryRevocations {
         family: &'a str,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        self.with(|e| e.insert(format!("fam:{family}"), 1, until, self.capacity));
+        let capacity = self.capacity_per_shard;
+        self.with(family, |e| {
+            e.insert(format!("fam:{family}"), 1, until, capacity)
+        });
         Box::pin(async { Ok(()) })
     }
 
@@ -547,7 +580,10 @@ impl RevocationStore for MemoryRevocations {
         at: i64,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        self.with(|e| e.insert(format!("user:{user}"), at, until, self.capacity));
+        let capacity = self.capacity_per_shard;
+        self.with(user, |e| {
+            e.insert(format!("user:{user}"), at, until, capacity)
+        });
         Box::pin(async { Ok(()) })
     }
 
@@ -558,13 +594,17 @@ impl RevocationStore for MemoryRevocations {
         until: i64,
     ) -> BoxFuture<'a, Result<RefreshUse, RevocationError>> {
         let now = now();
-        let outcome = self.with(|e| {
+        let capacity = self.capacity_per_shard;
+        // Both keys in the family's shard, under one write lock: two requests with the
+        // same refresh token cannot both see it unused.
+        let outcome = self.with(family, |e| {
             let used = format!("used:{jti}");
-            if e.get(&used, now).is_some() || e.get(&format!("fam:{family}"), now).is_some() {
-                e.insert(format!("fam:{family}"), 1, until, self.capacity);
+            let revoked = format!("fam:{family}");
+            if e.get(&used, now).is_some() || e.get(&revoked, now).is_some() {
+                e.insert(revoked, 1, until, capacity);
                 RefreshUse::Reused
             } else {
-                e.insert(used, 1, until, self.capacity);
+                e.insert(used, 1, until, capacity);
                 RefreshUse::Fresh
             }
         });
@@ -909,5 +949,89 @@ mod tests {
                 .unwrap();
         }
         assert!(store.len() <= 1000);
+    }
+
+    #[tokio::test]
+    async fn sharded_revocations_stay_bounded_and_answer_every_kind() {
+        let store = MemoryRevocations::new(100_000);
+        assert_eq!(store.shards.len(), MAX_SHARDS);
+        let until = now() + 3600;
+        for i in 0..150_000 {
+            store
+                .revoke_token(&format!("j{i}"), until + i)
+                .await
+                .unwrap();
+        }
+        assert!(store.len() <= 100_000, "{}", store.len());
+        // The newest revocations are kept in every shard.
+        let claims = |jti: &str, fam: &str, sub: &str, iat: i64| Claims {
+            sub: sub.to_owned(),
+            iat,
+            nbf: iat,
+            exp: iat + 900,
+            jti: jti.to_owned(),
+            iss: "portcullis".to_owned(),
+            aud: "portcullis".to_owned(),
+            typ: TokenType::Access,
+            fam: fam.to_owned(),
+        };
+        for i in 149_990..150_000 {
+            let revoked = claims(&format!("j{i}"), "f", "1", now());
+            assert!(store.is_revoked(&revoked).await.unwrap(), "j{i}");
+        }
+        assert!(!store
+            .is_revoked(&claims("fresh", "f", "1", now()))
+            .await
+            .unwrap());
+        store.revoke_family("f", until).await.unwrap();
+        assert!(store
+            .is_revoked(&claims("fresh", "f", "1", now()))
+            .await
+            .unwrap());
+        store.revoke_user("7", now(), until).await.unwrap();
+        assert!(store
+            .is_revoked(&claims("old", "g", "7", now() - 10))
+            .await
+            .unwrap());
+        assert!(!store
+            .is_revoked(&claims("new", "g", "7", now() + 10))
+            .await
+            .unwrap());
+        // Reuse detection across many families, spread over the shards (a store not
+        // filled to capacity, where the oldest marks would be the first to go; token
+        // ids are unique, as `Jwt` makes them).
+        let store = MemoryRevocations::new(100_000);
+        for family in 0..64 {
+            let family = format!("fam{family}");
+            assert_eq!(
+                store
+                    .use_refresh(&family, &format!("{family}-r1"), until)
+                    .await
+                    .unwrap(),
+                RefreshUse::Fresh
+            );
+            assert_eq!(
+                store
+                    .use_refresh(&family, &format!("{family}-r2"), until)
+                    .await
+                    .unwrap(),
+                RefreshUse::Fresh
+            );
+            assert_eq!(
+                store
+                    .use_refresh(&family, &format!("{family}-r1"), until)
+                    .await
+                    .unwrap(),
+                RefreshUse::Reused
+            );
+            // The family is now revoked: even an unused token of it counts as reuse.
+            assert_eq!(
+                store
+                    .use_refresh(&family, &format!("{family}-r3"), until)
+                    .await
+                    .unwrap(),
+                RefreshUse::Reused
+            );
+        }
     }
 }

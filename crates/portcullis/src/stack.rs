@@ -242,7 +242,8 @@ impl SecureStack {
     /// them with `Router::layer` instead wraps every route in every layer, boxing and
     /// cloning the stack below each layer on every request: several times the cost.)
     /// Routes merged into the returned router afterwards are outside the stack, as
-    /// with any axum layer, so add every route first.
+    /// with any axum layer, so add every route first, and give the router its state
+    /// (`Router::with_state`) before applying the stack.
     pub fn apply(self, router: Router) -> Result<Router, StackError> {
         let headers = self.headers.layer()?;
         let body_limit = BodyLimitLayer {
