@@ -55,6 +55,7 @@ use crate::client_ip::ClientInfo;
 use crate::error::Error;
 use crate::keys::{fill_random, Keyring, Purpose, Signer};
 use crate::session::Session;
+use crate::stack::buffer_body;
 
 /// The form field that carries the token.
 pub const FORM_FIELD: &str = "csrf_token";
@@ -410,22 +411,19 @@ where
             let token = match header_token {
                 Some(token) => Some(token),
                 None if is_form(req.headers()) => {
-                    let (parts, body) = req.into_parts();
-                    let bytes = match axum::body::to_bytes(body, shared.config.max_form_bytes).await
-                    {
-                        Ok(bytes) => bytes,
-                        Err(_) => return Ok(Error::payload_too_large().into_response()),
+                    let bytes;
+                    (req, bytes) = match buffer_body(req, shared.config.max_form_bytes).await {
+                        Ok(buffered) => buffered,
+                        Err(too_large) => return Ok(too_large),
                     };
-                    let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+                    serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
                         .ok()
                         .and_then(|fields| {
                             fields
                                 .into_iter()
                                 .find(|(k, _)| k == FORM_FIELD)
                                 .map(|(_, v)| v)
-                        });
-                    req = Request::from_parts(parts, Body::from(bytes));
-                    token
+                        })
                 }
                 None => match multipart_boundary(req.headers()) {
                     Some(boundary) => {

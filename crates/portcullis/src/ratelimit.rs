@@ -73,6 +73,7 @@ use tower::{Layer, Service};
 use crate::client_ip::ClientInfo;
 use crate::config::{RateLimitMode, Settings};
 use crate::error::Error;
+use crate::stack::buffer_body;
 
 /// `RateLimit-Limit`: the bucket's size.
 pub const LIMIT_HEADER: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -1269,14 +1270,12 @@ where
             if let Some(quota) = rule.per_username {
                 let media_type = media_type(req.headers());
                 if is_form_or_json(&media_type) {
-                    let (parts, body) = req.into_parts();
-                    let bytes = match axum::body::to_bytes(body, shared.max_body_bytes).await {
-                        Ok(bytes) => bytes,
-                        Err(_) => return Ok(Error::payload_too_large().into_response()),
+                    let bytes;
+                    (req, bytes) = match buffer_body(req, shared.max_body_bytes).await {
+                        Ok(buffered) => buffered,
+                        Err(too_large) => return Ok(too_large),
                     };
-                    let username = find_username(&media_type, &bytes);
-                    req = Request::from_parts(parts, Body::from(bytes));
-                    match username {
+                    match find_username(&media_type, &bytes) {
                         Username::None => {}
                         Username::One(name) => {
                             match count(&shared, at(KeyKind::User), &name, quota).await {

@@ -313,6 +313,23 @@ struct BodyLimits {
     routes: Vec<(String, usize)>,
 }
 
+/// Reads a request's body into memory, at most `limit` bytes, for a layer that has to
+/// look inside it (the CSRF field of a form, the username of a login), and gives the
+/// request back with the same bytes as its body, so the handler still reads it. A
+/// larger body, or one that fails while it is read, is answered 413.
+pub(crate) async fn buffer_body(
+    req: Request<Body>,
+    limit: usize,
+) -> Result<(Request<Body>, bytes::Bytes), axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| crate::error::Error::payload_too_large().into_response())?;
+    // `Bytes` clones share one buffer.
+    Ok((Request::from_parts(parts, Body::from(bytes.clone())), bytes))
+}
+
 /// tower-http's `RequestBodyLimitLayer` with a limit chosen by path: a declared
 /// `Content-Length` over the limit is refused at once, and every body is wrapped so
 /// that reading past the limit fails (extractors then answer 413) — the body is never
