@@ -512,6 +512,12 @@ impl MemoryRevocations {
         f(&mut self.shard(id).write().unwrap_or_else(|p| p.into_inner()))
     }
 
+    // Stores `key` in the shard of `id`.
+    fn insert(&self, id: &str, key: String, value: i64, until: i64) {
+        let capacity = self.capacity_per_shard;
+        self.with(id, |e| e.insert(key, value, until, capacity));
+    }
+
     // Checks far outnumber revocations: readers share the lock.
     fn read<R>(&self, id: &str, f: impl FnOnce(&Expiring) -> R) -> R {
         f(&self.shard(id).read().unwrap_or_else(|p| p.into_inner()))
@@ -557,8 +563,7 @@ impl RevocationStore for MemoryRevocations {
         jti: &'a str,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        let capacity = self.capacity_per_shard;
-        self.with(jti, |e| e.insert(format!("jti:{jti}"), 1, until, capacity));
+        self.insert(jti, format!("jti:{jti}"), 1, until);
         Box::pin(async { Ok(()) })
     }
 
@@ -567,10 +572,7 @@ impl RevocationStore for MemoryRevocations {
         family: &'a str,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        let capacity = self.capacity_per_shard;
-        self.with(family, |e| {
-            e.insert(format!("fam:{family}"), 1, until, capacity)
-        });
+        self.insert(family, format!("fam:{family}"), 1, until);
         Box::pin(async { Ok(()) })
     }
 
@@ -580,10 +582,7 @@ impl RevocationStore for MemoryRevocations {
         at: i64,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        let capacity = self.capacity_per_shard;
-        self.with(user, |e| {
-            e.insert(format!("user:{user}"), at, until, capacity)
-        });
+        self.insert(user, format!("user:{user}"), at, until);
         Box::pin(async { Ok(()) })
     }
 
