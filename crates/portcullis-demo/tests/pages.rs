@@ -141,6 +141,7 @@ async fn built_in_tls_serves_https_with_hsts_and_the_plain_port_only_redirects()
     let demo = Demo::start_in(
         &[
             ("PORTCULLIS_ENV", "production"),
+            ("PORTCULLIS_ALLOWED_HOSTS", "localhost"),
             ("PORTCULLIS_SECRET_KEY", STRONG_KEY),
             ("PORTCULLIS_TLS_CERT", cert.to_str().unwrap()),
             ("PORTCULLIS_TLS_KEY", key.to_str().unwrap()),
