@@ -842,7 +842,10 @@ where
             let https = is_https(&req);
             let now = now();
             let mut state = State::default();
-            if let Some(id) = read_cookie(req.headers(), https, &shared.signer) {
+            let cookie = read_cookie(req.headers(), https, &shared.signer);
+            // What this response shows may depend on who asked.
+            let personal = cookie.is_some();
+            if let Some(id) = cookie {
                 let key = id.store_key();
                 match shared.store.load(&key).await {
                     Ok(Some(record)) if shared.expires_at(&record) > now => {
@@ -906,8 +909,30 @@ where
                 }
                 _ => {}
             }
+            if personal || response.headers().contains_key(header::SET_COOKIE) {
+                keep_out_of_shared_caches(response.headers_mut());
+            }
             Ok(response)
         })
+    }
+}
+
+/// A response that read or set a session must not be stored by a shared cache and
+/// served to someone else: `Cache-Control: no-store` unless the handler chose its own
+/// caching (a route that knows its page is the same for everyone), and `Vary: Cookie`
+/// in any case, so that a cache that stores it anyway keys it by the cookie.
+fn keep_out_of_shared_caches(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let varies = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim() == "*" || v.trim().eq_ignore_ascii_case("cookie"));
+    if !varies {
+        headers.append(header::VARY, HeaderValue::from_static("Cookie"));
     }
 }
 
