@@ -15,7 +15,6 @@ pub mod files;
 pub mod routes;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -30,6 +29,7 @@ use portcullis::password::{PasswordConfig, PasswordPolicy, Passwords};
 use portcullis::ratelimit::RateLimitBackend;
 use portcullis::ratelimit::{MemoryBackend, RateLimitConfig};
 use portcullis::redis::RedisBackend;
+use portcullis::serve::ServeConfig;
 use portcullis::session::SessionStore;
 use portcullis::session::{MemoryStore, SessionConfig};
 use portcullis::stack::SecureStack;
@@ -52,6 +52,9 @@ pub enum DemoError {
     /// Listening or serving failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// A listener could not be served (its limits are invalid).
+    #[error("{0}")]
+    Serve(#[from] portcullis::serve::ServeError),
     /// TLS could not be set up.
     #[error("tls: {0}")]
     Tls(#[from] portcullis::https::TlsError),
@@ -236,7 +239,8 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
 }
 
 /// Serves the app until `shutdown` completes: HTTPS when TLS is configured (with an
-/// optional plain port that only redirects), plain HTTP otherwise.
+/// optional plain port that only redirects), plain HTTP otherwise; every listener
+/// through [`portcullis::serve`], with its default limits on slow and idle clients.
 pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -245,6 +249,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(settings.addr).await?;
     let local = listener.local_addr()?;
     let shutdown = futures_shared(shutdown);
+    let limits = ServeConfig::default();
     match &settings.tls {
         Some(tls) => {
             let config = portcullis::https::load_tls(&tls.cert, &tls.key).await?;
@@ -254,20 +259,16 @@ pub async fn serve(
                 tokio::spawn(portcullis::https::serve_redirect(
                     plain,
                     local.port(),
+                    limits.clone(),
                     shutdown.clone(),
                 ));
             }
             tracing::info!("listening on https://{local}");
-            portcullis::https::serve_tls(listener.into_std()?, config, app, shutdown).await?;
+            portcullis::serve::serve_tls(listener, config, app, limits, shutdown).await?;
         }
         None => {
             tracing::info!("listening on http://{local}");
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await?;
+            portcullis::serve::serve(listener, app, limits, shutdown).await?;
         }
     }
     Ok(())

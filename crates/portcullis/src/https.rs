@@ -7,9 +7,11 @@
 //! anybody else it does not. The layer is off in development, where the demo serves
 //! plain HTTP on loopback.
 //!
-//! With the `tls` feature, [`serve_tls`] terminates TLS itself with rustls and
-//! [`serve_redirect`] runs the plain port that only redirects; [`write_dev_cert`]
-//! writes a self-signed `localhost` certificate for trying it out.
+//! With the `tls` feature, [`load_tls`] reads a certificate and key for
+//! [`crate::serve::serve_tls`], which terminates TLS itself with rustls;
+//! [`serve_redirect`] runs the plain port that only redirects (both with the serving
+//! limits of [`crate::serve`]); [`write_dev_cert`] writes a self-signed `localhost`
+//! certificate for trying it out.
 //!
 //! ```
 //! use portcullis::https::HttpsRedirectConfig;
@@ -191,48 +193,46 @@ pub enum TlsError {
     },
 }
 
-/// Loads a PEM certificate chain and private key for [`serve_tls`].
+/// Loads a PEM certificate chain and private key for [`crate::serve::serve_tls`], with
+/// HTTP/2 and HTTP/1.1 offered by ALPN.
 #[cfg(feature = "tls")]
 pub async fn load_tls(
     cert: &std::path::Path,
     key: &std::path::Path,
-) -> Result<axum_server::tls_rustls::RustlsConfig, TlsError> {
-    // axum-server enables rustls's aws-lc-rs provider; make it the process default so
-    // that rustls never has to guess between providers other crates might enable.
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    let invalid = |error: rustls_pki_types::pem::Error| {
+        TlsError::Load(std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+    };
+    // The workspace's one crypto provider, made the process default so that rustls
+    // never has to guess between providers other crates might enable.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-        .await
-        .map_err(TlsError::Load)
+    let chain = tokio::fs::read(cert).await.map_err(TlsError::Load)?;
+    let chain = CertificateDer::pem_slice_iter(&chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    let key = tokio::fs::read(key).await.map_err(TlsError::Load)?;
+    let key = PrivateKeyDer::from_pem_slice(&key).map_err(invalid)?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|error| {
+            TlsError::Load(std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
-/// Serves `app` over HTTPS on `listener`, with each request's socket address available
-/// to [`crate::client_ip`].
-#[cfg(feature = "tls")]
-pub async fn serve_tls(
-    listener: std::net::TcpListener,
-    tls: axum_server::tls_rustls::RustlsConfig,
-    app: axum::Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let handle = axum_server::Handle::new();
-    let on_shutdown = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        on_shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-    });
-    listener.set_nonblocking(true)?;
-    axum_server::from_tcp_rustls(listener, tls)?
-        .handle(handle)
-        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .await
-}
-
-/// Serves the plain-HTTP port that only redirects to `https_port`.
+/// Serves the plain-HTTP port that only redirects to `https_port`, through
+/// [`crate::serve::serve`] with the limits of `config`.
 pub async fn serve_redirect(
     listener: tokio::net::TcpListener,
     https_port: u16,
+    config: crate::serve::ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> Result<(), crate::serve::ServeError> {
     let app = axum::Router::new()
         .fallback(|| async { Error::not_found() })
         .layer(
@@ -246,12 +246,7 @@ pub async fn serve_redirect(
                 .map_err(std::io::Error::other)?,
         )
         .layer(crate::client_ip::ClientInfoConfig::default().layer());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    crate::serve::serve(listener, app, config, shutdown).await
 }
 
 /// Writes a self-signed certificate for `localhost`, `127.0.0.1` and `::1` to

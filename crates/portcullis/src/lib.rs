@@ -28,6 +28,7 @@
 //! | [`input`] | trimming, normalisation and length rules for typed input |
 //! | [`upload`] | upload names, type checks, metadata stripping, storage, download headers |
 //! | [`stack`] | the one-call secure preset |
+//! | [`serve`] | serving an app: timeouts for slow and idle clients, a connection cap, TLS, graceful shutdown |
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -61,6 +62,7 @@ pub mod password;
 pub mod ratelimit;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod serve;
 pub mod session;
 pub mod stack;
 pub mod templates;
