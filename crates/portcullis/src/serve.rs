@@ -76,7 +76,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
@@ -513,6 +513,8 @@ async fn drive<I>(
                 }
                 return;
             }
+            // A request began or ended: the deadlines moved.
+            () = activity.changed.notified(), if !winding_down => {}
             () = sleep_until(check), if !winding_down => {
                 match activity.check(config, Instant::now()) {
                     Check::Close => {
@@ -557,6 +559,8 @@ struct Activity {
     in_flight: AtomicUsize,
     /// When `in_flight` last dropped to zero, in milliseconds since `started`.
     idle_since_ms: AtomicU64,
+    /// Wakes the connection's task to look at its deadlines again.
+    changed: Notify,
 }
 
 /// What a connection's timeouts ask for now.
@@ -577,6 +581,7 @@ impl Activity {
             requests: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            changed: Notify::new(),
         }
     }
 
@@ -612,6 +617,7 @@ impl InFlight {
     fn start(activity: Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         activity.requests.fetch_add(1, Ordering::AcqRel);
+        activity.changed.notify_one();
         Self(activity)
     }
 }
@@ -623,6 +629,7 @@ impl Drop for InFlight {
         // Before the count drops, so that whoever sees zero sees this time.
         activity.idle_since_ms.store(elapsed, Ordering::Release);
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        activity.changed.notify_one();
     }
 }
 
