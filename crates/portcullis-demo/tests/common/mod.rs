@@ -51,7 +51,27 @@ impl Demo {
     }
 
     pub fn start_in(envs: &[(&str, &str)], data_dir: tempfile::TempDir) -> Self {
-        let mut child = command(envs, data_dir.path())
+        let command = command(envs, data_dir.path());
+        Self::spawn(command, data_dir)
+    }
+
+    /// Starts the demo allowed at most `files` open files (`RLIMIT_NOFILE`), through
+    /// util-linux's `prlimit`, which sets the limit and then runs the demo itself.
+    pub fn start_with_open_file_limit(envs: &[(&str, &str)], files: u64) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let plain = command(envs, data_dir.path());
+        let mut limited = Command::new("prlimit");
+        limited
+            .arg(format!("--nofile={files}:{files}"))
+            .arg(plain.get_program())
+            .env_clear()
+            .envs(plain.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .current_dir(data_dir.path());
+        Self::spawn(limited, data_dir)
+    }
+
+    fn spawn(mut command: Command, data_dir: tempfile::TempDir) -> Self {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
