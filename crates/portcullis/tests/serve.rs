@@ -498,3 +498,114 @@ async fn a_test_calling_the_app_directly_gives_it_a_peer_address() {
         .unwrap();
     assert_eq!(&body[..], b"192.0.2.7");
 }
+
+#[tokio::test]
+async fn an_http2_connection_that_never_sends_a_request_is_closed() {
+    let config = relaxed().first_request_timeout(SHORT);
+    let server = Server::start(stacked(LONG), config, false).await;
+    let mut io = server.connect().await;
+    // The HTTP/2 preface and an empty SETTINGS frame: a live connection, no request.
+    io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    io.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    assert!(
+        read_until_closed(&mut io).await.is_some(),
+        "an HTTP/2 connection without a request stayed open"
+    );
+}
+
+/// Set in the child process that serves for `accept_failures_back_off_instead_of_spinning`.
+const ACCEPT_CHILD: &str = "PORTCULLIS_TEST_ACCEPT_CHILD";
+
+/// The server half of `accept_failures_back_off_instead_of_spinning`, run in a child
+/// process with 64 open files and a connection cap set far above that, so that
+/// `accept` itself fails. Does nothing when run as an ordinary test.
+#[tokio::test]
+async fn accept_child_serves_with_a_cap_above_its_file_limit() {
+    if std::env::var_os(ACCEPT_CHILD).is_none() {
+        return;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .try_init();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("ADDR {}", listener.local_addr().unwrap());
+    let config = relaxed()
+        .max_connections(10_000)
+        .header_read_timeout(SHORT)
+        .first_request_timeout(SHORT);
+    let shutdown = tokio::time::sleep(Duration::from_secs(60));
+    portcullis::serve::serve(listener, stacked(LONG), config, shutdown)
+        .await
+        .unwrap();
+}
+
+#[test]
+fn accept_failures_back_off_instead_of_spinning() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=64:64")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "accept_child_serves_with_a_cap_above_its_file_limit",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ACCEPT_CHILD, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let addr: SocketAddr = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        // The harness prints the test's name on the same line first.
+        .find_map(|line| {
+            line.split("ADDR ")
+                .nth(1)
+                .map(|a| a.trim().parse().unwrap())
+        })
+        .expect("the child did not start");
+    // More half-sent request heads than the child has files.
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        slow.push(stream);
+    }
+    let mut fresh = std::net::TcpStream::connect(addr).unwrap();
+    fresh.set_read_timeout(Some(DEADLINE)).unwrap();
+    fresh
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = fresh.read_to_end(&mut answer);
+    drop(slow);
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.join().unwrap();
+    let failures = log
+        .iter()
+        .filter(|line| line.contains("cannot accept connections"))
+        .count();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "a fresh client was not served: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    // `accept` did fail (the attack happened), a few times, not in a tight loop.
+    assert!(failures >= 1, "accept never failed: {log:?}");
+    assert!(failures <= 100, "{failures} accept failures logged");
+}
