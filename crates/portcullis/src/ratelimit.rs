@@ -27,6 +27,12 @@
 //! fails closed. CORS preflights are answered before the limiter (the stack puts the
 //! CORS layer outside it); any other `OPTIONS` request counts like every method.
 //!
+//! The client's address must be known: serve the app with [`crate::serve`] (or axum's
+//! `into_make_service_with_connect_info::<SocketAddr>()`). Served without it, every
+//! client would share one bucket, and ten failed logins a minute would lock out the
+//! whole world; the client-info layer refuses such requests instead
+//! ([`crate::client_ip::MissingPeerAddress`]).
+//!
 //! The counting lives behind [`RateLimitBackend`], so a shared store (Redis, for
 //! several instances) can replace the in-process [`MemoryBackend`], which runs the
 //! `governor` crate's GCRA and keeps its memory bounded under a flood of distinct keys.

@@ -6,7 +6,9 @@
 //!    carrying it, the method and the path (never the query, headers or body);
 //! 2. `Authorization`, `Cookie` and `Set-Cookie` marked sensitive;
 //! 3. [`crate::client_ip`]: who is asking, believing forwarding headers from trusted
-//!    proxies only;
+//!    proxies only; a request without its socket's peer address is refused (`500`
+//!    `client_address_unknown`) rather than counted as everyone's, so serve the app
+//!    with [`crate::serve`];
 //! 4. [`crate::headers`]: the secure headers and a CSP nonce on every response;
 //! 5. when configured, [`crate::cors`]: preflights are answered here, before rate
 //!    limits, sessions and CSRF, and still get the secure headers;
@@ -34,6 +36,8 @@
 //!     .without_https_redirect() // plain HTTP on loopback, for this example
 //!     .apply(app)
 //!     .unwrap();
+//! // Then `portcullis::serve::serve(listener, app, ServeConfig::default(), shutdown)`,
+//! // which gives every request its peer address.
 //! ```
 
 use std::sync::Arc;

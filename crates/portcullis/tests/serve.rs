@@ -4,6 +4,9 @@
 //! client, shutdown lets in-flight requests finish, and an app served without the
 //! peer address refuses every request instead of seeing everyone as one client.
 
+// Plain and TLS side by side: the TLS client needs the `tls` feature's crates.
+#![cfg(feature = "tls")]
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -531,7 +534,14 @@ async fn accept_child_serves_with_a_cap_above_its_file_limit() {
         .with_max_level(tracing::Level::WARN)
         .try_init();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    println!("ADDR {}", listener.local_addr().unwrap());
+    // The parent reads the address from the child's standard output.
+    let mut stdout = std::io::stdout();
+    std::io::Write::write_all(
+        &mut stdout,
+        format!("ADDR {}\n", listener.local_addr().unwrap()).as_bytes(),
+    )
+    .unwrap();
+    std::io::Write::flush(&mut stdout).unwrap();
     let config = relaxed()
         .max_connections(10_000)
         .header_read_timeout(SHORT)
