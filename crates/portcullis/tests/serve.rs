@@ -619,3 +619,35 @@ fn accept_failures_back_off_instead_of_spinning() {
     assert!(failures >= 1, "accept never failed: {log:?}");
     assert!(failures <= 100, "{failures} accept failures logged");
 }
+
+#[tokio::test]
+async fn the_redirect_listener_has_the_same_limits() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = relaxed().header_read_timeout(SHORT);
+    tokio::spawn(portcullis::https::serve_redirect(
+        listener,
+        8443,
+        config,
+        std::future::pending(),
+    ));
+    let mut answered: Box<dyn Io> = Box::new(TcpStream::connect(addr).await.unwrap());
+    answered
+        .write_all(b"GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut answered).await;
+    assert!(head.starts_with("HTTP/1.1 308"), "{head}");
+    assert!(
+        head.contains("location: https://example.com:8443/a?b=1"),
+        "{head}"
+    );
+    let mut slow: Box<dyn Io> = Box::new(TcpStream::connect(addr).await.unwrap());
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(
+        read_until_closed(&mut slow).await.is_some(),
+        "a half-sent request head kept the redirect listener's connection open"
+    );
+}
