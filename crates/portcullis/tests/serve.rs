@@ -651,3 +651,34 @@ async fn the_redirect_listener_has_the_same_limits() {
         "a half-sent request head kept the redirect listener's connection open"
     );
 }
+
+#[tokio::test]
+async fn an_http2_peer_that_stops_answering_pings_is_closed() {
+    let config = relaxed().http2_keep_alive(SHORT, SHORT);
+    let server = Server::start(stacked(LONG), config, false).await;
+    let mut io = server.connect().await;
+    io.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    // SETTINGS (empty), then one GET / on stream 1, its head HPACK-encoded from the
+    // static table (:method GET, :scheme http, :path /); END_STREAM | END_HEADERS.
+    io.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    io.write_all(&[0, 0, 3, 1, 5, 0, 0, 0, 1, 0x82, 0x86, 0x84])
+        .await
+        .unwrap();
+    // The answer arrives; the pings that follow are never acknowledged.
+    let seen = read_until_closed(&mut io)
+        .await
+        .expect("a peer that never answered a ping stayed connected");
+    // Frame type 6 (PING) from the server, somewhere in what it sent.
+    let mut at = 0;
+    let mut pinged = false;
+    while at + 9 <= seen.len() {
+        let length = usize::from(seen[at]) << 16
+            | usize::from(seen[at + 1]) << 8
+            | usize::from(seen[at + 2]);
+        pinged |= seen[at + 3] == 6;
+        at += 9 + length;
+    }
+    assert!(pinged, "no ping was sent");
+}
