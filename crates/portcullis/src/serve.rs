@@ -11,9 +11,9 @@
 //! | limit | default | what it answers |
 //! |---|---|---|
 //! | header read | 10 s | a request head trickled byte by byte or never finished (slowloris) |
-//! | first request | 15 s from `accept` | a connection that never sends a whole request head, TLS handshake included |
+//! | first request | 15 s from `accept`; 2 s while every connection slot is taken | a connection that never sends a whole request head, TLS handshake included |
 //! | TLS handshake | 10 s | a handshake that stalls |
-//! | idle keep-alive | 60 s | a kept-alive connection that sends no further request |
+//! | idle keep-alive | 60 s; none while every connection slot is taken | a kept-alive connection that sends no further request |
 //! | HTTP/2 keep-alive ping | every 30 s, 20 s to answer | HTTP/2 peers that vanished without closing |
 //! | concurrent connections | ¾ of the open-file limit, at most 10,000 | running out of file descriptors: beyond the cap, `accept` waits and new clients queue in the kernel |
 //! | unread request body | up to 8 MiB or 5 s is read and discarded | a response sent before the body was read (413, 401, a CSRF refusal) lost to a TCP reset |
@@ -76,7 +76,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
@@ -108,6 +108,7 @@ const FORCED_CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub struct ServeConfig {
     header_read_timeout: Duration,
     first_request_timeout: Duration,
+    first_request_timeout_at_capacity: Duration,
     tls_handshake_timeout: Duration,
     idle_timeout: Duration,
     http2_keep_alive_interval: Duration,
@@ -123,6 +124,7 @@ impl Default for ServeConfig {
         Self {
             header_read_timeout: Duration::from_secs(10),
             first_request_timeout: Duration::from_secs(15),
+            first_request_timeout_at_capacity: Duration::from_secs(2),
             tls_handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             http2_keep_alive_interval: Duration::from_secs(30),
@@ -171,6 +173,14 @@ impl ServeConfig {
     /// connection that has sent no whole request by then is closed.
     pub fn first_request_timeout(mut self, timeout: Duration) -> Self {
         self.first_request_timeout = timeout;
+        self
+    }
+
+    /// The first-request timeout while every connection slot is taken: then a
+    /// connection that has sent no whole request head this long is closed, and so is
+    /// every idle kept-alive one, to make room for the clients waiting in the queue.
+    pub fn first_request_timeout_at_capacity(mut self, timeout: Duration) -> Self {
+        self.first_request_timeout_at_capacity = timeout;
         self
     }
 
@@ -229,6 +239,10 @@ impl ServeConfig {
         let timeouts = [
             (self.header_read_timeout, "header-read timeout"),
             (self.first_request_timeout, "first-request timeout"),
+            (
+                self.first_request_timeout_at_capacity,
+                "first-request timeout at capacity",
+            ),
             (self.tls_handshake_timeout, "TLS handshake timeout"),
             (self.idle_timeout, "idle timeout"),
             (self.http2_keep_alive_interval, "HTTP/2 keep-alive interval"),
@@ -243,6 +257,15 @@ impl ServeConfig {
             return Err(ServeConfigError::NoConnections);
         }
         Ok(())
+    }
+
+    fn first_request_limit(&self, at_capacity: bool) -> Duration {
+        if at_capacity {
+            self.first_request_timeout
+                .min(self.first_request_timeout_at_capacity)
+        } else {
+            self.first_request_timeout
+        }
     }
 
     fn builder(&self) -> auto::Builder<TokioExecutor> {
@@ -342,6 +365,8 @@ struct Server {
     builder: auto::Builder<TokioExecutor>,
     config: ServeConfig,
     tls: Option<TlsAcceptor>,
+    /// Whether every connection slot is taken and clients are waiting.
+    at_capacity: watch::Sender<bool>,
 }
 
 /// Where the server is in its life; connections watch it.
@@ -371,6 +396,7 @@ where
         builder: config.builder(),
         config,
         tls,
+        at_capacity: watch::Sender::new(false),
     });
     let (phase, _) = watch::channel(Phase::Serving);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -378,13 +404,23 @@ where
     loop {
         // At the cap, wait here: the kernel queues new clients until a slot frees,
         // and the process never runs out of file descriptors.
-        let permit = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => break,
+            Err(TryAcquireError::NoPermits) => {
+                // Connections that hold a slot without using it now make room.
+                server.at_capacity.send_replace(true);
+                let permit = tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                };
+                server.at_capacity.send_replace(false);
+                permit
+            }
         };
         let accepted = tokio::select! {
             biased;
@@ -452,31 +488,42 @@ async fn serve_connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::new());
+    let mut at_capacity = server.at_capacity.subscribe();
     match &server.tls {
-        None => drive(TokioIo::new(stream), peer, &server, &activity, &mut phase).await,
+        None => {
+            let io = TokioIo::new(stream);
+            drive(io, peer, &server, &activity, &mut phase, &mut at_capacity).await;
+        }
         #[cfg(feature = "tls")]
         Some(acceptor) => {
             let config = &server.config;
-            let deadline = activity.started
-                + config
-                    .tls_handshake_timeout
-                    .min(config.first_request_timeout);
-            let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
-            let stream = tokio::select! {
-                handshake = handshake => match handshake {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, %peer, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
+            let mut handshake = std::pin::pin!(acceptor.accept(stream));
+            let stream = loop {
+                let busy = *at_capacity.borrow_and_update();
+                let deadline = activity.started
+                    + config
+                        .tls_handshake_timeout
+                        .min(config.first_request_limit(busy));
+                tokio::select! {
+                    handshake = handshake.as_mut() => match handshake {
+                        Ok(stream) => break stream,
+                        Err(error) => {
+                            tracing::debug!(%error, %peer, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                    () = tokio::time::sleep_until(deadline) => {
                         tracing::debug!(%peer, "TLS handshake timed out");
                         return;
                     }
-                },
-                _ = phase.wait_for(|phase| *phase != Phase::Serving) => return,
+                    changed = at_capacity.changed() => if changed.is_err() {
+                        return;
+                    },
+                    _ = phase.wait_for(|phase| *phase != Phase::Serving) => return,
+                }
             };
-            drive(TokioIo::new(stream), peer, &server, &activity, &mut phase).await;
+            let io = TokioIo::new(stream);
+            drive(io, peer, &server, &activity, &mut phase, &mut at_capacity).await;
         }
         #[cfg(not(feature = "tls"))]
         Some(acceptor) => match *acceptor {},
@@ -490,6 +537,7 @@ async fn drive<I>(
     server: &Arc<Server>,
     activity: &Arc<Activity>,
     phase: &mut watch::Receiver<Phase>,
+    at_capacity: &mut watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -505,7 +553,8 @@ async fn drive<I>(
     // what is in flight is done.
     let mut winding_down = false;
     loop {
-        let check = activity.check(config, Instant::now());
+        let busy = *at_capacity.borrow_and_update();
+        let check = activity.check(config, Instant::now(), busy);
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(error) = result {
@@ -513,10 +562,13 @@ async fn drive<I>(
                 }
                 return;
             }
-            // A request began or ended: the deadlines moved.
+            // A request began or ended, or the slots ran out or freed: the deadlines moved.
             () = activity.changed.notified(), if !winding_down => {}
+            changed = at_capacity.changed(), if !winding_down => if changed.is_err() {
+                return;
+            },
             () = sleep_until(check), if !winding_down => {
-                match activity.check(config, Instant::now()) {
+                match activity.check(config, Instant::now(), busy) {
                     Check::Close => {
                         tracing::debug!(%peer, "closing a connection that sent no request in time");
                         return;
@@ -585,9 +637,10 @@ impl Activity {
         }
     }
 
-    fn check(&self, config: &ServeConfig, now: Instant) -> Check {
+    /// What the timeouts ask for at `now`; `at_capacity` when clients wait for a slot.
+    fn check(&self, config: &ServeConfig, now: Instant, at_capacity: bool) -> Check {
         if self.requests.load(Ordering::Acquire) == 0 {
-            let deadline = self.started + config.first_request_timeout;
+            let deadline = self.started + config.first_request_limit(at_capacity);
             return if now >= deadline {
                 Check::Close
             } else {
@@ -597,6 +650,10 @@ impl Activity {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             // Busy: the stack's request timeout bounds the request itself.
             return Check::At(now + config.idle_timeout);
+        }
+        if at_capacity {
+            // Kept alive but unused, while others wait: its client can reconnect.
+            return Check::WindDown;
         }
         let idle_since =
             self.started + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
@@ -807,25 +864,37 @@ mod tests {
         let activity = Arc::new(Activity::new());
         let start = activity.started;
         assert!(
-            matches!(activity.check(&config, start), Check::At(at) if at == start + Duration::from_secs(2))
+            matches!(activity.check(&config, start, false), Check::At(at) if at == start + Duration::from_secs(2))
         );
         assert!(matches!(
-            activity.check(&config, start + Duration::from_secs(2)),
+            activity.check(&config, start + Duration::from_secs(2), false),
+            Check::Close
+        ));
+        let at_capacity = config
+            .clone()
+            .first_request_timeout_at_capacity(Duration::from_secs(1));
+        assert!(matches!(
+            activity.check(&at_capacity, start + Duration::from_secs(1), true),
             Check::Close
         ));
         let request = InFlight::start(activity.clone());
         tokio::time::advance(Duration::from_secs(30)).await;
         assert!(matches!(
-            activity.check(&config, Instant::now()),
+            activity.check(&config, Instant::now(), false),
             Check::At(_)
         ));
         drop(request);
         let idle_from = Instant::now();
         assert!(
-            matches!(activity.check(&config, idle_from), Check::At(at) if at >= idle_from + Duration::from_secs(4))
+            matches!(activity.check(&config, idle_from, false), Check::At(at) if at >= idle_from + Duration::from_secs(4))
         );
         assert!(matches!(
-            activity.check(&config, idle_from + Duration::from_secs(5)),
+            activity.check(&config, idle_from + Duration::from_secs(5), false),
+            Check::WindDown
+        ));
+        // While clients wait for a slot, an idle connection gives its slot up at once.
+        assert!(matches!(
+            activity.check(&config, idle_from, true),
             Check::WindDown
         ));
     }

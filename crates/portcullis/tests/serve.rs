@@ -386,6 +386,39 @@ async fn beyond_the_connection_cap_new_clients_wait_and_are_served() {
 }
 
 #[tokio::test]
+async fn at_capacity_connections_holding_a_slot_without_a_request_make_room() {
+    // Long ordinary timeouts: only the shorter one at capacity can free the slots.
+    let config = relaxed()
+        .max_connections(4)
+        .first_request_timeout_at_capacity(SHORT);
+    for tls in [false, true] {
+        let server = Server::start(stacked(LONG), config.clone(), tls).await;
+        let mut slow = Vec::new();
+        for _ in 0..4 {
+            let mut io = server.connect().await;
+            io.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            slow.push(io);
+        }
+        // Queued behind them, more that never finish, then a client with a request.
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            queued.push(TcpStream::connect(server.addr).await.unwrap());
+        }
+        let fresh = server.client().get(server.url("/healthz")).send();
+        let response = tokio::time::timeout(DEADLINE, fresh)
+            .await
+            .expect("the fresh client is still waiting for a slot")
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        for io in &mut slow {
+            assert!(read_until_closed(io).await.is_some());
+        }
+    }
+}
+
+#[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish_and_takes_no_new_ones() {
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
     let started_tx = Arc::new(std::sync::Mutex::new(Some(started_tx)));
