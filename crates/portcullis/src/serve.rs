@@ -22,6 +22,21 @@
 //! An `accept` that fails for the process (too many open files, no buffers) is retried
 //! after a pause that grows from 10 ms to 1 s, instead of spinning on the error.
 //!
+//! While every connection slot is taken and clients wait in the kernel's queue, the
+//! connections that hold a slot without using it make room: one that has sent no
+//! whole request head for 2 s is closed, and so is every idle kept-alive one (its
+//! client simply reconnects). A flood of silent sockets then costs each of them a
+//! slot for 2 s, not 15, and a fresh client gets in within seconds.
+//!
+//! Not bounded here: a client that reads a large response very slowly keeps its
+//! connection busy for as long as the response takes.
+//!
+//! Why written here: hyper-util serves one connection, and axum-server adds TLS and a
+//! shutdown handle, but neither closes a connection that never sends a request or
+//! idles, caps connections, backs off on `accept` errors or drains an unread body.
+//! The accept loop and each connection's watch over its deadlines are Portcullis's;
+//! HTTP itself, the header-read timer and TLS are hyper's and rustls's.
+//!
 //! Every request carries the socket's peer address as
 //! `axum::extract::ConnectInfo<SocketAddr>`, which [`crate::client_ip`] needs: served
 //! any other way, requests through the client-info layer are refused (see there).
