@@ -187,7 +187,7 @@ async fn partial_request_heads_are_closed(tls: bool) {
     let config = relaxed().header_read_timeout(SHORT);
     let server = Server::start(stacked(LONG), config, tls).await;
     let mut io = server.connect().await;
-    io.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    io.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
         .await
         .unwrap();
     io.flush().await.unwrap();
@@ -246,7 +246,7 @@ async fn idle_keep_alive_is_closed(tls: bool) {
     let config = relaxed().idle_timeout(SHORT);
     let server = Server::start(stacked(LONG), config, tls).await;
     let mut io = server.connect().await;
-    io.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    io.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let head = read_head(&mut io).await;
@@ -272,7 +272,7 @@ async fn idle_keep_alive_connections_over_tls_are_closed() {
 async fn stalled_bodies_are_answered_408(tls: bool) {
     let server = Server::start(stacked(SHORT), relaxed(), tls).await;
     let mut io = server.connect().await;
-    io.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+    io.write_all(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nab")
         .await
         .unwrap();
     io.flush().await.unwrap();
@@ -301,10 +301,11 @@ async fn early_413_reaches_the_client(tls: bool) {
     for chunked in [false, true] {
         let mut io = server.connect().await;
         let head = if chunked {
-            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned()
+            "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_owned()
         } else {
             format!(
-                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             )
         };
@@ -368,14 +369,14 @@ async fn beyond_the_connection_cap_new_clients_wait_and_are_served() {
     let mut slow = Vec::new();
     for _ in 0..12 {
         let mut io = server.connect().await;
-        io.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        io.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
             .await
             .unwrap();
         slow.push(io);
     }
     let mut fresh = server.connect().await;
     fresh
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let head = read_head(&mut fresh).await;
@@ -396,7 +397,7 @@ async fn at_capacity_connections_holding_a_slot_without_a_request_make_room() {
         let mut slow = Vec::new();
         for _ in 0..4 {
             let mut io = server.connect().await;
-            io.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            io.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
                 .await
                 .unwrap();
             slow.push(io);
@@ -520,6 +521,7 @@ async fn a_test_calling_the_app_directly_gives_it_a_peer_address() {
     use tower::ServiceExt as _;
     let request = || {
         axum::http::Request::get("/whoami")
+            .header("host", "localhost")
             .body(axum::body::Body::empty())
             .unwrap()
     };
@@ -625,13 +627,15 @@ fn accept_failures_back_off_instead_of_spinning() {
     let mut slow = Vec::new();
     for _ in 0..100 {
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+            .unwrap();
         slow.push(stream);
     }
     let mut fresh = std::net::TcpStream::connect(addr).unwrap();
     fresh.set_read_timeout(Some(DEADLINE)).unwrap();
     fresh
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut answer = Vec::new();
     let _ = fresh.read_to_end(&mut answer);
@@ -676,7 +680,7 @@ async fn the_redirect_listener_has_the_same_limits() {
         "{head}"
     );
     let mut slow: Box<dyn Io> = Box::new(TcpStream::connect(addr).await.unwrap());
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
         .await
         .unwrap();
     assert!(
