@@ -55,6 +55,7 @@ pub mod input;
 pub mod jwt;
 pub mod keys;
 pub mod logging;
+mod multipart;
 pub mod password;
 pub mod ratelimit;
 #[cfg(feature = "redis")]
