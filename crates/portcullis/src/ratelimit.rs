@@ -1027,10 +1027,22 @@ impl KeyKind {
     }
 }
 
-/// The part of an address that identifies a client: the whole IPv4 address, the /64
-/// of an IPv6 one (a single host is routinely given a whole /64).
-fn ip_key(ip: IpAddr) -> String {
+/// The part of an address that identifies a client: the whole IPv4 address (an
+/// IPv4-mapped IPv6 one included), the /64 of an IPv6 one, with the host bits zeroed
+/// (a single host is routinely given a whole /64). Every per-client limit keys by
+/// this, so that one machine cannot get a fresh bucket per address it picks.
+pub(crate) fn client_block(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+            v6.to_bits() & !u128::from(u64::MAX),
+        )),
+    }
+}
+
+/// [`client_block`] as a key: `192.0.2.7`, `2001:db8:1:2::/64`.
+fn ip_key(ip: IpAddr) -> String {
+    match client_block(ip) {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
             let s = v6.segments();
