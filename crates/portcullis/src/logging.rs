@@ -540,11 +540,16 @@ mod tests {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             let _ = self.started.send(());
             let (open, opened) = &*self.gate;
-            let mut open = open.lock().unwrap();
+            let mut open = open.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             while !*open {
-                open = opened.wait(open).unwrap();
+                open = opened
+                    .wait(open)
+                    .map_err(|_| std::io::Error::other("poisoned"))?;
             }
-            self.out.lock().unwrap().extend_from_slice(buf);
+            self.out
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
