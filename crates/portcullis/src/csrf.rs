@@ -53,8 +53,8 @@ use tower::{Layer, Service};
 
 use crate::client_ip::ClientInfo;
 use crate::error::Error;
+use crate::form::{urlencoded_field, BoundaryError, FirstPartScanner};
 use crate::keys::{fill_random, Keyring, Purpose, Signer};
-use crate::multipart::{BoundaryError, FirstPartScanner};
 use crate::session::Session;
 use crate::stack::{body_error_response, buffer_body};
 
@@ -417,7 +417,7 @@ where
                         Ok(buffered) => buffered,
                         Err(refused) => return Ok(refused),
                     };
-                    form_field(&bytes, FORM_FIELD)
+                    urlencoded_field(&bytes, FORM_FIELD)
                 }
                 None => match form_data_boundary(req.headers()) {
                     Ok(Some(boundary)) => {
@@ -459,20 +459,11 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The first value of `name` in a urlencoded form. Pairs are decoded one at a time
-/// and the search stops at the first match: a long form costs no more than the bytes
-/// before the field, and nothing is kept of the other pairs.
-fn form_field(body: &[u8], name: &str) -> Option<String> {
-    form_urlencoded::parse(body)
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
 /// The boundary of a `multipart/form-data` body: `Ok(None)` for another type, an
 /// error (answered 400) for a multipart type whose boundary RFC 2046 does not allow.
 fn form_data_boundary(headers: &HeaderMap) -> Result<Option<String>, BoundaryError> {
     match headers.get(header::CONTENT_TYPE) {
-        Some(value) => crate::multipart::form_data_boundary(value.as_bytes()),
+        Some(value) => crate::form::form_data_boundary(value.as_bytes()),
         None => Ok(None),
     }
 }

@@ -49,13 +49,13 @@ pub mod cors;
 pub mod csp;
 pub mod csrf;
 pub mod error;
+mod form;
 pub mod headers;
 pub mod https;
 pub mod input;
 pub mod jwt;
 pub mod keys;
 pub mod logging;
-mod multipart;
 pub mod password;
 pub mod ratelimit;
 #[cfg(feature = "redis")]

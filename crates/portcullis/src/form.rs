@@ -1,6 +1,7 @@
-//! Just enough of `multipart/form-data` (RFC 7578 on RFC 2046) for a layer that must
-//! find one field at the start of a body it then hands on untouched: the CSRF layer
-//! looking for `csrf_token` before an upload.
+//! Reading one field of a form body, for a layer that must look inside a body it then
+//! hands on untouched (the CSRF layer looking for `csrf_token`): urlencoded forms
+//! pair by pair, and just enough of `multipart/form-data` (RFC 7578 on RFC 2046) to
+//! find a field that comes first.
 //!
 //! Written here rather than taken from multer (axum's parser): multer consumes the
 //! body it parses, while the layer must give the handler the very bytes it read and
@@ -15,6 +16,15 @@
 //! the overlap never costs more than the new bytes themselves.
 
 use memchr::memmem::Finder;
+
+/// The first value of `name` in a urlencoded form. Pairs are decoded one at a time
+/// and the search stops at the first match: nothing is kept of the other pairs, and
+/// the pairs after it are not decoded at all.
+pub(crate) fn urlencoded_field(body: &[u8], name: &str) -> Option<String> {
+    form_urlencoded::parse(body)
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
 
 /// The longest boundary RFC 2046 allows (§5.1.1: 1 to 70 characters).
 pub(crate) const MAX_BOUNDARY_LEN: usize = 70;
@@ -458,6 +468,17 @@ mod tests {
             "{}",
             scanner.bytes_examined()
         );
+    }
+
+    #[test]
+    fn the_first_urlencoded_token_is_taken_decoded() {
+        let field = |body: &str| urlencoded_field(body.as_bytes(), FIELD);
+        assert_eq!(field("a=1&csrf_token=x.y&csrf_token=z"), Some("x.y".into()));
+        assert_eq!(field("csrf%5Ftoken=a%2Bb+c"), Some("a+b c".into()));
+        assert_eq!(field("csrf_token"), Some(String::new()));
+        assert_eq!(field("xcsrf_token=1&csrf_tokens=2"), None);
+        // Undecodable bytes elsewhere do not hide the field.
+        assert_eq!(field("a=%FF%FE&csrf_token=t"), Some("t".into()));
     }
 
     #[test]
