@@ -66,6 +66,7 @@ fn check_passes_a_sound_production_environment() {
             ("PORTCULLIS_ENV", "production"),
             ("PORTCULLIS_SECRET_KEY", &key),
             ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("PORTCULLIS_ALLOWED_HOSTS", "example.com"),
         ],
     );
     let table = stdout(&output);

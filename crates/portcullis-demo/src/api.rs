@@ -86,7 +86,7 @@ async fn token(
     let (id, stored) = account.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
     let matches = authenticate(&state.passwords, stored, &credentials.password).await?;
     match (id, matches) {
-        (Some(id), true) => Ok(Json(state.jwt.issue(id)?).into_response()),
+        (Some(id), true) => Ok(state.jwt.issue(id)?.into_response()),
         _ => Err(Error::unauthorized("Unknown username or wrong password.")),
     }
 }
@@ -102,7 +102,7 @@ async fn refresh(
     JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<Response, JwtError> {
     let pair = state.jwt.refresh(&request.refresh_token).await?;
-    Ok(Json(pair).into_response())
+    Ok(pair.into_response())
 }
 
 async fn revoke(State(state): State<AppState>, user: BearerUser) -> Result<StatusCode, JwtError> {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use axum::Router;
 use portcullis::config::Settings;
 use portcullis::cors::CorsConfig;
-use portcullis::csp::{ContentSecurityPolicy, CspNonce, ReportCollectorConfig};
+use portcullis::csp::{ContentSecurityPolicy, ReportCollectorConfig};
 use portcullis::csrf::CsrfConfig;
 use portcullis::error::ErrorPagesConfig;
 use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocations, RevocationStore};
@@ -178,7 +178,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         redis: shared.redis.clone(),
     }));
     let error_templates = templates;
-    let error_pages = ErrorPagesConfig::default().html_renderer(Arc::new(move |error| {
+    let error_pages = ErrorPagesConfig::default().html_renderer(Arc::new(move |error, nonce| {
         let status = error.status();
         let context = serde_json::json!({
             "status": status.as_u16(),
@@ -186,7 +186,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
             "message": error.message(),
         });
         error_templates
-            .render_string("error.html", &Page::new(CspNonce::generate()), context)
+            .render_string("error.html", &Page::new(*nonce), context)
             .unwrap_or_else(|_| format!("<!doctype html><title>{}</title>", status.as_u16()))
     }));
     let stack = SecureStack::from_settings(settings)
@@ -209,7 +209,13 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     // violation reports without a token (the collector only logs them), and the token
     // endpoints authenticate by the JSON body and answer in the body, so a forged
     // request can neither use a victim's session nor plant one.
-    let csrf = CsrfConfig::default()
+    // Pages at the origins CORS allows call the API with a Bearer token and no cookie.
+    let csrf = settings
+        .cors_origins
+        .iter()
+        .fold(CsrfConfig::default(), |csrf, origin| {
+            csrf.api_origin(origin)
+        })
         .exempt(portcullis::csp::DEFAULT_REPORT_PATH)
         .exempt("/api/token")
         .exempt("/api/token/refresh")

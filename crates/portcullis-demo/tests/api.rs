@@ -446,3 +446,62 @@ print(json.dumps({"verified": claims, "token": token, "version": jwt.__version__
     let profile: Value = profile.json().await.unwrap();
     assert_eq!(profile["username"], "api-user");
 }
+
+#[tokio::test]
+async fn tokens_and_personal_pages_are_kept_out_of_shared_caches() {
+    let demo = demo_with_user(&[]).await;
+    // RFC 6749 §5.1: the token endpoint's answers are never stored.
+    let issued = tokens(&demo, "api-user", PASSWORD).await;
+    assert_eq!(issued.status(), 200);
+    assert_eq!(issued.headers()["cache-control"], "no-store");
+    assert_eq!(issued.headers()["pragma"], "no-cache");
+    let body: Value = issued.json().await.unwrap();
+    let refreshed = client()
+        .post(demo.url("/api/token/refresh"))
+        .json(&json!({ "refresh_token": body["refresh_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    assert_eq!(refreshed.headers()["cache-control"], "no-store");
+
+    // A form view that starts a session (its CSRF secret) must not be cached for
+    // everyone: the next visitor would get this visitor's cookie and token.
+    let form = client().get(demo.url("/login")).send().await.unwrap();
+    assert!(form.headers().contains_key("set-cookie"));
+    assert_eq!(form.headers()["cache-control"], "no-store");
+    let vary = form.headers()["vary"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(vary.contains("cookie"), "{vary}");
+
+    // A signed-in page: personal, so not stored, and keyed by the cookie.
+    let browser = browser_like();
+    register(&browser, &demo, "cache-user", PASSWORD).await;
+    let home = browser.get(demo.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert_eq!(home.headers()["cache-control"], "no-store");
+    let vary = home.headers()["vary"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(vary.contains("cookie"), "{vary}");
+
+    // An anonymous page still carries a nonce in its CSP: not stored either.
+    let anonymous = client().get(demo.url("/")).send().await.unwrap();
+    assert_eq!(anonymous.headers()["cache-control"], "no-store");
+    // Static files depend on nobody and stay cacheable.
+    let css = client()
+        .get(demo.url("/static/style.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200);
+    assert_ne!(
+        css.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+}

@@ -319,3 +319,88 @@ async fn a_form_on_another_origin_cannot_post_with_the_victims_cookie() {
     assert!(!text.contains("forged-by-another-origin"), "{text}");
     browser.quit().await;
 }
+
+/// A page on another loopback origin that signs in to the demo's API and posts a
+/// comment with the Bearer token, as a single-page app on an allowed origin would.
+fn api_caller_page(demo: &str) -> String {
+    format!(
+        r#"<!doctype html><html><body data-result="pending"><script>
+const demo = {demo:?};
+fetch(demo + "/api/token", {{
+  method: "POST",
+  headers: {{ "Content-Type": "application/json" }},
+  body: JSON.stringify({{ username: "cors-user", password: {password:?} }}),
+}})
+  .then((r) => r.json())
+  .then((pair) => fetch(demo + "/api/comments", {{
+    method: "POST",
+    headers: {{ "Content-Type": "application/json", "Authorization": "Bearer " + pair.access_token }},
+    body: JSON.stringify({{ body: "posted from " + location.origin }}),
+  }}))
+  .then((r) => {{ document.body.dataset.result = "status " + r.status; }})
+  .catch((e) => {{ document.body.dataset.result = "blocked " + e.name; }});
+</script></body></html>"#,
+        password = common::PASSWORD,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allowed_origin_calls_the_api_with_a_bearer_token_and_another_cannot() {
+    let Some(chromium) = chromium() else { return };
+    // Two origins on loopback besides the demo's own: one CORS allows, one it does not.
+    let allowed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let allowed_origin = format!("http://127.0.0.1:{}", allowed.local_addr().unwrap().port());
+    let other_origin = format!("http://127.0.0.1:{}", other.local_addr().unwrap().port());
+    let demo = Demo::start(&[("PORTCULLIS_CORS_ORIGINS", allowed_origin.as_str())]);
+    common::register(
+        &common::browser_like(),
+        &demo,
+        "cors-user",
+        common::PASSWORD,
+    )
+    .await;
+    for listener in [allowed, other] {
+        let page = api_caller_page(&demo.base);
+        let app = Router::new().route("/", get(move || async move { Html(page) }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    }
+
+    let dom = dump(chromium.clone(), format!("{allowed_origin}/")).await;
+    assert!(dom.contains("data-result=\"status 201\""), "{dom}");
+    let dom = dump(chromium, format!("{other_origin}/")).await;
+    assert!(dom.contains("data-result=\"blocked"), "{dom}");
+
+    let pair: serde_json::Value = common::client()
+        .post(demo.url("/api/token"))
+        .json(&serde_json::json!({ "username": "cors-user", "password": common::PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let comments: serde_json::Value = common::client()
+        .get(demo.url("/api/comments"))
+        .bearer_auth(pair["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = comments
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["body"].as_str())
+        .collect();
+    assert!(
+        bodies.contains(&format!("posted from {allowed_origin}").as_str()),
+        "{bodies:?}"
+    );
+    assert!(
+        !bodies.iter().any(|b| b.contains(&other_origin)),
+        "{bodies:?}"
+    );
+}

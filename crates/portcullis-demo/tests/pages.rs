@@ -118,7 +118,22 @@ async fn error_pages_are_styled_html_without_internals() {
         .unwrap();
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["x-frame-options"], "DENY");
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body = response.text().await.unwrap();
+    // The page's script carries the nonce of the policy it was sent with, or the
+    // browser blocks it and files a violation report for every error page.
+    let page_nonce = body
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no nonced element in {body}"));
+    assert!(
+        csp.contains(&format!("'nonce-{page_nonce}'")),
+        "{csp} / {page_nonce}"
+    );
     assert!(body.contains("/static/style.css"), "{body}");
     assert!(body.contains("Not Found"), "{body}");
     assert!(!body.contains("<script>"), "{body}");
@@ -141,6 +156,7 @@ async fn built_in_tls_serves_https_with_hsts_and_the_plain_port_only_redirects()
     let demo = Demo::start_in(
         &[
             ("PORTCULLIS_ENV", "production"),
+            ("PORTCULLIS_ALLOWED_HOSTS", "localhost"),
             ("PORTCULLIS_SECRET_KEY", STRONG_KEY),
             ("PORTCULLIS_TLS_CERT", cert.to_str().unwrap()),
             ("PORTCULLIS_TLS_KEY", key.to_str().unwrap()),

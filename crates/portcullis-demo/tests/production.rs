@@ -8,6 +8,7 @@ use common::{refuse, Demo, STRONG_KEY};
 const PROXY: (&str, &str) = ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8");
 const PRODUCTION: (&str, &str) = ("PORTCULLIS_ENV", "production");
 const KEY: (&str, &str) = ("PORTCULLIS_SECRET_KEY", STRONG_KEY);
+const HOSTS: (&str, &str) = ("PORTCULLIS_ALLOWED_HOSTS", "community.example");
 
 fn assert_refused(envs: &[(&str, &str)], check: &str, detail: &str) {
     let (code, stderr) = refuse(envs);
@@ -23,7 +24,7 @@ fn assert_refused(envs: &[(&str, &str)], check: &str, detail: &str) {
 
 #[test]
 fn missing_secret_key_is_refused() {
-    assert_refused(&[PRODUCTION, PROXY], "secret-key", "no secret key");
+    assert_refused(&[PRODUCTION, HOSTS, PROXY], "secret-key", "no secret key");
 }
 
 #[test]
@@ -39,7 +40,7 @@ fn known_example_keys_are_refused() {
         "replace-with-the-output-of-portcullis-keygen",
     ] {
         assert_refused(
-            &[PRODUCTION, PROXY, ("PORTCULLIS_SECRET_KEY", example)],
+            &[PRODUCTION, HOSTS, PROXY, ("PORTCULLIS_SECRET_KEY", example)],
             "secret-key",
             "well-known example",
         );
@@ -51,6 +52,7 @@ fn short_and_low_entropy_keys_are_refused() {
     assert_refused(
         &[
             PRODUCTION,
+            HOSTS,
             PROXY,
             ("PORTCULLIS_SECRET_KEY", "Zm9vYmFyYmF6cXV4"),
         ],
@@ -60,6 +62,7 @@ fn short_and_low_entropy_keys_are_refused() {
     assert_refused(
         &[
             PRODUCTION,
+            HOSTS,
             PROXY,
             ("PORTCULLIS_SECRET_KEY", &"ab".repeat(40)),
         ],
@@ -69,6 +72,7 @@ fn short_and_low_entropy_keys_are_refused() {
     assert_refused(
         &[
             PRODUCTION,
+            HOSTS,
             PROXY,
             (
                 "PORTCULLIS_SECRET_KEY",
@@ -88,6 +92,7 @@ fn key_file_with_a_weak_key_is_refused() {
     assert_refused(
         &[
             PRODUCTION,
+            HOSTS,
             PROXY,
             ("PORTCULLIS_SECRET_KEY_FILE", path.to_str().unwrap()),
         ],
@@ -101,6 +106,7 @@ fn weak_or_empty_fallback_key_is_refused() {
     assert_refused(
         &[
             PRODUCTION,
+            HOSTS,
             PROXY,
             KEY,
             ("PORTCULLIS_SECRET_KEY_FALLBACKS", "supersecretkey"),
@@ -111,6 +117,7 @@ fn weak_or_empty_fallback_key_is_refused() {
     assert_refused(
         &[
             PRODUCTION,
+            HOSTS,
             PROXY,
             KEY,
             (
@@ -128,6 +135,7 @@ fn cookies_without_secure_are_refused() {
     assert_refused(
         &[
             PRODUCTION,
+            HOSTS,
             PROXY,
             KEY,
             ("PORTCULLIS_COOKIE_SECURE", "false"),
@@ -140,7 +148,7 @@ fn cookies_without_secure_are_refused() {
 #[test]
 fn neither_tls_nor_trusted_proxy_is_refused() {
     assert_refused(
-        &[PRODUCTION, KEY],
+        &[PRODUCTION, HOSTS, KEY],
         "https",
         "neither built-in TLS nor a trusted proxy",
     );
@@ -151,6 +159,7 @@ fn cors_wildcard_with_credentials_is_refused() {
     assert_refused(
         &[
             PRODUCTION,
+            HOSTS,
             PROXY,
             KEY,
             ("PORTCULLIS_CORS_ORIGINS", "*"),
@@ -164,7 +173,13 @@ fn cors_wildcard_with_credentials_is_refused() {
 #[test]
 fn benchmark_rate_limits_are_refused() {
     assert_refused(
-        &[PRODUCTION, PROXY, KEY, ("PORTCULLIS_RATE_LIMITS", "bench")],
+        &[
+            PRODUCTION,
+            HOSTS,
+            PROXY,
+            KEY,
+            ("PORTCULLIS_RATE_LIMITS", "bench"),
+        ],
         "rate-limits",
         "benchmark mode",
     );
@@ -175,6 +190,7 @@ fn in_memory_state_with_several_instances_is_refused() {
     assert_refused(
         &[
             PRODUCTION,
+            HOSTS,
             PROXY,
             KEY,
             ("PORTCULLIS_INSTANCES", "2"),
@@ -189,6 +205,7 @@ fn in_memory_state_with_several_instances_is_refused() {
 fn every_problem_gets_its_own_line() {
     let (code, stderr) = refuse(&[
         PRODUCTION,
+        HOSTS,
         ("PORTCULLIS_COOKIE_SECURE", "false"),
         ("PORTCULLIS_RATE_LIMITS", "bench"),
     ]);
@@ -212,7 +229,12 @@ fn unreadable_configuration_is_refused_in_any_environment() {
 
 #[tokio::test]
 async fn a_sound_production_configuration_starts_and_redirects_plain_http() {
-    let demo = Demo::start(&[PRODUCTION, KEY, ("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1")]);
+    let demo = Demo::start(&[
+        PRODUCTION,
+        HOSTS,
+        KEY,
+        ("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1"),
+    ]);
     let http = common::client();
     // The load balancer's health check stays reachable over plain HTTP.
     let health = http.get(demo.url("/healthz")).send().await.unwrap();
@@ -244,4 +266,127 @@ async fn a_sound_production_configuration_starts_and_redirects_plain_http() {
         "max-age=63072000; includeSubDomains"
     );
     assert!(!demo.log_text().contains("random key"));
+}
+
+#[test]
+fn production_without_allowed_hosts_is_refused() {
+    assert_refused(
+        &[PRODUCTION, PROXY, KEY],
+        "allowed-hosts",
+        "no allowed host",
+    );
+}
+
+#[test]
+fn a_passphrase_as_secret_key_is_refused() {
+    assert_refused(
+        &[
+            PRODUCTION,
+            HOSTS,
+            PROXY,
+            (
+                "PORTCULLIS_SECRET_KEY",
+                "correct horse battery staple is great",
+            ),
+        ],
+        "secret-key",
+        "passphrase",
+    );
+}
+
+#[test]
+fn trusting_every_address_as_a_proxy_is_refused() {
+    let (code, stderr) = refuse(&[
+        PRODUCTION,
+        HOSTS,
+        KEY,
+        ("PORTCULLIS_TRUSTED_PROXIES", "0.0.0.0/0"),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(": trusted-proxies: "), "{stderr}");
+    // Nor does such a "proxy" count as the one that terminates TLS.
+    assert!(stderr.contains(": https: "), "{stderr}");
+}
+
+#[test]
+fn several_instances_without_a_shared_key_are_refused_even_in_development() {
+    let (code, stderr) = refuse(&[("PORTCULLIS_INSTANCES", "2")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("PORTCULLIS_INSTANCES=2"), "{stderr}");
+}
+
+#[test]
+fn development_on_a_public_address_is_refused() {
+    let (code, stderr) = refuse(&[("PORTCULLIS_ADDR", "0.0.0.0:0")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+}
+
+#[tokio::test]
+async fn hosts_outside_the_list_get_400_and_forwarded_hosts_do_not_steer_the_redirect() {
+    let demo = Demo::start(&[
+        PRODUCTION,
+        HOSTS,
+        KEY,
+        ("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1"),
+    ]);
+    let http = common::client();
+    // A DNS-rebinding or cache-poisoning attempt: the attacker's name in Host.
+    for host in [
+        "evil.example",
+        "community.example.evil.example",
+        "127.0.0.1",
+    ] {
+        let response = http
+            .get(demo.url("/?page=2"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{host}");
+        assert!(!response.headers().contains_key("location"), "{host}");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    }
+    // The trusted proxy passes the client's X-Forwarded-Host through: the redirect
+    // still goes to the Host the proxy was asked for.
+    let redirect = http
+        .get(demo.url("/login"))
+        .header("host", "community.example")
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(
+        redirect.headers()["location"],
+        "https://community.example/login"
+    );
+    // The health check answers by IP address.
+    let health = http.get(demo.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(demo
+        .log_text()
+        .contains("refused a request for a host that is not allowed"));
+}
+
+#[tokio::test]
+async fn development_answers_loopback_names_only() {
+    let demo = Demo::start(&[]);
+    let http = common::client();
+    let rebound = http
+        .get(demo.url("/"))
+        .header("host", "attacker.example:8000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 400);
+    for host in ["localhost:8000", "127.0.0.1:8000", "[::1]:8000"] {
+        let ok = http
+            .get(demo.url("/"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200, "{host}");
+    }
 }

@@ -183,6 +183,18 @@ pub struct ClientInfoConfig {
     trusted: TrustedProxies,
     headers: ForwardedHeaders,
     connection_scheme: Option<Scheme>,
+    forwarded_host: ForwardedHost,
+}
+
+/// Whether a trusted proxy's `X-Forwarded-Host` / `Forwarded: host=` replaces `Host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum ForwardedHost {
+    // Most proxies pass `Host` through unchanged and forward whatever `X-Forwarded-Host`
+    // the client wrote, so believing it by default would let any client pick the host
+    // the redirect and the CSRF origin check use.
+    #[default]
+    Ignored,
+    Trusted,
 }
 
 impl ClientInfoConfig {
@@ -202,6 +214,24 @@ impl ClientInfoConfig {
     /// Defaults to the request URI's scheme, else HTTP.
     pub fn connection_scheme(mut self, scheme: Scheme) -> Self {
         self.connection_scheme = Some(scheme);
+        self
+    }
+
+    /// Believes the host a trusted proxy forwards (`X-Forwarded-Host`, or `host=` of
+    /// `Forwarded`) instead of `Host`. Off by default: switch it on only when the proxy
+    /// overwrites that header itself, for a proxy that rewrites `Host` to an internal
+    /// name; otherwise a client's own `X-Forwarded-Host` would pass straight through.
+    /// The [`crate::hosts`] allow-list applies to the host either way.
+    ///
+    /// ```
+    /// use portcullis::client_ip::ClientInfoConfig;
+    ///
+    /// let config = ClientInfoConfig::default()
+    ///     .trusted_proxies("10.0.0.0/8".parse().unwrap())
+    ///     .trust_forwarded_host();
+    /// ```
+    pub fn trust_forwarded_host(mut self) -> Self {
+        self.forwarded_host = ForwardedHost::Trusted;
         self
     }
 
@@ -259,7 +289,12 @@ impl ClientInfoConfig {
         ClientInfo {
             ip,
             scheme: forwarded.proto.unwrap_or(direct_scheme),
-            host: forwarded.host.filter(|h| is_valid_host(h)).or(direct_host),
+            host: match self.forwarded_host {
+                ForwardedHost::Trusted => {
+                    forwarded.host.filter(|h| is_valid_host(h)).or(direct_host)
+                }
+                ForwardedHost::Ignored => direct_host,
+            },
         }
     }
 }
@@ -499,10 +534,34 @@ mod tests {
         )]);
         let rfc = config("127.0.0.1")
             .forwarded_headers(ForwardedHeaders::Forwarded)
+            .trust_forwarded_host()
             .resolve("127.0.0.1".parse().unwrap(), &uri(), &h);
         assert_eq!(rfc.ip, "2001:db8::17".parse::<IpAddr>().unwrap());
         assert_eq!(rfc.scheme, Scheme::Https);
         assert_eq!(rfc.host.as_deref(), Some("app.example"));
+    }
+
+    #[test]
+    fn a_forwarded_host_is_ignored_unless_switched_on() {
+        // The proxy is trusted, but it passes the client's X-Forwarded-Host through:
+        // believing it would send the HTTPS redirect to the attacker's host.
+        let h = headers(&[
+            ("host", "app.example"),
+            ("x-forwarded-host", "evil.example"),
+            ("forwarded", "host=evil.example"),
+        ]);
+        let info = config("10.0.0.0/8").resolve("10.0.0.2".parse().unwrap(), &uri(), &h);
+        assert_eq!(info.host.as_deref(), Some("app.example"));
+        let rfc = config("10.0.0.0/8")
+            .forwarded_headers(ForwardedHeaders::Forwarded)
+            .resolve("10.0.0.2".parse().unwrap(), &uri(), &h);
+        assert_eq!(rfc.host.as_deref(), Some("app.example"));
+        let opted_in = config("10.0.0.0/8").trust_forwarded_host().resolve(
+            "10.0.0.2".parse().unwrap(),
+            &uri(),
+            &h,
+        );
+        assert_eq!(opted_in.host.as_deref(), Some("evil.example"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use crate::client_ip::TrustedProxies;
+use crate::hosts::AllowedHosts;
 use crate::keys::{Keyring, SecretKey};
 
 /// Where the process runs.
@@ -72,8 +73,9 @@ pub struct TlsFiles {
 
 /// The application's configuration, read from the environment.
 ///
-/// Secrets are held as [`SecretKey`]s: `Debug` never prints them.
-#[derive(Debug, Clone)]
+/// Secrets are held as [`SecretKey`]s and `Debug` never prints them, nor the
+/// passwords inside `DATABASE_URL` and `REDIS_URL`.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Settings {
     /// `PORTCULLIS_ENV`: `development` (default) or `production`.
@@ -89,6 +91,13 @@ pub struct Settings {
     pub upload_dir: PathBuf,
     /// `PORTCULLIS_TRUSTED_PROXIES`: proxies whose forwarding headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// `PORTCULLIS_TRUST_FORWARDED_HOST`: whether the trusted proxies' forwarded host
+    /// replaces `Host` (default `false`: only when the proxy overwrites it itself).
+    pub trust_forwarded_host: bool,
+    /// `PORTCULLIS_ALLOWED_HOSTS`: the host names the app answers to, comma-separated
+    /// (`example.com`, `.example.com` for subdomains too); any other `Host` gets 400.
+    /// Development adds the loopback names; production requires the list.
+    pub allowed_hosts: AllowedHosts,
     /// `PORTCULLIS_TLS_CERT` and `PORTCULLIS_TLS_KEY`.
     pub tls: Option<TlsFiles>,
     /// `PORTCULLIS_COOKIE_SECURE`: default `true` in production, `false` in development.
@@ -126,6 +135,107 @@ pub struct Settings {
 pub struct ConfigError {
     /// One line per problem.
     pub problems: Vec<String>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("environment", &self.environment)
+            .field("addr", &self.addr)
+            .field("http_redirect_addr", &self.http_redirect_addr)
+            .field("data_dir", &self.data_dir)
+            .field("upload_dir", &self.upload_dir)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("trust_forwarded_host", &self.trust_forwarded_host)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("tls", &self.tls)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("cors_origins", &self.cors_origins)
+            .field("cors_credentials", &self.cors_credentials)
+            .field("rate_limits", &self.rate_limits)
+            .field("instances", &self.instances)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url_password),
+            )
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(redact_url_password),
+            )
+            .field("redis_prefix", &self.redis_prefix)
+            .field("log_filter", &self.log_filter)
+            .field("secret_key", &self.secret_key)
+            .field("fallback_keys", &self.fallback_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with the password of its user-info replaced by `[redacted]`:
+/// `postgres://app:hunter2@db/app` becomes `postgres://app:[redacted]@db/app`. A URL
+/// that does not parse is redacted whole, since it may still hold a secret.
+///
+/// ```
+/// use portcullis::config::redact_url_password;
+///
+/// assert_eq!(
+///     redact_url_password("redis://:s3cret@cache:6379/0"),
+///     "redis://:[redacted]@cache:6379/0"
+/// );
+/// assert_eq!(redact_url_password("postgres://db/app"), "postgres://db/app");
+/// ```
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[redacted]".to_owned();
+    };
+    // The user-info ends at the last `@` before the path, query or fragment.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        None => url.to_owned(),
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let secret_part = if userinfo.contains(':') {
+                format!("{user}:[redacted]")
+            } else {
+                // A bare user-info can be a token (`redis://TOKEN@host`).
+                "[redacted]".to_owned()
+            };
+            format!("{scheme}://{secret_part}{}", &rest[at..])
+        }
+    }
+}
+
+/// Whether `url` carries a password (or a token as user-info).
+fn url_has_password(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(_, rest)| {
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        rest[..authority_end].rfind('@').is_some_and(|at| {
+            let userinfo = &rest[..at];
+            match userinfo.split_once(':') {
+                Some((_, password)) => !password.is_empty(),
+                None => !userinfo.is_empty(),
+            }
+        })
+    })
+}
+
+/// The host of an `http(s)://` origin, when it is a loopback name.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    AllowedHosts::loopback().allows(host)
+}
+
+/// A trusted network so wide that anyone on much of the internet could forge the
+/// client address and scheme through it.
+fn is_too_broad(net: &ipnet::IpNet) -> bool {
+    match net {
+        ipnet::IpNet::V4(v4) => v4.prefix_len() < 8,
+        ipnet::IpNet::V6(v6) => v6.prefix_len() < 16,
+    }
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
@@ -197,6 +307,42 @@ impl Settings {
                 TrustedProxies::default()
             }),
         };
+
+        let trust_forwarded_host = match get("PORTCULLIS_TRUST_FORWARDED_HOST") {
+            None => false,
+            Some(v) => parse_bool("PORTCULLIS_TRUST_FORWARDED_HOST", &v).unwrap_or_else(|e| {
+                report(e);
+                false
+            }),
+        };
+        let allowed_hosts = match get("PORTCULLIS_ALLOWED_HOSTS") {
+            None => AllowedHosts::none(),
+            Some(v) => v.parse().unwrap_or_else(|e| {
+                report(format!("PORTCULLIS_ALLOWED_HOSTS: {e}"));
+                AllowedHosts::none()
+            }),
+        };
+        let dev_allow_remote = match get("PORTCULLIS_DEV_ALLOW_REMOTE") {
+            None => false,
+            Some(v) => parse_bool("PORTCULLIS_DEV_ALLOW_REMOTE", &v).unwrap_or_else(|e| {
+                report(e);
+                false
+            }),
+        };
+        if !production && !dev_allow_remote {
+            for (name, listen) in [
+                ("PORTCULLIS_ADDR", Some(addr)),
+                ("PORTCULLIS_HTTP_ADDR", http_redirect_addr),
+            ] {
+                if let Some(listen) = listen.filter(|a| !a.ip().is_loopback()) {
+                    report(format!(
+                        "{name}={listen} is not a loopback address, and development mode (a generated key, \
+                         plain HTTP, cookies without Secure) must not face a network: set PORTCULLIS_ENV=production, \
+                         or PORTCULLIS_DEV_ALLOW_REMOTE=true to accept the risk"
+                    ));
+                }
+            }
+        }
 
         let tls = match (get("PORTCULLIS_TLS_CERT"), get("PORTCULLIS_TLS_KEY")) {
             (Some(cert), Some(key)) => Some(TlsFiles {
@@ -292,6 +438,14 @@ impl Settings {
             })
             .unwrap_or_default();
 
+        if instances > 1 && secret_key.is_none() {
+            report(format!(
+                "PORTCULLIS_INSTANCES={instances} but no PORTCULLIS_SECRET_KEY: each instance would generate a key \
+                 of its own and refuse the others' sessions, CSRF tokens and JWTs; give every instance the same \
+                 key from `portcullis keygen`"
+            ));
+        }
+
         let database_url = get("DATABASE_URL");
         let redis_url = get("REDIS_URL");
         let redis_prefix =
@@ -316,6 +470,8 @@ impl Settings {
             data_dir,
             upload_dir,
             trusted_proxies,
+            trust_forwarded_host,
+            allowed_hosts,
             tls,
             cookie_secure,
             cors_origins,
@@ -420,7 +576,47 @@ impl Settings {
             )
         });
 
-        checks.push(match (&self.tls, self.trusted_proxies.is_empty()) {
+        let broad: Vec<String> = self
+            .trusted_proxies
+            .networks()
+            .iter()
+            .filter(|net| is_too_broad(net))
+            .map(ToString::to_string)
+            .collect();
+        checks.push(if broad.is_empty() {
+            Check::pass(
+                "trusted-proxies",
+                format!("{} trusted proxy network(s)", self.trusted_proxies.networks().len()),
+            )
+        } else {
+            Check::fail(
+                "trusted-proxies",
+                format!(
+                    "{} trusts a large part of the internet: any client there can forge its address, scheme and host",
+                    broad.join(", ")
+                ),
+                "list only the addresses of your own proxies in PORTCULLIS_TRUSTED_PROXIES",
+            )
+        });
+        let proxy_terminates_tls = !self.trusted_proxies.is_empty() && broad.is_empty();
+
+        checks.push(if self.allowed_hosts.is_empty() {
+            Check::fail(
+                "allowed-hosts",
+                "no allowed host is configured: production answers none",
+                "set PORTCULLIS_ALLOWED_HOSTS to the site's host names (example.com, .example.com)",
+            )
+        } else if self.allowed_hosts.allows_any() {
+            Check::fail(
+                "allowed-hosts",
+                "every host is allowed: redirects and the CSRF origin follow the client's Host",
+                "list the site's host names in PORTCULLIS_ALLOWED_HOSTS",
+            )
+        } else {
+            Check::pass("allowed-hosts", format!("{:?}", self.allowed_hosts))
+        });
+
+        checks.push(match (&self.tls, proxy_terminates_tls) {
             (Some(tls), _) => match (tls.cert.is_file(), tls.key.is_file()) {
                 (true, true) => Check::pass("https", "built-in TLS is configured"),
                 _ => Check::fail(
@@ -433,26 +629,41 @@ impl Settings {
                     "point PORTCULLIS_TLS_CERT and PORTCULLIS_TLS_KEY at readable PEM files",
                 ),
             },
-            (None, false) => Check::pass(
+            (None, true) => Check::pass(
                 "https",
                 "TLS terminates at a trusted proxy (PORTCULLIS_TRUSTED_PROXIES)",
             ),
-            (None, true) => Check::fail(
+            (None, false) => Check::fail(
                 "https",
-                "neither built-in TLS nor a trusted proxy is configured",
+                "neither built-in TLS nor a trusted proxy (of a sound network) is configured",
                 "set PORTCULLIS_TLS_CERT and PORTCULLIS_TLS_KEY, or PORTCULLIS_TRUSTED_PROXIES to the proxy that terminates TLS",
             ),
         });
 
         let wildcard = self.cors_origins.iter().any(|o| o == "*");
+        let plain_http: Vec<&str> = self
+            .cors_origins
+            .iter()
+            .map(String::as_str)
+            .filter(|o| o.to_ascii_lowercase().starts_with("http://") && !is_loopback_origin(o))
+            .collect();
         checks.push(if wildcard && self.cors_credentials {
             Check::fail(
                 "cors",
                 "CORS would allow any origin (*) with credentials",
                 "list the allowed origins in PORTCULLIS_CORS_ORIGINS",
             )
+        } else if self.cors_credentials && !plain_http.is_empty() {
+            Check::fail(
+                "cors",
+                format!(
+                    "credentials are allowed to plain-HTTP origins ({}): anyone on their network can inject a script that calls the API as the user",
+                    plain_http.join(", ")
+                ),
+                "use https:// origins in PORTCULLIS_CORS_ORIGINS",
+            )
         } else {
-            Check::pass("cors", "no wildcard origin with credentials")
+            Check::pass("cors", "no wildcard or plain-HTTP origin with credentials")
         });
 
         checks.push(match self.rate_limits {
@@ -508,6 +719,43 @@ impl Settings {
             )
         });
 
+        if let Some(url) = &self.redis_url {
+            let tls = url.to_ascii_lowercase().starts_with("rediss://");
+            checks.push(if tls || url_has_password(url) {
+                Check::pass(
+                    "redis-transport",
+                    if tls { "Redis over TLS" } else { "Redis with a password" },
+                )
+            } else {
+                Check::warn(
+                    "redis-transport",
+                    "Redis has neither TLS nor a password: anyone who reaches it can read and forge sessions",
+                    "use rediss:// or set a password (redis://:PASSWORD@host), and keep Redis off public networks",
+                )
+            });
+        }
+        if postgres {
+            let url = self.database_url.as_deref().unwrap_or("");
+            let sslmode = url
+                .split_once('?')
+                .map(|(_, query)| {
+                    query
+                        .split('&')
+                        .find_map(|pair| pair.strip_prefix("sslmode="))
+                })
+                .unwrap_or(None);
+            checks.push(match sslmode {
+                Some("require" | "verify-ca" | "verify-full") => {
+                    Check::pass("database-transport", "PostgreSQL over TLS")
+                }
+                _ => Check::warn(
+                    "database-transport",
+                    "DATABASE_URL sets no sslmode that requires TLS: passwords and data may cross the network in clear",
+                    "add ?sslmode=verify-full (or require) to DATABASE_URL",
+                ),
+            });
+        }
+
         Report { checks }
     }
 
@@ -541,6 +789,8 @@ pub enum Status {
     Pass,
     /// Production refuses this.
     Fail,
+    /// Allowed, but worth a look: production starts anyway.
+    Warn,
 }
 
 /// One row of the audit.
@@ -574,6 +824,13 @@ impl Check {
             fix: fix.into(),
         }
     }
+
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            status: Status::Warn,
+            ..Self::fail(name, detail, fix)
+        }
+    }
 }
 
 /// Every check of an audit.
@@ -584,9 +841,14 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether every check passed.
+    /// Whether no check failed (warnings do not stop production).
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.status == Status::Pass)
+        self.checks.iter().all(|c| c.status != Status::Fail)
+    }
+
+    /// The checks that passed with a warning.
+    pub fn warnings(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.status == Status::Warn)
     }
 
     /// The failing checks.
@@ -610,6 +872,7 @@ impl fmt::Display for Report {
             let status = match check.status {
                 Status::Pass => "ok",
                 Status::Fail => "FAIL",
+                Status::Warn => "warn",
             };
             writeln!(f, "{:<width$}  {:<6}  {}", check.name, status, check.detail)?;
             if !check.fix.is_empty() {
@@ -649,6 +912,7 @@ mod tests {
             ("PORTCULLIS_ENV", "production"),
             ("PORTCULLIS_SECRET_KEY", STRONG),
             ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("PORTCULLIS_ALLOWED_HOSTS", "example.com"),
         ];
         assert_eq!(failing(&vars), Vec::<&str>::new());
         let s = settings(&vars).unwrap();
@@ -661,6 +925,7 @@ mod tests {
         let base = [
             ("PORTCULLIS_ENV", "production"),
             ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("PORTCULLIS_ALLOWED_HOSTS", "example.com"),
         ];
         let with = |extra: &[(&'static str, &'static str)]| {
             let mut v = base.to_vec();
@@ -707,10 +972,199 @@ mod tests {
         assert_eq!(
             failing(&[
                 ("PORTCULLIS_ENV", "production"),
-                ("PORTCULLIS_SECRET_KEY", STRONG)
+                ("PORTCULLIS_SECRET_KEY", STRONG),
+                ("PORTCULLIS_ALLOWED_HOSTS", "example.com"),
             ]),
             ["https"]
         );
+        assert_eq!(
+            failing(&[
+                ("PORTCULLIS_ENV", "production"),
+                ("PORTCULLIS_SECRET_KEY", STRONG),
+                ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ]),
+            ["allowed-hosts"]
+        );
+    }
+
+    #[test]
+    fn trusting_the_whole_internet_is_no_proxy_and_no_https() {
+        let base = [
+            ("PORTCULLIS_ENV", "production"),
+            ("PORTCULLIS_SECRET_KEY", STRONG),
+            ("PORTCULLIS_ALLOWED_HOSTS", "example.com"),
+        ];
+        for everyone in ["0.0.0.0/0", "::/0", "10.0.0.0/8, 0.0.0.0/1", "2000::/3"] {
+            let mut vars = base.to_vec();
+            vars.push(("PORTCULLIS_TRUSTED_PROXIES", everyone));
+            assert_eq!(failing(&vars), ["trusted-proxies", "https"], "{everyone}");
+        }
+        // A CDN's published ranges are public but narrow: fine.
+        let mut vars = base.to_vec();
+        vars.push((
+            "PORTCULLIS_TRUSTED_PROXIES",
+            "173.245.48.0/20, 2400:cb00::/32",
+        ));
+        assert_eq!(failing(&vars), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_passphrase_is_not_a_secret_key() {
+        let base = [
+            ("PORTCULLIS_ENV", "production"),
+            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("PORTCULLIS_ALLOWED_HOSTS", "example.com"),
+        ];
+        for phrase in [
+            "correct horse battery staple is great",
+            "correcthorsebatterystapleisgreatandevenlongerstill",
+            "CORRECTHORSEBATTERYSTAPLEISGREATANDEVENLONGER",
+        ] {
+            let mut vars = base.to_vec();
+            vars.push(("PORTCULLIS_SECRET_KEY", phrase));
+            assert_eq!(failing(&vars), ["secret-key"], "{phrase}");
+            let s = settings(&vars).unwrap();
+            assert!(s.audit().to_string().contains("passphrase"), "{phrase}");
+        }
+        // The three forms random keys come in all pass.
+        for key in [
+            crate::keys::SecretKey::generate()
+                .to_base64url()
+                .to_string(),
+            "q0t3Ql1w8PkmVb2D6rWzfqVbE5cVnqG7+kq2h0lQm3E=".to_owned(),
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_owned(),
+        ] {
+            let mut vars = base.to_vec();
+            vars.push(("PORTCULLIS_SECRET_KEY", &key));
+            assert_eq!(failing(&vars), Vec::<&str>::new(), "{key}");
+        }
+    }
+
+    #[test]
+    fn several_instances_without_one_shared_key_are_refused_in_every_mode() {
+        for env in ["development", "production"] {
+            let err =
+                settings(&[("PORTCULLIS_ENV", env), ("PORTCULLIS_INSTANCES", "2")]).unwrap_err();
+            assert!(err.to_string().contains("PORTCULLIS_INSTANCES=2"), "{err}");
+        }
+        assert!(settings(&[
+            ("PORTCULLIS_INSTANCES", "2"),
+            ("PORTCULLIS_SECRET_KEY", STRONG)
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn development_refuses_to_face_a_network_unless_told() {
+        for addr in ["0.0.0.0:8000", "[::]:8000", "192.0.2.10:80"] {
+            let err = settings(&[("PORTCULLIS_ADDR", addr)]).unwrap_err();
+            assert!(err.to_string().contains("not a loopback address"), "{err}");
+            assert!(settings(&[
+                ("PORTCULLIS_ADDR", addr),
+                ("PORTCULLIS_DEV_ALLOW_REMOTE", "true")
+            ])
+            .is_ok());
+        }
+        assert!(settings(&[("PORTCULLIS_ADDR", "[::1]:8000")]).is_ok());
+        assert!(settings(&[
+            ("PORTCULLIS_ENV", "production"),
+            ("PORTCULLIS_ADDR", "0.0.0.0:8000")
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn credentialed_cors_to_plain_http_origins_fails_except_on_loopback() {
+        let base = [
+            ("PORTCULLIS_ENV", "production"),
+            ("PORTCULLIS_SECRET_KEY", STRONG),
+            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("PORTCULLIS_ALLOWED_HOSTS", "example.com"),
+            ("PORTCULLIS_CORS_CREDENTIALS", "true"),
+        ];
+        let with = |origins: &'static str| {
+            let mut v = base.to_vec();
+            v.push(("PORTCULLIS_CORS_ORIGINS", origins));
+            v
+        };
+        assert_eq!(
+            failing(&with("https://app.example, http://app.example")),
+            ["cors"]
+        );
+        assert_eq!(failing(&with("HTTP://app.example")), ["cors"]);
+        assert!(failing(&with(
+            "https://app.example, http://localhost:3000, http://127.0.0.1:5173"
+        ))
+        .is_empty());
+    }
+
+    #[test]
+    fn debug_never_prints_connection_passwords() {
+        let s = settings(&[
+            (
+                "DATABASE_URL",
+                "postgres://app:pg-hunter2@db.internal:5432/app?sslmode=require",
+            ),
+            ("REDIS_URL", "rediss://default:redis-hunter2@cache:6380/0"),
+            ("PORTCULLIS_SECRET_KEY", STRONG),
+        ])
+        .unwrap();
+        let printed = format!("{s:?}");
+        for secret in ["pg-hunter2", "redis-hunter2", STRONG] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(
+            printed.contains("postgres://app:[redacted]@db.internal:5432/app"),
+            "{printed}"
+        );
+        assert_eq!(
+            redact_url_password("redis://TOKEN@cache"),
+            "redis://[redacted]@cache"
+        );
+        assert_eq!(redact_url_password("not a url with p@ss"), "[redacted]");
+        assert_eq!(
+            redact_url_password("postgres://u:p@ss@host/db"),
+            "postgres://u:[redacted]@host/db"
+        );
+    }
+
+    #[test]
+    fn clear_text_redis_and_postgres_warn_without_failing() {
+        let base = [
+            ("PORTCULLIS_ENV", "production"),
+            ("PORTCULLIS_SECRET_KEY", STRONG),
+            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("PORTCULLIS_ALLOWED_HOSTS", "example.com"),
+        ];
+        let warned = |extra: &[(&'static str, &'static str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            let report = settings(&v).unwrap().audit();
+            assert!(report.passed(), "{report}");
+            report.warnings().map(|c| c.name).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            warned(&[
+                ("REDIS_URL", "redis://cache:6379"),
+                ("DATABASE_URL", "postgres://app@db/app")
+            ]),
+            ["redis-transport", "database-transport"]
+        );
+        assert!(warned(&[
+            ("REDIS_URL", "rediss://cache:6380"),
+            ("DATABASE_URL", "postgres://app@db/app?sslmode=verify-full")
+        ])
+        .is_empty());
+        assert!(warned(&[("REDIS_URL", "redis://:pw@cache:6379")]).is_empty());
+        assert!(
+            warned(&[("DATABASE_URL", "postgres://app@db/app?sslmode=prefer")])
+                .contains(&"database-transport")
+        );
+        let table = settings(&[("REDIS_URL", "redis://cache")])
+            .unwrap()
+            .audit()
+            .to_string();
+        assert!(table.contains("warn"), "{table}");
     }
 
     #[test]

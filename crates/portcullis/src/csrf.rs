@@ -116,6 +116,7 @@ pub enum CsrfConfigError {
 #[derive(Debug, Clone)]
 pub struct CsrfConfig {
     trusted_origins: Vec<String>,
+    api_origins: Vec<String>,
     exempt: Vec<String>,
     max_age: Duration,
     max_form_bytes: usize,
@@ -125,6 +126,7 @@ impl Default for CsrfConfig {
     fn default() -> Self {
         Self {
             trusted_origins: Vec::new(),
+            api_origins: Vec::new(),
             exempt: Vec::new(),
             max_age: Duration::from_secs(12 * 3600),
             max_form_bytes: 1024 * 1024,
@@ -136,6 +138,28 @@ impl CsrfConfig {
     /// Another origin (`https://host[:port]`) allowed to send unsafe requests.
     pub fn trusted_origin(mut self, origin: impl Into<String>) -> Self {
         self.trusted_origins.push(origin.into());
+        self
+    }
+
+    /// An origin that CORS allows to call the API with a Bearer token (`*` for any,
+    /// when CORS allows any). Its requests that carry `Authorization: Bearer` and no
+    /// cookie pass the origin line: a browser never attaches that header by itself, so
+    /// such a request cannot be forged. Its requests with cookies are still refused
+    /// unless it is also a [`CsrfConfig::trusted_origin`]. Give it the same list as
+    /// [`crate::cors::CorsConfig`], or an allowed page cannot call the API at all.
+    ///
+    /// ```
+    /// use portcullis::csrf::CsrfConfig;
+    /// use portcullis::keys::{Keyring, SecretKey};
+    ///
+    /// let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    /// let layer = CsrfConfig::default()
+    ///     .api_origin("https://app.example.com")
+    ///     .layer(&keyring)
+    ///     .unwrap();
+    /// ```
+    pub fn api_origin(mut self, origin: impl Into<String>) -> Self {
+        self.api_origins.push(origin.into());
         self
     }
 
@@ -154,7 +178,8 @@ impl CsrfConfig {
     /// Validates the settings and builds the layer. Install it inside the session
     /// layer (the session must be loaded first).
     pub fn layer(self, keyring: &Keyring) -> Result<CsrfLayer, CsrfConfigError> {
-        for origin in &self.trusted_origins {
+        let api = self.api_origins.iter().filter(|o| *o != "*");
+        for origin in self.trusted_origins.iter().chain(api) {
             let valid = origin.split_once("://").is_some_and(|(scheme, rest)| {
                 matches!(scheme, "http" | "https")
                     && !rest.is_empty()
@@ -321,14 +346,23 @@ fn is_unsafe(method: &Method) -> bool {
 fn check_origin(
     headers: &HeaderMap,
     client: Option<&ClientInfo>,
-    trusted: &[String],
+    config: &CsrfConfig,
 ) -> Result<(), CsrfRejection> {
     let own = client.and_then(ClientInfo::origin);
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let bearer_only = bearer_without_cookies(headers);
     let origin_allowed = |origin: &str| {
         own.as_deref()
             .is_some_and(|own| own.eq_ignore_ascii_case(origin))
-            || trusted.iter().any(|t| t.eq_ignore_ascii_case(origin))
+            || config
+                .trusted_origins
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(origin))
+            || (bearer_only
+                && config
+                    .api_origins
+                    .iter()
+                    .any(|t| t == "*" || t.eq_ignore_ascii_case(origin)))
     };
     match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         // A user typing an address or following a bookmark, or our own pages.
@@ -390,11 +424,7 @@ where
                 return inner.call(req).await;
             }
             let client = req.extensions().get::<ClientInfo>().cloned();
-            if let Err(rejection) = check_origin(
-                req.headers(),
-                client.as_ref(),
-                &shared.config.trusted_origins,
-            ) {
+            if let Err(rejection) = check_origin(req.headers(), client.as_ref(), &shared.config) {
                 return Ok(reject(rejection, client.as_ref(), &path));
             }
             if bearer_without_cookies(req.headers()) {
@@ -540,9 +570,9 @@ mod tests {
     #[test]
     fn fetch_metadata_and_origin_decide_the_first_line() {
         let c = Some(client());
-        let trusted = vec!["https://admin.example".to_owned()];
+        let config = CsrfConfig::default().trusted_origin("https://admin.example");
         let ok =
-            |h: &[(&'static str, &'static str)]| check_origin(&headers(h), c.as_ref(), &trusted);
+            |h: &[(&'static str, &'static str)]| check_origin(&headers(h), c.as_ref(), &config);
         assert_eq!(ok(&[("sec-fetch-site", "same-origin")]), Ok(()));
         assert_eq!(ok(&[]), Ok(()));
         assert_eq!(ok(&[("origin", "https://app.example")]), Ok(()));
@@ -569,6 +599,37 @@ mod tests {
         ] {
             assert_eq!(ok(bad), Err(CsrfRejection::OriginMismatch), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn cors_allowed_origins_pass_with_a_bearer_token_and_no_cookie_only() {
+        let c = Some(client());
+        let config = CsrfConfig::default().api_origin("https://spa.example");
+        let check =
+            |h: &[(&'static str, &'static str)]| check_origin(&headers(h), c.as_ref(), &config);
+        let from_spa = [
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://spa.example"),
+            ("authorization", "Bearer abc"),
+        ];
+        assert_eq!(check(&from_spa), Ok(()));
+        // With the user's cookie the same origin is refused: it could be riding them.
+        let mut with_cookie = from_spa.to_vec();
+        with_cookie.push(("cookie", "session=x"));
+        assert_eq!(check(&with_cookie), Err(CsrfRejection::OriginMismatch));
+        // Without a Bearer token nothing says the request is not a forged form post.
+        assert_eq!(check(&from_spa[..2]), Err(CsrfRejection::OriginMismatch));
+        // Another origin with a Bearer token: refused.
+        assert_eq!(
+            check(&[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://evil.example"),
+                ("authorization", "Bearer abc"),
+            ]),
+            Err(CsrfRejection::OriginMismatch)
+        );
+        let any = CsrfConfig::default().api_origin("*");
+        assert_eq!(check_origin(&headers(&from_spa), c.as_ref(), &any), Ok(()));
     }
 
     #[test]

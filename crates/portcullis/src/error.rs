@@ -30,6 +30,8 @@ use axum::response::IntoResponse;
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
+use crate::csp::CspNonce;
+
 /// An error answered to the client.
 ///
 /// ```
@@ -211,8 +213,10 @@ impl IntoResponse for Error {
     }
 }
 
-/// Renders an HTML error page. The message is plain text: escape it.
-pub type HtmlRenderer = Arc<dyn Fn(&Error) -> String + Send + Sync>;
+/// Renders an HTML error page. The message is plain text: escape it. The nonce is the
+/// one in this response's `Content-Security-Policy`: give it to the page's scripts and
+/// styles, or the browser blocks them (and reports the violation).
+pub type HtmlRenderer = Arc<dyn Fn(&Error, &CspNonce) -> String + Send + Sync>;
 
 /// Settings of [`ErrorPagesLayer`].
 ///
@@ -222,7 +226,9 @@ pub type HtmlRenderer = Arc<dyn Fn(&Error) -> String + Send + Sync>;
 ///
 /// let layer = ErrorPagesConfig::default()
 ///     .api_prefix("/v1")
-///     .html_renderer(Arc::new(|e| format!("<h1>{}</h1>", e.status())))
+///     .html_renderer(Arc::new(|e, nonce| {
+///         format!("<h1>{}</h1><script nonce=\"{nonce}\" src=\"/app.js\"></script>", e.status())
+///     }))
 ///     .layer();
 /// ```
 #[derive(Clone)]
@@ -243,7 +249,7 @@ impl Default for ErrorPagesConfig {
     fn default() -> Self {
         Self {
             api_prefix: Cow::Borrowed("/api"),
-            html: Arc::new(default_html_page),
+            html: Arc::new(|error, _| default_html_page(error)),
         }
     }
 }
@@ -350,6 +356,13 @@ where
             &self.config.api_prefix,
         );
         let config = self.config.clone();
+        // The headers layer outside put the nonce of this response's policy here; with
+        // no such layer there is no policy, and any nonce will do.
+        let nonce = req
+            .extensions()
+            .get::<CspNonce>()
+            .copied()
+            .unwrap_or_else(CspNonce::generate);
         let future = self.inner.call(req);
         Box::pin(async move {
             let response = future.await?;
@@ -378,7 +391,7 @@ where
             let (content_type, body) = if json {
                 ("application/json", error.to_json())
             } else {
-                ("text/html; charset=utf-8", (config.html)(&error))
+                ("text/html; charset=utf-8", (config.html)(&error, &nonce))
             };
             parts
                 .headers

@@ -504,6 +504,18 @@ impl HeaderSet {
         }
         headers.remove(header::SERVER);
         headers.remove("x-powered-by");
+        // A page carries this response's CSP nonce (and often a CSRF token): stored by a
+        // cache and served again, the nonce would no longer be a secret. A route that
+        // sets its own `Cache-Control` keeps it.
+        let html = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+        if html && self.csp.is_some() {
+            if let header::Entry::Vacant(slot) = headers.entry(header::CACHE_CONTROL) {
+                slot.insert(HeaderValue::from_static("no-store"));
+            }
+        }
     }
 }
 

@@ -73,9 +73,10 @@ impl HttpsRedirectConfig {
     /// Where a plain-HTTP request for `host` and `path_and_query` is sent.
     pub fn redirect_target(&self, host: &str, path_and_query: &str) -> Option<String> {
         let authority: axum::http::uri::Authority = host.parse().ok()?;
-        let name = authority.host();
+        // Host names are case-insensitive; the redirect names the canonical form.
+        let name = authority.host().to_ascii_lowercase();
         let target_host = match self.https_port {
-            Some(443) | None => name.to_owned(),
+            Some(443) | None => name,
             Some(port) => format!("{name}:{port}"),
         };
         let path = if path_and_query.starts_with('/') {

@@ -624,6 +624,32 @@ pub struct TokenPair {
     pub expires_in: u64,
 }
 
+/// The token endpoint's answer: the pair as JSON, with `Cache-Control: no-store` and
+/// `Pragma: no-cache` (RFC 6749 §5.1), so that no cache keeps a copy of the tokens.
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use portcullis::jwt::TokenPair;
+///
+/// let pair = TokenPair {
+///     access_token: "a".into(),
+///     refresh_token: "r".into(),
+///     token_type: "Bearer",
+///     expires_in: 900,
+/// };
+/// let response = pair.into_response();
+/// assert_eq!(response.headers()["cache-control"], "no-store");
+/// ```
+impl IntoResponse for TokenPair {
+    fn into_response(self) -> Response {
+        let mut response = axum::Json(self).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
 /// Issues, verifies, refreshes and revokes tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct Jwt {

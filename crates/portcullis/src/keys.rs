@@ -100,6 +100,9 @@ pub struct SecretKey {
     bytes: Zeroizing<Vec<u8>>,
     // What the operator typed, kept only to recognise example values; zeroized too.
     text: Zeroizing<String>,
+    // Whether the text was base64 or hex (random bytes written down) rather than a
+    // phrase used as its own bytes.
+    encoded: bool,
 }
 
 impl SecretKey {
@@ -108,7 +111,11 @@ impl SecretKey {
         let mut bytes = Zeroizing::new(vec![0u8; MIN_KEY_BYTES]);
         fill_random(&mut bytes);
         let text = Zeroizing::new(URL_SAFE_NO_PAD.encode(&*bytes));
-        Self { bytes, text }
+        Self {
+            bytes,
+            text,
+            encoded: true,
+        }
     }
 
     /// Reads a key as an operator writes it: base64url or base64 (the output of
@@ -120,10 +127,12 @@ impl SecretKey {
             .iter()
             .find_map(|engine| engine.decode(trimmed).ok())
             .filter(|bytes| !bytes.is_empty());
+        let encoded = decoded.is_some();
         let bytes = decoded.unwrap_or_else(|| trimmed.as_bytes().to_vec());
         Self {
             bytes: Zeroizing::new(bytes),
             text: Zeroizing::new(trimmed.to_owned()),
+            encoded,
         }
     }
 
@@ -168,6 +177,11 @@ impl SecretKey {
         if looks_low_entropy(self.text.as_bytes()) || looks_low_entropy(&self.bytes) {
             return Some(KeyWeakness::LowEntropy);
         }
+        // A phrase carries a few bits a character however long it is; only random bytes,
+        // written as base64 or hex, make a key.
+        if !self.encoded || looks_like_words(&self.text) {
+            return Some(KeyWeakness::NotRandom);
+        }
         None
     }
 }
@@ -197,6 +211,25 @@ pub enum KeyWeakness {
     /// A value from tutorials, templates or this project's documentation.
     #[error("is a well-known example value")]
     KnownExample,
+    /// Text rather than random bytes: a passphrase, or words that happen to be valid
+    /// base64.
+    #[error(
+        "is not random bytes written as base64 or hex (a passphrase is not a key); use `portcullis keygen`, `openssl rand -base64 32` or `openssl rand -hex 32`"
+    )]
+    NotRandom,
+}
+
+/// Whether base64-looking text reads like words rather than random bytes: random
+/// base64 of 32 bytes or more uses upper and lower case letters (the chance that 43
+/// random characters lack either is below one in a billion), hex uses neither mix.
+fn looks_like_words(text: &str) -> bool {
+    let hex = text.bytes().all(|b| b.is_ascii_hexdigit());
+    if hex {
+        return false;
+    }
+    let upper = text.bytes().any(|b| b.is_ascii_uppercase());
+    let lower = text.bytes().any(|b| b.is_ascii_lowercase());
+    !(upper && lower)
 }
 
 fn is_known_example(text: &str) -> bool {

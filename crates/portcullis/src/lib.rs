@@ -11,6 +11,7 @@
 //! | [`keys`] | the keyring: current and fallback secrets, HKDF subkeys, signing |
 //! | [`headers`] | secure response headers on every response |
 //! | [`csp`] | Content Security Policy, per-request nonces, the report collector |
+//! | [`hosts`] | allowed hosts: a 400 for any `Host` the app does not serve |
 //! | [`https`] | HTTPS redirect, built-in TLS, development certificates |
 //! | [`client_ip`] | client address and scheme from trusted proxies only |
 //! | [`templates`] | templates that always escape, with `csp_nonce()` |
@@ -51,6 +52,7 @@ pub mod csrf;
 pub mod error;
 mod form;
 pub mod headers;
+pub mod hosts;
 pub mod https;
 pub mod input;
 pub mod jwt;

@@ -986,6 +986,12 @@ impl PasswordPolicy {
     /// );
     /// ```
     pub fn check(&self, username: &str, password: &str) -> Result<String, PolicyViolation> {
+        // NFKC can make one character many (U+FDFA becomes 18): bound the input before
+        // normalising, so the work and memory stay proportional to the limit, not to
+        // whatever the request carried. Four bytes is the longest UTF-8 character.
+        if password.len() > self.max_len.saturating_mul(4) {
+            return Err(PolicyViolation::TooLong { max: self.max_len });
+        }
         let normalized = normalize(password);
         let len = normalized.chars().count();
         if len < self.min_len {
@@ -1341,6 +1347,20 @@ mod tests {
         assert_eq!(
             policy.check("bob", "password123"),
             Err(PolicyViolation::Common)
+        );
+        // U+FDFA is one character of three bytes that NFKC turns into eighteen: the
+        // input is bounded by its bytes before it is normalised.
+        assert_eq!(
+            policy.check("bob", &"\u{FDFA}".repeat(200_000)),
+            Err(PolicyViolation::TooLong { max: 128 })
+        );
+        // Three jamo (nine bytes) compose to one Hangul syllable: 57 syllables typed as
+        // jamo are 513 bytes, over 4 × 128, refused before NFKC would shrink them to 57.
+        let jamo = "\u{1100}\u{1161}\u{11A8}".repeat(57);
+        assert_eq!(normalize(&jamo).chars().count(), 57);
+        assert_eq!(
+            lenient.check("bob", &jamo),
+            Err(PolicyViolation::TooLong { max: 128 })
         );
         assert_eq!(
             policy.check("bob", "PassWord123"),

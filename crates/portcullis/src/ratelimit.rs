@@ -24,7 +24,8 @@
 //! allowed or refused, carries `RateLimit-Limit`, `RateLimit-Remaining` and
 //! `RateLimit-Reset` (seconds until the bucket is full again) of the tightest rule that
 //! applied. When the backend fails, the answer is `503` with `Retry-After`: the limiter
-//! fails closed. `OPTIONS` requests (CORS preflights) are not counted.
+//! fails closed. CORS preflights are answered before the limiter (the stack puts the
+//! CORS layer outside it); any other `OPTIONS` request counts like every method.
 //!
 //! The counting lives behind [`RateLimitBackend`], so a shared store (Redis, for
 //! several instances) can replace the in-process [`MemoryBackend`], which runs the
@@ -621,7 +622,7 @@ pub struct RateLimitGroup {
 }
 
 impl RateLimitGroup {
-    /// An empty group: no paths, nothing counted, every method (but `OPTIONS`).
+    /// An empty group: no paths, nothing counted, every method.
     /// The name is part of every key: lowercase letters, digits, `-` and `_`.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
@@ -652,7 +653,7 @@ impl RateLimitGroup {
     }
 
     /// Restricts the group to this method (call again for more). Without any, every
-    /// method but `OPTIONS` matches.
+    /// method matches.
     pub fn method(mut self, method: Method) -> Self {
         self.methods.push(method);
         self
@@ -1258,10 +1259,6 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            // Preflights are answered by the CORS layer and cost nothing to count.
-            if req.method() == Method::OPTIONS {
-                return inner.call(req).await;
-            }
             let path = req.uri().path().to_owned();
             let Some(rule) = shared.rule(req.method(), &path) else {
                 return inner.call(req).await;

@@ -384,6 +384,23 @@ end
 return 1
 ";
 
+/// Replaces a record only if it still exists (`SET … XX`, one atomic step), then
+/// indexes it like [`SAVE_SESSION`]. KEYS and ARGV as there. Returns 1 when written, 0
+/// when the record was gone (ended while a request of it was in flight).
+const UPDATE_SESSION: &str = r"
+if not redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2], 'XX') then return 0 end
+if KEYS[2] then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  local pttl = redis.call('PTTL', KEYS[2])
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  if pttl < 0 or now + pttl < tonumber(ARGV[2]) then
+    redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+  end
+end
+return 1
+";
+
 /// Deletes a record and its entry in its user's index. KEYS: the record. ARGV: the
 /// index key's prefix, the index member.
 const DELETE_SESSION: &str = r"
@@ -486,6 +503,31 @@ impl SessionStore for RedisSessionStore {
                 .await
                 .map_err(session_error)?;
             Ok(())
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: &'a str,
+        record: &'a SessionRecord,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(UPDATE_SESSION));
+        Box::pin(async move {
+            let json = serde_json::to_string(record)
+                .map_err(|e| StoreError(format!("cannot encode a session: {e}")))?;
+            let mut keys = vec![self.backend.key("sess", key)];
+            if let Some(user_id) = record.user_id {
+                keys.push(self.user_index(user_id));
+            }
+            let args = vec![json, expires_at.to_string(), key.to_owned()];
+            let written: i64 = self
+                .backend
+                .script(&SCRIPT, keys, args)
+                .await
+                .map_err(session_error)?;
+            Ok(written == 1)
         })
     }
 

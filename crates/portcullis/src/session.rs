@@ -134,13 +134,25 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The record under `key`, if it exists and has not expired.
     fn load<'a>(&'a self, key: &'a str)
         -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>>;
-    /// Stores `record` under `key` until `expires_at` (Unix milliseconds).
+    /// Stores `record` under `key` until `expires_at` (Unix milliseconds), replacing
+    /// whatever was there. The layer calls it for a new id only.
     fn save<'a>(
         &'a self,
         key: &'a str,
         record: &'a SessionRecord,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Replaces the record under `key` only if it still exists (and has not expired);
+    /// returns whether it did. The layer saves an existing session with this, so that
+    /// a request still in flight when the session was ended (a logout, another
+    /// device's password change) cannot write it back: the check and the write must be
+    /// one atomic step in the store.
+    fn update<'a>(
+        &'a self,
+        key: &'a str,
+        record: &'a SessionRecord,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
     /// Deletes the record under `key`.
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Deletes every record of `user_id` except the one under `except`; returns how many.
@@ -154,26 +166,57 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug, Default)]
 struct Shard {
     entries: HashMap<String, (SessionRecord, i64)>,
-    // (expires_at, key): the next to expire first, as in mini-redis's `db.rs`.
-    deadlines: BTreeSet<(i64, String)>,
+    // (expires_at, key) of signed-in sessions and of anonymous ones (a visitor's CSRF
+    // secret): the next to expire first, as in mini-redis's `db.rs`. Two pools, each
+    // with its own cap, so that a flood of anonymous form views only ever evicts
+    // other anonymous records, never a signed-in user.
+    signed_in: BTreeSet<(i64, String)>,
+    anonymous: BTreeSet<(i64, String)>,
 }
 
 impl Shard {
+    fn pool(&mut self, record: &SessionRecord) -> &mut BTreeSet<(i64, String)> {
+        if record.user_id.is_some() {
+            &mut self.signed_in
+        } else {
+            &mut self.anonymous
+        }
+    }
+
     fn remove(&mut self, key: &str) -> Option<(SessionRecord, i64)> {
         let removed = self.entries.remove(key);
-        if let Some((_, expires_at)) = &removed {
-            self.deadlines.remove(&(*expires_at, key.to_owned()));
+        if let Some((record, expires_at)) = &removed {
+            self.pool(record).remove(&(*expires_at, key.to_owned()));
         }
         removed
     }
 
-    fn purge_expired(&mut self, now: i64) {
-        while let Some((expires_at, key)) = self.deadlines.first().cloned() {
-            if expires_at > now {
+    /// Inserts `record`, first evicting the records of its own pool closest to expiry
+    /// while that pool holds `cap` or more.
+    fn insert(&mut self, key: &str, record: SessionRecord, expires_at: i64, cap: usize, now: i64) {
+        self.remove(key);
+        if self.pool(&record).len() >= cap {
+            self.purge_expired(now);
+        }
+        while self.pool(&record).len() >= cap {
+            let Some((_, oldest)) = self.pool(&record).pop_first() else {
                 break;
+            };
+            self.entries.remove(&oldest);
+        }
+        self.pool(&record).insert((expires_at, key.to_owned()));
+        self.entries.insert(key.to_owned(), (record, expires_at));
+    }
+
+    fn purge_expired(&mut self, now: i64) {
+        for pool in [&mut self.signed_in, &mut self.anonymous] {
+            while let Some((expires_at, key)) = pool.first().cloned() {
+                if expires_at > now {
+                    break;
+                }
+                pool.pop_first();
+                self.entries.remove(&key);
             }
-            self.deadlines.pop_first();
-            self.entries.remove(&key);
         }
     }
 }
@@ -181,8 +224,9 @@ impl Shard {
 const SHARDS: usize = 16;
 
 /// An in-memory store for one process: sharded (no global lock), every record with a
-/// deadline, at most `capacity` records (the one closest to expiry is evicted first),
-/// expired records purged in the background every `purge_every`.
+/// deadline, at most `capacity` signed-in sessions and as many anonymous ones, each
+/// pool evicting its own records closest to expiry (so anonymous visitors never push
+/// out a signed-in user), expired records purged in the background every minute.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -206,7 +250,8 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store of at most `capacity` records. Inside a Tokio runtime it starts a task
+    /// A store of at most `capacity` signed-in and `capacity` anonymous records. Inside
+    /// a Tokio runtime it starts a task
     /// that purges expired records every minute; the task ends with the store.
     pub fn new(capacity: usize) -> Self {
         let shards: Arc<Vec<Mutex<Shard>>> =
@@ -281,22 +326,23 @@ impl SessionStore for MemoryStore {
         record: &'a SessionRecord,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let mut shard = lock(self.shard(key));
-        shard.remove(key);
-        if shard.entries.len() >= self.per_shard {
-            shard.purge_expired(now());
-        }
-        while shard.entries.len() >= self.per_shard {
-            let Some((_, oldest)) = shard.deadlines.first().cloned() else {
-                break;
-            };
-            shard.remove(&oldest);
-        }
-        shard
-            .entries
-            .insert(key.to_owned(), (record.clone(), expires_at));
-        shard.deadlines.insert((expires_at, key.to_owned()));
+        lock(self.shard(key)).insert(key, record.clone(), expires_at, self.per_shard, now());
         Box::pin(async { Ok(()) })
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: &'a str,
+        record: &'a SessionRecord,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let now = now();
+        let mut shard = lock(self.shard(key));
+        let live = shard.entries.get(key).is_some_and(|(_, at)| *at > now);
+        if live {
+            shard.insert(key, record.clone(), expires_at, self.per_shard, now);
+        }
+        Box::pin(async move { Ok(live) })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -330,7 +376,11 @@ impl SessionStore for MemoryStore {
 }
 
 /// Sessions in an SQLite database (the table `portcullis_sessions`, created by
-/// [`SqliteStore::migrate`]); expired rows are purged in the background.
+/// [`SqliteStore::migrate`]); expired rows are purged in the background. Like
+/// [`MemoryStore`] it holds at most `capacity` signed-in and `capacity` anonymous
+/// sessions (100,000 each by default), each pool evicting its own rows closest to
+/// expiry, so a flood of anonymous visitors neither fills the disk nor ends anyone's
+/// signed-in session.
 ///
 /// ```no_run
 /// # async fn run(pool: sqlx::SqlitePool) -> Result<(), portcullis::session::StoreError> {
@@ -341,6 +391,7 @@ impl SessionStore for MemoryStore {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
+    capacity: i64,
 }
 
 fn store_error(error: impl fmt::Display) -> StoreError {
@@ -348,9 +399,23 @@ fn store_error(error: impl fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// A store on `pool`.
+    /// A store on `pool`, of at most 100,000 signed-in and 100,000 anonymous sessions.
     pub fn new(pool: sqlx::SqlitePool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            capacity: 100_000,
+        }
+    }
+
+    /// The pool the sessions live in.
+    pub fn pool(&self) -> &sqlx::SqlitePool {
+        &self.pool
+    }
+
+    /// At most `capacity` signed-in and `capacity` anonymous sessions (at least 1).
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = i64::try_from(capacity.max(1)).unwrap_or(i64::MAX);
+        self
     }
 
     /// Creates the table if needed and starts the background purge (every 5 minutes).
@@ -367,6 +432,14 @@ impl SqliteStore {
         .map_err(store_error)?;
         sqlx::query(
             "CREATE INDEX IF NOT EXISTS portcullis_sessions_user ON portcullis_sessions (user_id)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        // Each pool's eviction reads its rows in expiry order.
+        sqlx::query(
+            "CREATE INDEX IF NOT EXISTS portcullis_sessions_pool \
+             ON portcullis_sessions (user_id IS NULL, expires_at)",
         )
         .execute(&self.pool)
         .await
@@ -419,6 +492,25 @@ impl SessionStore for SqliteStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let json = serde_json::to_string(record).map_err(store_error)?;
+            let anonymous = record.user_id.is_none();
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            // Room for one more in this record's pool: the rows closest to expiry go.
+            sqlx::query(
+                "DELETE FROM portcullis_sessions WHERE key IN (\
+                   SELECT key FROM portcullis_sessions \
+                   WHERE (user_id IS NULL) = ? AND key <> ? \
+                   ORDER BY expires_at LIMIT max(0, 1 - ? + (\
+                     SELECT count(*) FROM portcullis_sessions \
+                     WHERE (user_id IS NULL) = ? AND key <> ?)))",
+            )
+            .bind(anonymous)
+            .bind(key)
+            .bind(self.capacity)
+            .bind(anonymous)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
             sqlx::query(
                 "INSERT INTO portcullis_sessions (key, user_id, record, expires_at) \
                  VALUES (?, ?, ?, ?) \
@@ -429,10 +521,35 @@ impl SessionStore for SqliteStore {
             .bind(record.user_id)
             .bind(json)
             .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            Ok(())
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: &'a str,
+        record: &'a SessionRecord,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let json = serde_json::to_string(record).map_err(store_error)?;
+            let result = sqlx::query(
+                "UPDATE portcullis_sessions SET user_id = ?, record = ?, expires_at = ? \
+                 WHERE key = ? AND expires_at > ?",
+            )
+            .bind(record.user_id)
+            .bind(json)
+            .bind(expires_at)
+            .bind(key)
+            .bind(now())
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
-            Ok(())
+            Ok(result.rows_affected() == 1)
         })
     }
 
@@ -656,8 +773,13 @@ impl Session {
         });
     }
 
-    /// Removes the value under `key`.
+    /// Removes the value under `key`. Without a session there is nothing to remove,
+    /// and none is created.
     pub fn remove(&self, key: &str) -> Option<String> {
+        let present = self.with(|s| s.record.as_ref().is_some_and(|r| r.data.contains_key(key)));
+        if !present {
+            return None;
+        }
         self.record_mut(|r| r.data.remove(key))
     }
 
@@ -676,11 +798,18 @@ impl Session {
 
     /// Logs `user_id` in: a new session id (the old one is deleted, so a fixated id
     /// is worthless), a new CSRF secret, and the absolute lifetime restarted. Values
-    /// stored before are kept.
+    /// stored before are kept when the session was anonymous or already this user's
+    /// (a cart filled before signing in); another user's values are dropped, so that
+    /// nobody inherits what the previous user of a shared browser left behind.
     pub fn login(&self, user_id: i64) {
         self.with(|state| {
             let now = now();
-            let data = state.record.take().map(|r| r.data).unwrap_or_default();
+            let data = state
+                .record
+                .take()
+                .filter(|r| r.user_id.is_none() || r.user_id == Some(user_id))
+                .map(|r| r.data)
+                .unwrap_or_default();
             state.record = Some(SessionRecord {
                 user_id: Some(user_id),
                 data,
@@ -842,7 +971,10 @@ where
             let https = is_https(&req);
             let now = now();
             let mut state = State::default();
-            if let Some(id) = read_cookie(req.headers(), https, &shared.signer) {
+            let cookie = read_cookie(req.headers(), https, &shared.signer);
+            // What this response shows may depend on who asked.
+            let personal = cookie.is_some();
+            if let Some(id) = cookie {
                 let key = id.store_key();
                 match shared.store.load(&key).await {
                     Ok(Some(record)) if shared.expires_at(&record) > now => {
@@ -885,12 +1017,31 @@ where
                     if state.changed || touch_due || state.new_cookie {
                         record.last_seen = now;
                         let expires_at = shared.expires_at(&record);
-                        if let Err(error) = shared
-                            .store
-                            .save(&id.store_key(), &record, expires_at)
-                            .await
-                        {
-                            return unavailable(error);
+                        let key = id.store_key();
+                        let saved = if state.new_cookie {
+                            shared
+                                .store
+                                .save(&key, &record, expires_at)
+                                .await
+                                .map(|()| true)
+                        } else {
+                            // Only while it exists: ended meanwhile, it stays ended.
+                            shared.store.update(&key, &record, expires_at).await
+                        };
+                        match saved {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::info!(
+                                    target: "portcullis::security",
+                                    "a session ended while a request of it was in flight; its write was dropped"
+                                );
+                                if let Some(cookie) = set_cookie(&shared, https, None) {
+                                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                                }
+                                keep_out_of_shared_caches(response.headers_mut());
+                                return Ok(response);
+                            }
+                            Err(error) => return unavailable(error),
                         }
                     }
                     if state.new_cookie {
@@ -906,8 +1057,30 @@ where
                 }
                 _ => {}
             }
+            if personal || response.headers().contains_key(header::SET_COOKIE) {
+                keep_out_of_shared_caches(response.headers_mut());
+            }
             Ok(response)
         })
+    }
+}
+
+/// A response that read or set a session must not be stored by a shared cache and
+/// served to someone else: `Cache-Control: no-store` unless the handler chose its own
+/// caching (a route that knows its page is the same for everyone), and `Vary: Cookie`
+/// in any case, so that a cache that stores it anyway keys it by the cookie.
+fn keep_out_of_shared_caches(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let varies = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim() == "*" || v.trim().eq_ignore_ascii_case("cookie"));
+    if !varies {
+        headers.append(header::VARY, HeaderValue::from_static("Cookie"));
     }
 }
 

@@ -12,11 +12,13 @@
 //!    limits, sessions and CSRF, and still get the secure headers;
 //! 6. [`crate::error`]: uniform error bodies, JSON under `/api` or when asked, HTML
 //!    elsewhere;
-//! 7. [`crate::https`]: the redirect to HTTPS (outside development);
-//! 8. a time limit on the whole request, body included (a client that trickles its
+//! 7. [`crate::hosts`]: `400` for a `Host` the app does not serve (by default only the
+//!    loopback names: set [`SecureStack::allowed_hosts`] before deploying);
+//! 8. [`crate::https`]: the redirect to HTTPS (outside development);
+//! 9. a time limit on the whole request, body included (a client that trickles its
 //!    body gets 408), and a body-size limit (1 MiB by default; larger gets 413);
-//! 9. caught panics (a generic 500, the panic logged with the request id);
-//! 10. when configured, [`crate::ratelimit`], then [`crate::session`] and then
+//! 10. caught panics (a generic 500, the panic logged with the request id);
+//! 11. when configured, [`crate::ratelimit`], then [`crate::session`] and then
 //!     [`crate::csrf`].
 //!
 //! Wiring these by hand is where apps go wrong (headers missing on error pages, panics
@@ -52,6 +54,7 @@ use crate::config::Settings;
 use crate::csrf::CsrfLayer;
 use crate::error::{panic_response, ErrorPagesConfig};
 use crate::headers::{HeadersError, SecureHeadersConfig};
+use crate::hosts::AllowedHosts;
 use crate::https::HttpsRedirectConfig;
 use crate::ratelimit::RateLimitLayer;
 use crate::session::SessionLayer;
@@ -86,6 +89,8 @@ pub struct SecureStack {
     client_info: ClientInfoConfig,
     headers: SecureHeadersConfig,
     https_redirect: Option<HttpsRedirectConfig>,
+    allowed_hosts: AllowedHosts,
+    host_check_exempt: Vec<String>,
     error_pages: ErrorPagesConfig,
     body_limit: usize,
     route_body_limits: Vec<(String, usize)>,
@@ -102,6 +107,8 @@ impl Default for SecureStack {
             client_info: ClientInfoConfig::default(),
             headers: SecureHeadersConfig::default(),
             https_redirect: Some(HttpsRedirectConfig::default()),
+            allowed_hosts: AllowedHosts::loopback(),
+            host_check_exempt: Vec::new(),
             error_pages: ErrorPagesConfig::default(),
             body_limit: DEFAULT_BODY_LIMIT,
             route_body_limits: Vec::new(),
@@ -116,11 +123,22 @@ impl Default for SecureStack {
 
 impl SecureStack {
     /// The stack for `settings`: trusted proxies, the socket's scheme with built-in
-    /// TLS, and the HTTPS redirect outside development.
+    /// TLS, the allowed hosts (`PORTCULLIS_ALLOWED_HOSTS`, plus the loopback names in
+    /// development; `/healthz` answers whatever the host), and the HTTPS redirect
+    /// outside development.
     pub fn from_settings(settings: &Settings) -> Self {
         let mut client_info =
             ClientInfoConfig::default().trusted_proxies(settings.trusted_proxies.clone());
+        if settings.trust_forwarded_host {
+            client_info = client_info.trust_forwarded_host();
+        }
         let mut stack = Self::default();
+        stack.allowed_hosts = if settings.is_production() {
+            settings.allowed_hosts.clone()
+        } else {
+            AllowedHosts::loopback().merge(&settings.allowed_hosts)
+        };
+        stack.host_check_exempt.push("/healthz".to_owned());
         if settings.tls.is_some() {
             client_info = client_info.connection_scheme(Scheme::Https);
             if settings.addr.port() != 443 {
@@ -149,6 +167,28 @@ impl SecureStack {
     /// Replaces the header settings.
     pub fn headers(mut self, config: SecureHeadersConfig) -> Self {
         self.headers = config;
+        self
+    }
+
+    /// The host names the app answers to; any other `Host` gets `400`. The default is
+    /// the loopback names only ([`AllowedHosts::loopback`]), so a deployed app must name
+    /// its own.
+    ///
+    /// ```
+    /// use portcullis::hosts::AllowedHosts;
+    /// use portcullis::stack::SecureStack;
+    ///
+    /// let stack = SecureStack::default()
+    ///     .allowed_hosts("example.com, www.example.com".parse().unwrap());
+    /// ```
+    pub fn allowed_hosts(mut self, hosts: AllowedHosts) -> Self {
+        self.allowed_hosts = hosts;
+        self
+    }
+
+    /// A path answered whatever the `Host` (a load balancer's health check by IP).
+    pub fn any_host_for(mut self, path: impl Into<String>) -> Self {
+        self.host_check_exempt.push(path.into());
         self
     }
 
@@ -246,6 +286,10 @@ impl SecureStack {
     /// (`Router::with_state`) before applying the stack.
     pub fn apply(self, router: Router) -> Result<Router, StackError> {
         let headers = self.headers.layer()?;
+        let allowed_hosts = self
+            .host_check_exempt
+            .into_iter()
+            .fold(self.allowed_hosts.layer(), |layer, path| layer.exempt(path));
         let body_limit = BodyLimitLayer {
             limits: Arc::new(BodyLimits {
                 default: self.body_limit,
@@ -290,6 +334,7 @@ impl SecureStack {
             .layer(headers)
             .option_layer(self.cors)
             .layer(self.error_pages.layer())
+            .layer(allowed_hosts)
             .option_layer(self.https_redirect.map(HttpsRedirectConfig::layer))
             .layer(RequestTimeoutLayer {
                 timeout: self.request_timeout,

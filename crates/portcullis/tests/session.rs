@@ -214,3 +214,276 @@ async fn cookies_signed_with_a_retired_key_are_anonymous_and_fallbacks_still_ver
     let retired = serve_with(Keyring::new(SecretKey::generate(), vec![])).await;
     assert_eq!(whoami(retired).await, "anonymous");
 }
+
+/// A route that loads the session, says so, waits to be released, then writes to it:
+/// a request still in flight while the session is ended elsewhere.
+#[derive(Clone, Default)]
+struct InFlight {
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+async fn serve_with_in_flight(store: Arc<dyn SessionStore>) -> (SocketAddr, InFlight) {
+    let in_flight = InFlight::default();
+    let gate = in_flight.clone();
+    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let app = routes()
+        .route(
+            "/slow-write",
+            get(move |session: Session| {
+                let gate = gate.clone();
+                async move {
+                    gate.entered.notify_one();
+                    gate.release.notified().await;
+                    session.insert("theme", "dark");
+                    "written"
+                }
+            }),
+        )
+        .route(
+            "/logout",
+            get(|session: Session| async move {
+                session.destroy();
+                "bye"
+            }),
+        )
+        .layer(
+            SessionConfig::default()
+                .secure(false)
+                .layer(&keyring, store),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, in_flight)
+}
+
+/// The `session=…` cookie a response set.
+fn session_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned()
+}
+
+async fn get_with(addr: SocketAddr, path: &str, cookie: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Logs in, starts a slow request, ends the session with `end` (from `ender`'s
+/// cookie), releases the slow request: the stolen cookie must stay anonymous.
+async fn a_request_in_flight_cannot_revive(
+    store: Arc<dyn SessionStore>,
+    end: &'static str,
+    ender_is_other_device: bool,
+) {
+    let (addr, in_flight) = serve_with_in_flight(store).await;
+    let login = reqwest::get(format!("http://{addr}/login/42"))
+        .await
+        .unwrap();
+    let stolen = session_cookie(&login);
+    let ender = if ender_is_other_device {
+        session_cookie(
+            &reqwest::get(format!("http://{addr}/login/42"))
+                .await
+                .unwrap(),
+        )
+    } else {
+        stolen.clone()
+    };
+    assert_eq!(
+        get_with(addr, "/whoami", &stolen)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "42"
+    );
+
+    let slow = tokio::spawn({
+        let stolen = stolen.clone();
+        async move { get_with(addr, "/slow-write", &stolen).await }
+    });
+    in_flight.entered.notified().await;
+    let ended = get_with(addr, end, &ender).await;
+    assert_eq!(ended.status(), 200);
+    in_flight.release.notify_one();
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.status(), 200);
+    // The late write was dropped, and the cookie is cleared.
+    let cleared = slow
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.starts_with("session=;") || v.contains("Max-Age=0"));
+    assert!(cleared, "{:?}", slow.headers());
+    assert_eq!(
+        get_with(addr, "/whoami", &stolen)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "anonymous",
+        "the ended session came back"
+    );
+}
+
+async fn sqlite_store(capacity: Option<usize>) -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("s.db").display()
+    ))
+    .await
+    .unwrap();
+    let mut store = SqliteStore::new(pool);
+    if let Some(capacity) = capacity {
+        store = store.with_capacity(capacity);
+    }
+    store.migrate().await.unwrap();
+    (store, dir)
+}
+
+#[tokio::test]
+async fn a_request_in_flight_cannot_undo_a_logout_in_memory() {
+    a_request_in_flight_cannot_revive(Arc::new(MemoryStore::default()), "/logout", false).await;
+}
+
+#[tokio::test]
+async fn a_request_in_flight_cannot_undo_a_logout_in_sqlite() {
+    let (store, _dir) = sqlite_store(None).await;
+    a_request_in_flight_cannot_revive(Arc::new(store), "/logout", false).await;
+}
+
+#[tokio::test]
+async fn a_request_in_flight_cannot_undo_ending_other_sessions_in_memory() {
+    a_request_in_flight_cannot_revive(Arc::new(MemoryStore::default()), "/password-changed", true)
+        .await;
+}
+
+#[tokio::test]
+async fn a_request_in_flight_cannot_undo_ending_other_sessions_in_sqlite() {
+    let (store, _dir) = sqlite_store(None).await;
+    a_request_in_flight_cannot_revive(Arc::new(store), "/password-changed", true).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_request_in_flight_cannot_undo_a_logout_or_ending_other_sessions_in_redis() {
+    let Ok(url) = std::env::var("PORTCULLIS_TEST_REDIS") else {
+        assert!(
+            std::env::var_os("PORTCULLIS_REQUIRE_REDIS").is_none(),
+            "PORTCULLIS_REQUIRE_REDIS is set but PORTCULLIS_TEST_REDIS is not"
+        );
+        eprintln!("SKIPPED: PORTCULLIS_TEST_REDIS is not set");
+        return;
+    };
+    let prefix = format!("portcullis-test-{}", portcullis::upload::random_id());
+    let redis = portcullis::redis::RedisBackend::connect(&url, &prefix)
+        .await
+        .unwrap();
+    a_request_in_flight_cannot_revive(Arc::new(redis.sessions()), "/logout", false).await;
+    a_request_in_flight_cannot_revive(Arc::new(redis.sessions()), "/password-changed", true).await;
+}
+
+/// A capacity-32 store, 64 cookie-less visitors who each get a form (and so an
+/// anonymous session for its CSRF secret): the signed-in user is still signed in.
+async fn anonymous_visitors_cannot_evict(store: Arc<dyn SessionStore>) {
+    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let app = routes()
+        .route(
+            "/form",
+            get(|session: Session| async move {
+                session.csrf_secret();
+                "form"
+            }),
+        )
+        .layer(
+            SessionConfig::default()
+                .secure(false)
+                .layer(&keyring, store),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let user = agent();
+    fetch(&user, addr, "/login/5").await;
+    for _ in 0..64 {
+        let visitor = reqwest::get(format!("http://{addr}/form")).await.unwrap();
+        assert!(visitor.headers().contains_key("set-cookie"));
+    }
+    assert_eq!(fetch(&user, addr, "/whoami").await, "5");
+}
+
+#[tokio::test]
+async fn anonymous_visitors_cannot_evict_a_signed_in_user_in_memory() {
+    anonymous_visitors_cannot_evict(Arc::new(MemoryStore::new(32))).await;
+}
+
+#[tokio::test]
+async fn anonymous_visitors_cannot_evict_a_signed_in_user_in_sqlite() {
+    let (store, _dir) = sqlite_store(Some(32)).await;
+    let store = Arc::new(store);
+    anonymous_visitors_cannot_evict(store.clone()).await;
+    // And the table stays bounded.
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM portcullis_sessions")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(rows <= 33, "{rows} rows");
+}
+
+#[tokio::test]
+async fn another_user_does_not_inherit_the_session_data() {
+    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let app = routes()
+        .route(
+            "/set",
+            get(|session: Session| async move {
+                session.insert("draft", "alice's private note");
+                "set"
+            }),
+        )
+        .route(
+            "/get",
+            get(|session: Session| async move { session.get("draft").unwrap_or_default() }),
+        )
+        .route(
+            "/remove",
+            get(|session: Session| async move { format!("{:?}", session.remove("draft")) }),
+        )
+        .layer(
+            SessionConfig::default()
+                .secure(false)
+                .layer(&keyring, Arc::new(MemoryStore::default())),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    // Removing from a session that does not exist creates none.
+    let nothing = reqwest::get(format!("http://{addr}/remove")).await.unwrap();
+    assert!(!nothing.headers().contains_key("set-cookie"));
+
+    let browser = agent();
+    fetch(&browser, addr, "/login/1").await;
+    fetch(&browser, addr, "/set").await;
+    // The same user signing in again keeps their values.
+    fetch(&browser, addr, "/login/1").await;
+    assert_eq!(fetch(&browser, addr, "/get").await, "alice's private note");
+    // Another user on the same browser does not see them.
+    fetch(&browser, addr, "/login/2").await;
+    assert_eq!(fetch(&browser, addr, "/get").await, "");
+}

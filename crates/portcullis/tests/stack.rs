@@ -301,6 +301,7 @@ async fn trusted_proxy_gives_the_rightmost_untrusted_hop() {
 async fn plain_http_is_redirected_with_308_and_spoofed_proto_does_not_skip_it() {
     let app = SecureStack::default()
         .https_redirect(HttpsRedirectConfig::default().exempt("/api/thing"))
+        .allowed_hosts("app.example, localhost, 127.0.0.1".parse().unwrap())
         .apply(routes())
         .unwrap();
     let addr = serve(app).await;
@@ -346,7 +347,7 @@ async fn slow_bodies_time_out_with_408() {
     let addr = serve(app).await;
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nab")
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\nab")
         .await
         .unwrap();
     let mut response = Vec::new();
@@ -545,4 +546,50 @@ async fn cors_preflights_are_answered_before_the_rate_limiter_with_every_header(
     assert!(refused.headers().contains_key("retry-after"));
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
+}
+
+#[tokio::test]
+async fn hosts_that_are_not_allowed_get_400_before_the_redirect_or_the_handler() {
+    let app = SecureStack::default()
+        .allowed_hosts("app.example".parse().unwrap())
+        .any_host_for("/api/thing")
+        .apply(routes())
+        .unwrap();
+    let addr = serve(app).await;
+    let http = client();
+    for host in ["evil.example", "app.example.evil.example", "127.0.0.1"] {
+        let response = http
+            .post(format!("http://{addr}/echo"))
+            .header("host", host)
+            .body("data")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{host}");
+        assert!(!response.headers().contains_key("location"), "{host}");
+        assert_secure_headers(response.headers(), "host refusal");
+    }
+    // Without any Host at all (HTTP/1.0), nothing to check against: refused too.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /page HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    stream.read_to_end(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.0 400"));
+    // The redirect goes to the allowed host, and exempt paths answer any host.
+    let redirect = http
+        .get(format!("http://{addr}/page"))
+        .header("host", "APP.example:80")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.headers()["location"], "https://app.example/page");
+    let exempt = http
+        .get(format!("http://{addr}/api/thing"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(exempt.status(), 400);
 }
