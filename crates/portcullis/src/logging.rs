@@ -75,6 +75,7 @@ impl std::fmt::Debug for LogGuard {
 impl Drop for LogGuard {
     fn drop(&mut self) {
         self.queue.lock().closed = true;
+        // Whether it sleeps or not: the flag only spares `push` needless wake-ups.
         self.queue.ready.notify_one();
         if let Some(done) = self.done.take() {
             // Bounded, as tracing-appender's guard: a stalled pipe must not hang exit.
@@ -243,6 +244,9 @@ struct Lanes {
     security: Lane,
     next_seq: u64,
     closed: bool,
+    /// The writer thread sleeps on the condition variable: the next line wakes it.
+    /// (Waking it for every line would cost a system call per line.)
+    writer_waiting: bool,
 }
 
 /// The queue between the threads that log and the one that writes.
@@ -274,8 +278,11 @@ impl Queue {
             &mut lanes.ordinary
         };
         lane.push(seq, line);
+        let wake = std::mem::take(&mut lanes.writer_waiting);
         drop(lanes);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 }
 
@@ -303,6 +310,7 @@ impl Queue {
             if lanes.closed {
                 return None;
             }
+            lanes.writer_waiting = true;
             lanes = self
                 .ready
                 .wait(lanes)
@@ -527,6 +535,34 @@ mod tests {
         assert_eq!(body.matches("\\n2026-12-01").count(), 3, "{out}");
         assert!(body.contains("\\u{1b}[31mred"), "{out}");
         assert!(body.contains("\\u{2028}y\\u{202e}z"), "{out}");
+    }
+
+    #[test]
+    fn lines_of_both_lanes_come_out_in_the_order_they_were_logged() {
+        let captured = Captured::default();
+        let (writer, guard) = non_blocking(captured.clone(), QueueLimits::default());
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(redacting_fields())
+            .with_ansi(false)
+            .with_writer(writer)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..1000 {
+                if i % 7 == 0 {
+                    tracing::warn!(target: "portcullis::security", "line {i}");
+                } else {
+                    tracing::info!("line {i}");
+                }
+            }
+        });
+        drop(guard);
+        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let numbers: Vec<usize> = out
+            .lines()
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(numbers, (0..1000).collect::<Vec<_>>());
+        assert!(!out.contains("log_lines_dropped"));
     }
 
     /// An output that blocks until the test opens it, saying when a write began.
