@@ -13,6 +13,13 @@
 //!    requests must return it in the form field `csrf_token` or the `X-CSRF-Token`
 //!    header.
 //!
+//! A urlencoded form is read up to its limit and searched pair by pair. A multipart
+//! form must carry the token as its first part (a part with a `filename` never counts,
+//! whatever its name); at most 16 KiB are read to find it, in time linear in the bytes
+//! however the client cuts the body into chunks, and the handler then reads the same
+//! bytes. A multipart boundary RFC 2046 does not allow (over 70 characters, say) is a
+//! 400, and so is a body that breaks while it is read.
+//!
 //! Requests that carry no cookie and authenticate with `Authorization: Bearer` are not
 //! subject to the token check: a browser never attaches such a header on its own, so
 //! they cannot be forged cross-site. Exemptions are explicit and greppable:
