@@ -560,9 +560,9 @@ async fn collect(
         )
         .into_response();
     }
-    let bytes: Bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
+    let bytes: Bytes = match crate::stack::read_body(body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
-        Err(_) => return Error::payload_too_large().into_response(),
+        Err(refused) => return refused,
     };
     let value: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(value) => value,

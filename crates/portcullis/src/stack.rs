@@ -363,18 +363,29 @@ struct BodyLimits {
 /// request back with the same bytes as its body, so the handler still reads it. A
 /// larger body is answered 413, one that fails while it is read 400 (see
 /// [`body_error_response`]).
+pub(crate) async fn buffer_body(
+    req: Request<Body>,
+    limit: usize,
+) -> Result<(Request<Body>, bytes::Bytes), axum::response::Response> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(body, limit).await?;
+    // `Bytes` clones share one buffer.
+    Ok((Request::from_parts(parts, Body::from(bytes.clone())), bytes))
+}
+
+/// Reads a body into memory, at most `limit` bytes: 413 past it, 400 when the body
+/// fails while it is read.
 ///
 /// The frames are copied into one buffer as they come. `axum::body::to_bytes` keeps
 /// each frame as a node of a list until the end, and hyper makes a frame of every
 /// chunk of a chunked body: a body sent in one-byte chunks would hold a 32-byte node,
 /// and a share of hyper's read buffer, for every byte.
-pub(crate) async fn buffer_body(
-    req: Request<Body>,
+pub(crate) async fn read_body(
+    mut body: Body,
     limit: usize,
-) -> Result<(Request<Body>, bytes::Bytes), axum::response::Response> {
+) -> Result<bytes::Bytes, axum::response::Response> {
     use axum::response::IntoResponse as _;
     use http_body_util::BodyExt as _;
-    let (parts, mut body) = req.into_parts();
     let mut buffer = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(body_error_response)?;
@@ -385,9 +396,7 @@ pub(crate) async fn buffer_body(
             buffer.extend_from_slice(&data);
         }
     }
-    let bytes = buffer.freeze();
-    // `Bytes` clones share one buffer.
-    Ok((Request::from_parts(parts, Body::from(bytes.clone())), bytes))
+    Ok(buffer.freeze())
 }
 
 /// The answer to a request body that failed while a layer read it: 413 when it ran
