@@ -201,6 +201,109 @@ fn csrf(c: &mut Criterion) {
     group.finish();
 }
 
+/// A multipart body that never decides: its first part is the token field, whose
+/// value is never closed by the boundary, so the CSRF layer reads all it may
+/// (16 KiB) looking for the end of the value, and refuses the request.
+fn undecided_multipart() -> Vec<u8> {
+    let mut body =
+        b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n".to_vec();
+    body.resize(16 * 1024, b'a');
+    body
+}
+
+/// The CSRF layer looking for the token in a multipart body, and in a urlencoded
+/// form: 16 KiB in one frame, and the same 16 KiB as 16,384 one-byte frames (what
+/// hyper makes of a body sent as one-byte chunks). The scan must cost the same per
+/// byte in both.
+fn csrf_multipart_scan(c: &mut Criterion) {
+    let rt = runtime();
+    let router = csrf_router(Arc::default());
+    let cookie = rt.block_on(async {
+        let response = router
+            .clone()
+            .oneshot(get_request("/form", None))
+            .await
+            .expect("infallible");
+        response.headers()[header::SET_COOKIE]
+            .to_str()
+            .expect("ASCII")
+            .split(';')
+            .next()
+            .expect("a name=value pair")
+            .to_owned()
+    });
+    let body = undecided_multipart();
+    let post = |body: Body| {
+        Request::post("/submit")
+            .header(header::COOKIE, &cookie)
+            .header(
+                header::CONTENT_TYPE,
+                "multipart/form-data; boundary=BOUNDARY",
+            )
+            .body(body)
+            .expect("a valid request")
+    };
+    let one_frame = |body: &[u8]| Body::from(body.to_vec());
+    let one_byte_frames = |body: &[u8]| {
+        let frames: Vec<Result<axum::body::Bytes, Infallible>> = body
+            .iter()
+            .map(|b| Ok(axum::body::Bytes::copy_from_slice(&[*b])))
+            .collect();
+        Body::from_stream(futures_util::stream::iter(frames))
+    };
+    for make in [one_frame(&body), one_byte_frames(&body)] {
+        let status = rt
+            .block_on(router.clone().oneshot(post(make)))
+            .map(|r| r.status());
+        assert_eq!(status, Ok(StatusCode::FORBIDDEN), "no token: refused");
+    }
+    // A urlencoded form is read whole (the handler reads it next); the token is not
+    // in it.
+    let mut form = b"comment=".to_vec();
+    form.resize(16 * 1024, b'a');
+    let post_form = |body: Body| {
+        Request::post("/submit")
+            .header(header::COOKIE, &cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .expect("a valid request")
+    };
+
+    let mut group = c.benchmark_group("csrf_multipart_scan");
+    // Few samples: before the scan was made linear, one-byte frames took ~1 s each.
+    group.sample_size(10);
+    group.throughput(criterion::Throughput::Bytes(body.len() as u64));
+    group.bench_function("16kib_one_frame", |b| {
+        b.to_async(&rt).iter_batched(
+            || post(one_frame(&body)),
+            |req| router.clone().oneshot(req),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("16kib_one_byte_frames", |b| {
+        b.to_async(&rt).iter_batched(
+            || post(one_byte_frames(&body)),
+            |req| router.clone().oneshot(req),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("form_16kib_one_frame", |b| {
+        b.to_async(&rt).iter_batched(
+            || post_form(one_frame(&form)),
+            |req| router.clone().oneshot(req),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("form_16kib_one_byte_frames", |b| {
+        b.to_async(&rt).iter_batched(
+            || post_form(one_byte_frames(&form)),
+            |req| router.clone().oneshot(req),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
 fn record() -> SessionRecord {
     let now = chrono::Utc::now().timestamp_millis();
     // The record's secret is private to the library; a stored record is JSON, so the
@@ -420,7 +523,7 @@ mod groups {
         config = Criterion::default()
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(3));
-        targets = headers, csrf, sessions, jwt, rate_limit, uploads
+        targets = headers, csrf, csrf_multipart_scan, sessions, jwt, rate_limit, uploads
     }
     criterion_group! {
         name = hashing;

@@ -13,6 +13,13 @@
 //!    requests must return it in the form field `csrf_token` or the `X-CSRF-Token`
 //!    header.
 //!
+//! A urlencoded form is read up to its limit and searched pair by pair. A multipart
+//! form must carry the token as its first part (a part with a `filename` never counts,
+//! whatever its name); at most 16 KiB are read to find it, in time linear in the bytes
+//! however the client cuts the body into chunks, and the handler then reads the same
+//! bytes. A multipart boundary RFC 2046 does not allow (over 70 characters, say) is a
+//! 400, and so is a body that breaks while it is read.
+//!
 //! Requests that carry no cookie and authenticate with `Authorization: Bearer` are not
 //! subject to the token check: a browser never attaches such a header on its own, so
 //! they cannot be forged cross-site. Exemptions are explicit and greppable:
@@ -53,9 +60,10 @@ use tower::{Layer, Service};
 
 use crate::client_ip::ClientInfo;
 use crate::error::Error;
+use crate::form::{urlencoded_field, BoundaryError, FirstPartScanner};
 use crate::keys::{fill_random, Keyring, Purpose, Signer};
 use crate::session::Session;
-use crate::stack::buffer_body;
+use crate::stack::{body_error_response, buffer_body};
 
 /// The form field that carries the token.
 pub const FORM_FIELD: &str = "csrf_token";
@@ -444,25 +452,24 @@ where
                     let bytes;
                     (req, bytes) = match buffer_body(req, shared.config.max_form_bytes).await {
                         Ok(buffered) => buffered,
-                        Err(too_large) => return Ok(too_large),
+                        Err(refused) => return Ok(refused),
                     };
-                    serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
-                        .ok()
-                        .and_then(|fields| {
-                            fields
-                                .into_iter()
-                                .find(|(k, _)| k == FORM_FIELD)
-                                .map(|(_, v)| v)
-                        })
+                    urlencoded_field(&bytes, FORM_FIELD)
                 }
-                None => match multipart_boundary(req.headers()) {
-                    Some(boundary) => {
+                None => match form_data_boundary(req.headers()) {
+                    Ok(Some(boundary)) => {
                         let (parts, body) = req.into_parts();
-                        let (token, body) = token_from_multipart(body, &boundary).await;
+                        let (token, body) = match token_from_multipart(body, &boundary).await {
+                            Ok(found) => found,
+                            Err(refused) => return Ok(refused),
+                        };
                         req = Request::from_parts(parts, body);
                         token
                     }
-                    None => None,
+                    Ok(None) => None,
+                    Err(malformed) => {
+                        return Ok(Error::bad_request(malformed.to_string()).into_response())
+                    }
                 },
             };
             let Some(token) = token.filter(|t| !t.is_empty()) else {
@@ -489,89 +496,50 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The boundary of a `multipart/form-data` body.
-fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let mut parts = value.split(';');
-    if !parts
-        .next()?
-        .trim()
-        .eq_ignore_ascii_case("multipart/form-data")
-    {
-        return None;
+/// The boundary of a `multipart/form-data` body: `Ok(None)` for another type, an
+/// error (answered 400) for a multipart type whose boundary RFC 2046 does not allow.
+fn form_data_boundary(headers: &HeaderMap) -> Result<Option<String>, BoundaryError> {
+    match headers.get(header::CONTENT_TYPE) {
+        Some(value) => crate::form::form_data_boundary(value.as_bytes()),
+        None => Ok(None),
     }
-    parts.find_map(|p| {
-        let (key, value) = p.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| value.trim().trim_matches('"').to_owned())
-            .filter(|b| !b.is_empty() && b.len() <= 200)
-    })
 }
 
 /// The most of a multipart body read to find the token: the token field must come
 /// first (the form's hidden field placed before the file input), so a few KiB suffice.
 const MULTIPART_PREFIX_LIMIT: usize = 16 * 1024;
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The `csrf_token` value if it is the first part of the multipart body.
-fn first_part_token(prefix: &[u8], boundary: &str) -> Option<Option<String>> {
-    let delimiter = format!("--{boundary}");
-    let start = find(prefix, delimiter.as_bytes())? + delimiter.len();
-    let rest = &prefix[start..];
-    let headers_end = find(rest, b"\r\n\r\n")?;
-    let headers = String::from_utf8_lossy(&rest[..headers_end]).to_ascii_lowercase();
-    if !headers.contains(&format!("name=\"{FORM_FIELD}\"")) {
-        // The first part is something else: decided, no token here.
-        return Some(None);
-    }
-    let value = &rest[headers_end + 4..];
-    let end = find(value, format!("\r\n{delimiter}").as_bytes())?;
-    Some(String::from_utf8(value[..end].to_vec()).ok())
-}
-
 /// Reads just enough of a multipart body to find its token, then hands back a body
 /// that yields exactly the original bytes: the prefix read, then the rest unread.
-/// Uploads are never buffered here.
-async fn token_from_multipart(mut body: Body, boundary: &str) -> (Option<String>, Body) {
+/// Uploads are never buffered here. The scan costs time linear in the bytes read,
+/// however the body is cut into frames. A body that fails while the prefix is read
+/// is answered here (413 past the body limit, 400 otherwise): the handler never
+/// receives a body cut short.
+async fn token_from_multipart(
+    mut body: Body,
+    boundary: &str,
+) -> Result<(Option<String>, Body), Response<Body>> {
     use http_body_util::BodyExt as _;
-    let mut prefix = Vec::new();
-    let mut token = None;
-    let mut failed = false;
-    while prefix.len() < MULTIPART_PREFIX_LIMIT {
-        if let Some(decided) = first_part_token(&prefix, boundary) {
-            token = decided;
-            break;
-        }
+    let mut scanner = FirstPartScanner::new(boundary, FORM_FIELD, MULTIPART_PREFIX_LIMIT);
+    while !scanner.is_decided() && !scanner.is_full() {
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
-                    prefix.extend_from_slice(&data);
+                    scanner.push(&data);
                 }
             }
-            Some(Err(_)) => {
-                failed = true;
-                break;
-            }
+            Some(Err(error)) => return Err(body_error_response(error)),
             None => break,
         }
     }
-    if token.is_none() && !failed {
-        token = first_part_token(&prefix, boundary).flatten();
-    }
+    scanner.finish();
+    let token = scanner.value().map(str::to_owned);
     let head = futures_util::stream::once(futures_util::future::ready(Ok::<_, axum::Error>(
-        axum::body::Bytes::from(prefix),
+        axum::body::Bytes::from(scanner.into_buffer()),
     )));
     let rest = body.into_data_stream();
-    let body = if failed {
-        Body::from_stream(head)
-    } else {
-        Body::from_stream(futures_util::StreamExt::chain(head, rest))
-    };
-    (token, body)
+    let body = Body::from_stream(futures_util::StreamExt::chain(head, rest));
+    Ok((token, body))
 }
 
 /// The token as a hidden form field, for templates.

@@ -51,6 +51,7 @@ pub mod cors;
 pub mod csp;
 pub mod csrf;
 pub mod error;
+mod form;
 pub mod headers;
 pub mod hosts;
 pub mod https;

@@ -1034,10 +1034,22 @@ impl KeyKind {
     }
 }
 
-/// The part of an address that identifies a client: the whole IPv4 address, the /64
-/// of an IPv6 one (a single host is routinely given a whole /64).
-fn ip_key(ip: IpAddr) -> String {
+/// The part of an address that identifies a client: the whole IPv4 address (an
+/// IPv4-mapped IPv6 one included), the /64 of an IPv6 one, with the host bits zeroed
+/// (a single host is routinely given a whole /64). Every per-client limit keys by
+/// this, so that one machine cannot get a fresh bucket per address it picks.
+pub(crate) fn client_block(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+            v6.to_bits() & !u128::from(u64::MAX),
+        )),
+    }
+}
+
+/// [`client_block`] as a key: `192.0.2.7`, `2001:db8:1:2::/64`.
+fn ip_key(ip: IpAddr) -> String {
+    match client_block(ip) {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -1091,28 +1103,37 @@ fn is_form_or_json(media_type: &str) -> bool {
 /// The `username` of a form or a JSON object. Bodies that do not parse name nobody:
 /// the handler refuses them anyway.
 fn find_username(media_type: &str, body: &[u8]) -> Username {
-    let values: Vec<String> = if media_type == "application/x-www-form-urlencoded" {
-        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-            .map(|fields| {
-                fields
-                    .into_iter()
-                    .filter(|(k, _)| k == "username")
-                    .map(|(_, v)| v)
-                    .collect()
-            })
-            .unwrap_or_default()
+    if media_type == "application/x-www-form-urlencoded" {
+        // Pair by pair: nothing is kept of the other fields, and reading stops at a
+        // second, different username.
+        one_username(
+            form_urlencoded::parse(body)
+                .filter(|(key, _)| key == "username")
+                .map(|(_, value)| value),
+        )
     } else {
-        serde_json::from_slice::<JsonUsernames>(body)
+        let names = serde_json::from_slice::<JsonUsernames>(body)
             .map(|u| u.0)
-            .unwrap_or_default()
-    };
-    let mut names: Vec<String> = values.iter().filter_map(|v| username_key(v)).collect();
-    names.dedup();
-    match names.len() {
-        0 => Username::None,
-        1 => Username::One(names.remove(0)),
-        _ => Username::Several,
+            .unwrap_or_default();
+        one_username(names.into_iter().map(std::borrow::Cow::Owned))
     }
+}
+
+/// `One` when every non-empty value names the same user (after [`username_key`]),
+/// `Several` as soon as one names another.
+fn one_username<'a>(values: impl Iterator<Item = std::borrow::Cow<'a, str>>) -> Username {
+    let mut found: Option<String> = None;
+    for value in values {
+        let Some(name) = username_key(&value) else {
+            continue;
+        };
+        match &found {
+            None => found = Some(name),
+            Some(first) if *first == name => {}
+            Some(_) => return Username::Several,
+        }
+    }
+    found.map_or(Username::None, Username::One)
 }
 
 /// Every top-level `"username"` string of a JSON object, duplicates included: parsers

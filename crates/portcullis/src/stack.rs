@@ -365,18 +365,57 @@ struct BodyLimits {
 /// Reads a request's body into memory, at most `limit` bytes, for a layer that has to
 /// look inside it (the CSRF field of a form, the username of a login), and gives the
 /// request back with the same bytes as its body, so the handler still reads it. A
-/// larger body, or one that fails while it is read, is answered 413.
+/// larger body is answered 413, one that fails while it is read 400 (see
+/// [`body_error_response`]).
 pub(crate) async fn buffer_body(
     req: Request<Body>,
     limit: usize,
 ) -> Result<(Request<Body>, bytes::Bytes), axum::response::Response> {
-    use axum::response::IntoResponse as _;
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| crate::error::Error::payload_too_large().into_response())?;
+    let bytes = read_body(body, limit).await?;
     // `Bytes` clones share one buffer.
     Ok((Request::from_parts(parts, Body::from(bytes.clone())), bytes))
+}
+
+/// Reads a body into memory, at most `limit` bytes: 413 past it, 400 when the body
+/// fails while it is read.
+///
+/// The frames are copied into one buffer as they come. `axum::body::to_bytes` keeps
+/// each frame as a node of a list until the end, and hyper makes a frame of every
+/// chunk of a chunked body: a body sent in one-byte chunks would hold a 32-byte node,
+/// and a share of hyper's read buffer, for every byte.
+pub(crate) async fn read_body(
+    mut body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    use http_body_util::BodyExt as _;
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(body_error_response)?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > limit - buffer.len() {
+                return Err(crate::error::Error::payload_too_large().into_response());
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.freeze())
+}
+
+/// The answer to a request body that failed while a layer read it: 413 when it ran
+/// past the body limit (the limit layer's error), 400 otherwise (a malformed chunked
+/// encoding, a connection that ended mid-body). Never a body cut short handed on.
+pub(crate) fn body_error_response(error: axum::Error) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(current) = cause {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return crate::error::Error::payload_too_large().into_response();
+        }
+        cause = current.source();
+    }
+    crate::error::Error::bad_request("The request body could not be read.").into_response()
 }
 
 /// tower-http's `RequestBodyLimitLayer` with a limit chosen by path: a declared

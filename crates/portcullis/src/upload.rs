@@ -785,6 +785,20 @@ mod tests {
         let mut pdf_js = pdf.to_vec();
         pdf_js.extend_from_slice(b"<< /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >>");
         assert_eq!(policy.check("a.pdf", &pdf_js), Err(UploadError::Polyglot));
+        // Any case, anywhere in the file, and only a PDF's features in a PDF.
+        let mut deep = gif.to_vec();
+        deep.resize(64 * 1024, b'x');
+        deep.extend_from_slice(b"<SvG OnLoad=alert(1)>");
+        assert_eq!(policy.check("cat.gif", &deep), Err(UploadError::Polyglot));
+        let mut gif_js = gif.to_vec();
+        gif_js.extend_from_slice(b"/JavaScript");
+        assert_eq!(policy.check("cat.gif", &gif_js), Ok(FileKind::Gif));
+        let mut pdf_launch = pdf.to_vec();
+        pdf_launch.extend_from_slice(b"<< /S /LAUNCH /F (calc.exe) >>");
+        assert_eq!(
+            policy.check("a.pdf", &pdf_launch),
+            Err(UploadError::Polyglot)
+        );
         assert_eq!(policy.check("a.png", b""), Err(UploadError::Empty));
         assert_eq!(
             policy.check("notes.txt", b"just some notes"),

@@ -311,6 +311,62 @@ async fn bodies_over_the_limit_are_refused_not_truncated() {
     assert_eq!(server.calls.load(Ordering::SeqCst), 0);
 }
 
+/// A POST of `body` to `path` in the chunked transfer coding, one byte per chunk
+/// (hyper makes a frame of each), over a raw socket: the raw response.
+async fn post_in_one_byte_chunks(addr: SocketAddr, path: &str, body: &[u8], tail: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+         content-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for byte in body {
+        request.extend_from_slice(b"1\r\n");
+        request.push(*byte);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(tail);
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn a_login_sent_in_one_byte_chunks_is_read_whole_and_counted() {
+    let server = serve(RateLimitConfig::default()).await;
+    let mut body = b"username=alice&password=correct+horse&padding=".to_vec();
+    body.resize(16 * 1024, b'x');
+    let response = post_in_one_byte_chunks(server.addr, "/login", &body, b"0\r\n\r\n").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{}", &response[..100]);
+    // Counted against alice (ten a minute), and the handler got every byte.
+    assert!(
+        response.contains("ratelimit-limit: 10\r\n"),
+        "{response:.300}"
+    );
+    assert!(
+        response.contains("ratelimit-remaining: 9\r\n"),
+        "{response:.300}"
+    );
+    assert!(response.ends_with(std::str::from_utf8(&body).unwrap()));
+}
+
+#[tokio::test]
+async fn a_body_that_breaks_mid_read_is_a_400_not_a_413_nor_a_truncated_body() {
+    let server = serve(RateLimitConfig::default()).await;
+    let response = post_in_one_byte_chunks(
+        server.addr,
+        "/login",
+        b"username=alice&pass",
+        b"zz\r\nnot a chunk\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(response.contains("could not be read"), "{response}");
+    assert_eq!(server.calls.load(Ordering::SeqCst), 0);
+}
+
 /// Stands for a network backend (Redis) that cannot be reached.
 #[derive(Debug)]
 struct Unreachable;
