@@ -259,6 +259,7 @@ pub async fn serve(
                 tokio::spawn(portcullis::https::serve_redirect(
                     plain,
                     local.port(),
+                    settings.served_hosts(),
                     limits.clone(),
                     shutdown.clone(),
                 ));

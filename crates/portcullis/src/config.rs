@@ -489,6 +489,23 @@ impl Settings {
         })
     }
 
+    /// The hosts the app answers to: `PORTCULLIS_ALLOWED_HOSTS`, plus the loopback
+    /// names in development.
+    ///
+    /// ```
+    /// use portcullis::config::Settings;
+    ///
+    /// let settings = Settings::from_lookup(|_| None).unwrap();
+    /// assert!(settings.served_hosts().allows("localhost:8000"));
+    /// ```
+    pub fn served_hosts(&self) -> AllowedHosts {
+        if self.is_production() {
+            self.allowed_hosts.clone()
+        } else {
+            AllowedHosts::loopback().merge(&self.allowed_hosts)
+        }
+    }
+
     /// Whether this is a production deployment.
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production

@@ -226,10 +226,12 @@ pub async fn load_tls(
 }
 
 /// Serves the plain-HTTP port that only redirects to `https_port`, through
-/// [`crate::serve::serve`] with the limits of `config`.
+/// [`crate::serve::serve`] with the limits of `config`; a request for a host outside
+/// `allowed_hosts` gets 400 rather than a redirect to wherever it names.
 pub async fn serve_redirect(
     listener: tokio::net::TcpListener,
     https_port: u16,
+    allowed_hosts: crate::hosts::AllowedHosts,
     config: crate::serve::ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), crate::serve::ServeError> {
@@ -240,6 +242,8 @@ pub async fn serve_redirect(
                 .https_port(https_port)
                 .layer(),
         )
+        // Redirects only ever name a host the app serves.
+        .layer(allowed_hosts.layer())
         .layer(
             crate::headers::SecureHeadersConfig::default()
                 .layer()

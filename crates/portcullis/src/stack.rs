@@ -136,13 +136,11 @@ impl SecureStack {
         if settings.trust_forwarded_host {
             client_info = client_info.trust_forwarded_host();
         }
-        let mut stack = Self::default();
-        stack.allowed_hosts = if settings.is_production() {
-            settings.allowed_hosts.clone()
-        } else {
-            AllowedHosts::loopback().merge(&settings.allowed_hosts)
+        let mut stack = Self {
+            allowed_hosts: settings.served_hosts(),
+            host_check_exempt: vec!["/healthz".to_owned()],
+            ..Self::default()
         };
-        stack.host_check_exempt.push("/healthz".to_owned());
         if settings.tls.is_some() {
             client_info = client_info.connection_scheme(Scheme::Https);
             if settings.addr.port() != 443 {

@@ -665,6 +665,7 @@ async fn the_redirect_listener_has_the_same_limits() {
     tokio::spawn(portcullis::https::serve_redirect(
         listener,
         8443,
+        "example.com, localhost".parse().unwrap(),
         config,
         std::future::pending(),
     ));
@@ -679,6 +680,15 @@ async fn the_redirect_listener_has_the_same_limits() {
         head.contains("location: https://example.com:8443/a?b=1"),
         "{head}"
     );
+    // A host the app does not serve gets no redirect to it.
+    let mut foreign: Box<dyn Io> = Box::new(TcpStream::connect(addr).await.unwrap());
+    foreign
+        .write_all(b"GET /a HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut foreign).await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(!head.contains("location"), "{head}");
     let mut slow: Box<dyn Io> = Box::new(TcpStream::connect(addr).await.unwrap());
     slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
         .await
