@@ -86,7 +86,7 @@ async fn token(
     let (id, stored) = account.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
     let matches = authenticate(&state.passwords, stored, &credentials.password).await?;
     match (id, matches) {
-        (Some(id), true) => Ok(state.jwt.issue(id)?.into_response()),
+        (Some(id), true) => Ok(state.jwt.issue(id).await.into_response()),
         _ => Err(Error::unauthorized("Unknown username or wrong password.")),
     }
 }
