@@ -11,11 +11,14 @@
 //!   `aud` and `sub`, and allows at most 30 seconds of clock skew.
 //! - **Two kinds.** Access tokens (15 minutes) and refresh tokens (30 days) carry
 //!   `typ`; neither is accepted where the other is expected.
-//! - **Revocation.** A `jti` deny list kept until each token's expiry, a per-user "not
-//!   before" instant that revokes every earlier token of the user at once (log out
-//!   everywhere, password change), and refresh-token families: each refresh retires the
-//!   refresh token it used, and presenting a retired one again revokes the whole family
-//!   (the refresh token was stolen, and one of the two holders is an attacker).
+//! - **Revocation.** Each login starts a refresh family: one record with its current
+//!   refresh token id and the user's revocation generation, kept until its last token
+//!   expires (leeway included). Each refresh makes a new token current; presenting any
+//!   other token of the family again revokes the whole family (the refresh token was
+//!   stolen, and one of the two holders is an attacker). Revoking a user (log out
+//!   everywhere, password change) bumps its generation, which ends every family begun
+//!   before, refreshes in flight included. State follows live logins, never the number
+//!   of refreshes, and a full store refuses new logins rather than forget.
 //! - **The extractor** [`BearerUser`] answers 401 with `WWW-Authenticate: Bearer
 //!   error="invalid_token"` and the uniform JSON error, never 422 or 500.
 //!
