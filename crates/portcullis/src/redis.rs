@@ -369,26 +369,16 @@ impl fmt::Display for Failure {
 
 /// Saves a record and adds it to its user's index, whose TTL becomes the latest
 /// expiry of the user's sessions. KEYS: the record, the user's index (absent for an
-/// anonymous session). ARGV: the JSON, the expiry (Unix ms), the index member.
+/// anonymous session). ARGV: the JSON, the expiry (Unix ms), the index member, and
+/// `XX` to write only a record that still exists (`SET … XX`: the check and the
+/// write are one step) or `ANY`. Returns 1 when written, 0 when the record was gone
+/// (ended while a request of it was in flight).
 const SAVE_SESSION: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-if KEYS[2] then
-  redis.call('SADD', KEYS[2], ARGV[3])
-  local pttl = redis.call('PTTL', KEYS[2])
-  local time = redis.call('TIME')
-  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  if pttl < 0 or now + pttl < tonumber(ARGV[2]) then
-    redis.call('PEXPIREAT', KEYS[2], ARGV[2])
-  end
+if ARGV[4] == 'XX' then
+  if not redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2], 'XX') then return 0 end
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 end
-return 1
-";
-
-/// Replaces a record only if it still exists (`SET … XX`, one atomic step), then
-/// indexes it like [`SAVE_SESSION`]. KEYS and ARGV as there. Returns 1 when written, 0
-/// when the record was gone (ended while a request of it was in flight).
-const UPDATE_SESSION: &str = r"
-if not redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2], 'XX') then return 0 end
 if KEYS[2] then
   redis.call('SADD', KEYS[2], ARGV[3])
   local pttl = redis.call('PTTL', KEYS[2])
@@ -460,6 +450,36 @@ fn session_error(failure: Failure) -> StoreError {
 }
 
 impl RedisSessionStore {
+    /// Runs [`SAVE_SESSION`]; `mode` is `XX` (only an existing record) or `ANY`.
+    async fn write(
+        &self,
+        key: &str,
+        record: &SessionRecord,
+        expires_at: i64,
+        mode: &str,
+    ) -> Result<bool, StoreError> {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(SAVE_SESSION));
+        let json = serde_json::to_string(record)
+            .map_err(|e| StoreError(format!("cannot encode a session: {e}")))?;
+        let mut keys = vec![self.backend.key("sess", key)];
+        if let Some(user_id) = record.user_id {
+            keys.push(self.user_index(user_id));
+        }
+        let args = vec![
+            json,
+            expires_at.to_string(),
+            key.to_owned(),
+            mode.to_owned(),
+        ];
+        let written: i64 = self
+            .backend
+            .script(&SCRIPT, keys, args)
+            .await
+            .map_err(session_error)?;
+        Ok(written == 1)
+    }
+
     fn user_index(&self, user_id: i64) -> String {
         self.backend.key("sessuser", &user_id.to_string())
     }
@@ -488,20 +508,8 @@ impl SessionStore for RedisSessionStore {
         record: &'a SessionRecord,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(SAVE_SESSION));
         Box::pin(async move {
-            let json = serde_json::to_string(record)
-                .map_err(|e| StoreError(format!("cannot encode a session: {e}")))?;
-            let mut keys = vec![self.backend.key("sess", key)];
-            if let Some(user_id) = record.user_id {
-                keys.push(self.user_index(user_id));
-            }
-            let args = vec![json, expires_at.to_string(), key.to_owned()];
-            self.backend
-                .script::<i64>(&SCRIPT, keys, args)
-                .await
-                .map_err(session_error)?;
+            self.write(key, record, expires_at, "ANY").await?;
             Ok(())
         })
     }
@@ -512,23 +520,7 @@ impl SessionStore for RedisSessionStore {
         record: &'a SessionRecord,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(UPDATE_SESSION));
-        Box::pin(async move {
-            let json = serde_json::to_string(record)
-                .map_err(|e| StoreError(format!("cannot encode a session: {e}")))?;
-            let mut keys = vec![self.backend.key("sess", key)];
-            if let Some(user_id) = record.user_id {
-                keys.push(self.user_index(user_id));
-            }
-            let args = vec![json, expires_at.to_string(), key.to_owned()];
-            let written: i64 = self
-                .backend
-                .script(&SCRIPT, keys, args)
-                .await
-                .map_err(session_error)?;
-            Ok(written == 1)
-        })
+        Box::pin(self.write(key, record, expires_at, "XX"))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
