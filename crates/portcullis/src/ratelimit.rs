@@ -10,13 +10,20 @@
 //! | `auth` | `POST /login`, `/register`, `/api/token` | 10 a minute per client IP **and** 10 a minute per username, counted separately; refused when either is spent |
 //! | `default` | every other request | 600 a minute per client IP |
 //!
-//! The username comes from the body of the group's requests: the `username` field of
-//! an `application/x-www-form-urlencoded` form or of a JSON object, read up to 1 MiB and
-//! handed on unchanged. It is trimmed and ASCII-lowercased for the key, so `Alice` and
-//! `alice ` share a bucket. A request that names two usernames is refused with 400: it
-//! cannot be counted against one, and the handler's parser might pick the other. IPv6
-//! clients are counted per `/64`, the block one host controls, so that one machine
-//! cannot mint a fresh bucket per address.
+//! The username is read wherever the handler's axum extractors could read it, by their
+//! own rules: `Form` reads the query string of a `GET` and otherwise any body whose
+//! `Content-Type` *starts with* `application/x-www-form-urlencoded`; `Json` reads a body
+//! of type `application/json` or `application/*+json`. Every `username` field found
+//! there is counted (bodies read up to 1 MiB and handed on unchanged); a request that
+//! names two different usernames is refused with 400, as it cannot be counted against
+//! one and the handler's parser might pick the other. On a username-counted route a
+//! request none of those extractors would read is refused with 415, and a JSON body
+//! that is not an object with 400 (serde fills a struct from an array by position,
+//! where no field is called `username`): nothing reaches the handler uncounted. The
+//! key is [`crate::input::username_key`] (trimmed, NFC, lowercase), the one name under
+//! which the handler finds an account: `Alice` and ` alice ` share a bucket, and so do
+//! `kevin` and `\u{212A}evin` (KELVIN SIGN, which NFC makes `K`). IPv6 clients are counted per `/64`, the block
+//! one host controls, so that one machine cannot mint a fresh bucket per address.
 //!
 //! Refusals are `429 Too Many Requests` with `Retry-After` and the uniform error body
 //! (code `rate_limited`), logged as a `portcullis::security` event that names the group,
@@ -1061,9 +1068,10 @@ fn ip_key(ip: IpAddr) -> String {
 // Longer usernames are hashed so that a key's size stays small whatever a client sends.
 const MAX_PLAIN_USERNAME: usize = 64;
 
-/// The username as counted: trimmed, ASCII-lowercased; `None` when empty.
+/// The username as counted: [`crate::input::username_key`] (trimmed, NFC, lowercase),
+/// the name under which the handler finds one account; `None` when empty.
 fn username_key(raw: &str) -> Option<String> {
-    let name = raw.trim().to_ascii_lowercase();
+    let name = crate::input::username_key(raw);
     if name.is_empty() {
         return None;
     }
@@ -1084,39 +1092,107 @@ enum Username {
     Several,
 }
 
-fn media_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+/// Where the handler's extractors can read a username from, by the rules of axum
+/// 0.8's own extractors, so that the limiter reads every place the handler might:
+///
+/// - `Form` reads the query string of a `GET`, and otherwise the body when the
+///   `Content-Type` header, as text, *starts with* `application/x-www-form-urlencoded`
+///   (a byte prefix: `application/x-www-form-urlencodedX` is read as a form);
+/// - `Json` reads the body when the header parses as a media type `application/json`
+///   or `application/*+json`, whatever the method.
+///
+/// Both look at the first `Content-Type` header only, as this does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UsernameSources {
+    query: bool,
+    form_body: bool,
+    json_body: bool,
 }
 
-fn is_form_or_json(media_type: &str) -> bool {
-    media_type == "application/x-www-form-urlencoded"
-        || media_type == "application/json"
-        || media_type.ends_with("+json")
-}
-
-/// The `username` of a form or a JSON object. Bodies that do not parse name nobody:
-/// the handler refuses them anyway.
-fn find_username(media_type: &str, body: &[u8]) -> Username {
-    if media_type == "application/x-www-form-urlencoded" {
-        // Pair by pair: nothing is kept of the other fields, and reading stops at a
-        // second, different username.
-        one_username(
-            form_urlencoded::parse(body)
-                .filter(|(key, _)| key == "username")
-                .map(|(_, value)| value),
-        )
-    } else {
-        let names = serde_json::from_slice::<JsonUsernames>(body)
-            .map(|u| u.0)
-            .unwrap_or_default();
-        one_username(names.into_iter().map(std::borrow::Cow::Owned))
+impl UsernameSources {
+    fn of(method: &Method, headers: &HeaderMap) -> Self {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok());
+        let is_get = method == Method::GET;
+        let form_body = !is_get
+            && content_type.is_some_and(|value| {
+                value.starts_with(mime::APPLICATION_WWW_FORM_URLENCODED.as_ref())
+            });
+        let json_body = content_type
+            .and_then(|value| value.parse::<mime::Mime>().ok())
+            .is_some_and(|media| {
+                media.type_() == mime::APPLICATION
+                    && (media.subtype() == mime::JSON
+                        || media.suffix().is_some_and(|suffix| suffix == mime::JSON))
+            });
+        Self {
+            query: is_get,
+            form_body,
+            json_body,
+        }
     }
+
+    /// Whether a handler could read a username at all: when not, the request is
+    /// refused (415) rather than let through uncounted.
+    fn any(self) -> bool {
+        self.query || self.form_body || self.json_body
+    }
+
+    fn reads_body(self) -> bool {
+        self.form_body || self.json_body
+    }
+}
+
+/// Why a body on a username-counted route is refused before it is counted.
+#[derive(Debug, PartialEq, Eq)]
+enum UnreadableUsername {
+    /// JSON that is not an object: serde reads a struct from an array as well, by
+    /// position, where no field is called `username`.
+    NotAnObject,
+}
+
+/// The `username` values of a urlencoded form, decoded pair by pair.
+fn form_usernames(bytes: &[u8]) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+    form_urlencoded::parse(bytes)
+        .filter(|(key, _)| key == "username")
+        .map(|(_, value)| value)
+}
+
+/// The `username` of every source the handler may read (see [`UsernameSources`]).
+/// Bodies that do not parse name nobody: the handler refuses them anyway.
+fn find_username(
+    sources: UsernameSources,
+    query: &str,
+    body: &[u8],
+) -> Result<Username, UnreadableUsername> {
+    let mut json_names = Vec::new();
+    if sources.json_body {
+        let first = body
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if first != Some(&b'{') {
+            return Err(UnreadableUsername::NotAnObject);
+        }
+        if let Ok(names) = serde_json::from_slice::<JsonUsernames>(body) {
+            json_names = names.0;
+        }
+    }
+    // Pair by pair: nothing is kept of the other fields, and reading stops at a
+    // second, different username.
+    let query_names = sources
+        .query
+        .then(|| form_usernames(query.as_bytes()))
+        .into_iter()
+        .flatten();
+    let body_names = sources
+        .form_body
+        .then(|| form_usernames(body))
+        .into_iter()
+        .flatten();
+    Ok(one_username(query_names.chain(body_names).chain(
+        json_names.into_iter().map(std::borrow::Cow::Owned),
+    )))
 }
 
 /// `One` when every non-empty value names the same user (after [`username_key`]),
@@ -1292,27 +1368,42 @@ where
                 }
             }
             if let Some(quota) = rule.per_username {
-                let media_type = media_type(req.headers());
-                if is_form_or_json(&media_type) {
-                    let bytes;
+                let sources = UsernameSources::of(req.method(), req.headers());
+                if !sources.any() {
+                    // Counting nothing here would let a body of a type the handler
+                    // also reads (an extractor the limiter does not know) guess
+                    // without limit.
+                    return Ok(Error::unsupported_media_type(
+                        "Send the body as application/x-www-form-urlencoded or application/json.",
+                    )
+                    .into_response());
+                }
+                let query = req.uri().query().unwrap_or("").to_owned();
+                let mut bytes = bytes::Bytes::new();
+                if sources.reads_body() {
                     (req, bytes) = match buffer_body(req, shared.max_body_bytes).await {
                         Ok(buffered) => buffered,
                         Err(too_large) => return Ok(too_large),
                     };
-                    match find_username(&media_type, &bytes) {
-                        Username::None => {}
-                        Username::One(name) => {
-                            match count(&shared, at(KeyKind::User), &name, quota).await {
-                                Ok(decision) => tightest = tighter(tightest, decision),
-                                Err(response) => return Ok(response),
-                            }
+                }
+                match find_username(sources, &query, &bytes) {
+                    Ok(Username::None) => {}
+                    Ok(Username::One(name)) => {
+                        match count(&shared, at(KeyKind::User), &name, quota).await {
+                            Ok(decision) => tightest = tighter(tightest, decision),
+                            Err(response) => return Ok(response),
                         }
-                        Username::Several => {
-                            return Ok(Error::bad_request(
-                                "The request names more than one username; send one.",
-                            )
-                            .into_response());
-                        }
+                    }
+                    Ok(Username::Several) => {
+                        return Ok(Error::bad_request(
+                            "The request names more than one username; send one.",
+                        )
+                        .into_response());
+                    }
+                    Err(UnreadableUsername::NotAnObject) => {
+                        return Ok(
+                            Error::bad_request("Send the JSON body as an object.").into_response()
+                        );
                     }
                 }
             }
@@ -1344,6 +1435,8 @@ mod tests {
         assert_eq!(username_key("  Alice "), Some("alice".to_owned()));
         assert_eq!(username_key("ALICE"), username_key("alice\t"));
         assert_eq!(username_key("   "), None);
+        // NFC, as the handler reads names: KELVIN SIGN is `K`.
+        assert_eq!(username_key("\u{212A}elvin"), Some("kelvin".to_owned()));
         let long = username_key(&"a".repeat(10_000)).unwrap();
         assert!(long.starts_with('#') && long.len() < 50, "{long}");
         // A name that looks like a hash is hashed itself, so it cannot collide with one.
@@ -1361,36 +1454,97 @@ mod tests {
         assert_eq!(ip_key("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
     }
 
+    fn sources(method: Method, content_type: &str) -> UsernameSources {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        UsernameSources::of(&method, &headers)
+    }
+
     #[test]
     fn usernames_are_found_in_forms_and_json() {
-        let form = "application/x-www-form-urlencoded";
-        let json = "application/json";
-        let one = |name: &str| Username::One(name.to_owned());
+        let form = sources(Method::POST, "application/x-www-form-urlencoded");
+        let json = sources(Method::POST, "application/json");
+        let one = |name: &str| Ok(Username::One(name.to_owned()));
+        let find = |sources, body: &[u8]| find_username(sources, "", body);
+        assert_eq!(find(form, b"username=Alice+&password=x"), one("alice"));
         assert_eq!(
-            find_username(form, b"username=Alice+&password=x"),
+            find(json, br#"{"password":"x","username":" ALICE"}"#),
             one("alice")
         );
+        assert_eq!(find(json, br#"{"username":7}"#), Ok(Username::None));
+        assert_eq!(find(json, b"{broken"), Ok(Username::None));
+        assert_eq!(find(form, b"password=x"), Ok(Username::None));
+        // serde reads a struct from an array too, by position: refused.
         assert_eq!(
-            find_username(json, br#"{"password":"x","username":" ALICE"}"#),
-            one("alice")
+            find(json, br#" ["victim", "guess"]"#),
+            Err(UnreadableUsername::NotAnObject)
         );
-        assert_eq!(find_username(json, br#"{"username":7}"#), Username::None);
-        assert_eq!(find_username(json, br#"["username"]"#), Username::None);
-        assert_eq!(find_username(json, b"{broken"), Username::None);
-        assert_eq!(find_username(form, b"password=x"), Username::None);
+        assert_eq!(find(json, b""), Err(UnreadableUsername::NotAnObject));
         // Parsers disagree about duplicates: two different names are refused.
         assert_eq!(
-            find_username(form, b"username=a&username=victim"),
-            Username::Several
+            find(form, b"username=a&username=victim"),
+            Ok(Username::Several)
         );
         assert_eq!(
-            find_username(json, br#"{"username":"a","username":"victim"}"#),
-            Username::Several
+            find(json, br#"{"username":"a","username":"victim"}"#),
+            Ok(Username::Several)
         );
+        assert_eq!(find(form, b"username=bob&username=BOB"), one("bob"));
+        // A GET form is read from the query string, as axum's `Form` reads it.
+        let get = sources(Method::GET, "text/plain");
         assert_eq!(
-            find_username(form, b"username=bob&username=BOB"),
-            one("bob")
+            find_username(get, "username=Victim", b"username=other"),
+            one("victim")
         );
+    }
+
+    #[test]
+    fn sources_follow_the_extractors_rules() {
+        let form = UsernameSources {
+            query: false,
+            form_body: true,
+            json_body: false,
+        };
+        let json = UsernameSources {
+            query: false,
+            form_body: false,
+            json_body: true,
+        };
+        // `Form` takes any type that starts with its own, byte for byte.
+        for read_as_form in [
+            "application/x-www-form-urlencoded",
+            "application/x-www-form-urlencodedX",
+            "application/x-www-form-urlencoded; charset=utf-8",
+            "application/x-www-form-urlencoded/evil",
+        ] {
+            assert_eq!(sources(Method::POST, read_as_form), form, "{read_as_form}");
+        }
+        for read_as_json in [
+            "application/json",
+            "application/json;charset=utf-8",
+            "application/problem+json",
+            "Application/JSON",
+        ] {
+            assert_eq!(sources(Method::POST, read_as_json), json, "{read_as_json}");
+        }
+        // Both at once: every name the two could read is counted.
+        let both = sources(Method::POST, "application/x-www-form-urlencoded+json");
+        assert!(both.form_body && both.json_body);
+        assert_eq!(
+            find_username(both, "", br#"{"a":"&username=victim&","username":"other"}"#),
+            Ok(Username::Several)
+        );
+        for unread in [
+            "text/plain",
+            "multipart/form-data; boundary=x",
+            " application/x-www-form-urlencoded",
+            "APPLICATION/X-WWW-FORM-URLENCODED",
+            "text/json",
+        ] {
+            assert!(!sources(Method::POST, unread).any(), "{unread}");
+        }
+        assert!(!UsernameSources::of(&Method::POST, &HeaderMap::new()).any());
+        assert!(UsernameSources::of(&Method::GET, &HeaderMap::new()).query);
     }
 
     #[test]
