@@ -172,9 +172,10 @@ impl Database {
         .await
     }
 
-    /// The id and password hash of `username`, if registered.
+    /// The id and password hash of `username`, if registered, whatever its case: a
+    /// name is unique without regard to case (the `users_username_lower` index).
     pub async fn credentials(&self, username: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1")
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(username) = lower($1)")
             .bind(username)
             .fetch_optional(&self.pool)
             .await
@@ -185,7 +186,7 @@ impl Database {
         Ok(self.api_user(id).await?.map(|profile| profile.username))
     }
 
-    /// Registers a user; `Ok(None)` when the name is taken.
+    /// Registers a user; `Ok(None)` when the name is taken, in any case.
     pub async fn create_user(
         &self,
         username: &str,
@@ -193,7 +194,7 @@ impl Database {
     ) -> Result<Option<i64>, sqlx::Error> {
         sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (username) DO NOTHING RETURNING id",
+             ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(username)
         .bind(password_hash)

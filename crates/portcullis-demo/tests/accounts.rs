@@ -671,3 +671,22 @@ async fn over_https_the_cookie_is_host_prefixed_and_secure() {
     let plain = session.replacen("__Host-session=", "session=", 1);
     assert!(!page(plain).await.contains("Signed in as"));
 }
+
+#[tokio::test]
+async fn a_name_differing_only_in_case_cannot_register_again() {
+    let demo = Demo::start(&[]);
+    common::usernames_differing_in_case_are_one_account(&demo).await;
+    let mut db = database(&demo).await;
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+    // The database refuses it too, whoever writes.
+    let direct = sqlx::query(
+        "INSERT INTO users (username, password_hash, created_at) VALUES ('ALICE', 'x', 'now')",
+    )
+    .execute(&mut db)
+    .await;
+    assert!(direct.is_err());
+}
