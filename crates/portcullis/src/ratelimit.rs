@@ -69,7 +69,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
@@ -237,6 +237,10 @@ pub enum BackendError {
     /// The store could not be reached or answered nonsense.
     #[error("rate-limit backend unavailable: {0}")]
     Unavailable(String),
+    /// The store holds as many keys of this kind as it may, all in use, and would have
+    /// to forget one to count this request (see [`MemoryBackend`]).
+    #[error("rate-limit backend full: too many keys are active at once")]
+    Full,
     /// The quota has a zero size or period.
     #[error("invalid rate-limit quota: {burst} per {period:?}")]
     InvalidQuota {
@@ -285,8 +289,8 @@ pub trait RateLimitBackend: Send + Sync + fmt::Debug + 'static {
 type Limiter =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
-/// Settings of [`MemoryBackend`]. `Default`: at most 100,000 keys, idle keys dropped
-/// every minute.
+/// Settings of [`MemoryBackend`]. `Default`: at most 100,000 address keys and 100,000
+/// username keys, idle keys dropped every minute.
 ///
 /// ```
 /// use std::time::Duration;
@@ -294,13 +298,16 @@ type Limiter =
 ///
 /// let backend = MemoryBackendConfig::default()
 ///     .max_keys(10_000)
+///     .max_username_keys(5_000)
 ///     .sweep_interval(Duration::from_secs(30))
 ///     .build();
 /// assert_eq!(backend.max_keys(), 10_000);
+/// assert_eq!(backend.max_username_keys(), 5_000);
 /// ```
 #[derive(Debug, Clone)]
 pub struct MemoryBackendConfig {
     max_keys: usize,
+    max_username_keys: usize,
     sweep_interval: Duration,
 }
 
@@ -308,6 +315,7 @@ impl Default for MemoryBackendConfig {
     fn default() -> Self {
         Self {
             max_keys: DEFAULT_MAX_KEYS,
+            max_username_keys: DEFAULT_MAX_KEYS,
             sweep_interval: Duration::from_secs(60),
         }
     }
@@ -317,11 +325,24 @@ impl Default for MemoryBackendConfig {
 // anything.
 const MIN_MAX_KEYS: usize = 16;
 
+// How long a full username pool refuses before it counts its keys again: counting
+// scans every key, which must not happen on every request of a flood.
+const FULL_RECHECK: Duration = Duration::from_secs(1);
+
 impl MemoryBackendConfig {
-    /// The most keys kept at once (at least 16). See [`MemoryBackend`] for what happens
-    /// when a flood of distinct keys reaches it.
+    /// The most address keys (and keys of any kind but usernames) kept at once (at
+    /// least 16). See [`MemoryBackend`] for what happens when a flood of distinct keys
+    /// reaches it.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = max_keys.max(MIN_MAX_KEYS);
+        self
+    }
+
+    /// The most username keys kept at once (at least 16), in a pool of their own that
+    /// no flood of addresses can empty. When it is full of active buckets, username
+    /// checks fail (the layer answers 503) rather than forget one.
+    pub fn max_username_keys(mut self, max_keys: usize) -> Self {
+        self.max_username_keys = max_keys.max(MIN_MAX_KEYS);
         self
     }
 
@@ -337,10 +358,8 @@ impl MemoryBackendConfig {
     /// The backend.
     pub fn build(self) -> MemoryBackend {
         let inner = Arc::new(MemoryInner {
-            limiters: RwLock::new(HashMap::new()),
-            max_keys: self.max_keys,
-            headroom: AtomicIsize::new(to_isize(full_mark(self.max_keys))),
-            sweeping: Mutex::new(()),
+            addresses: Pool::new(self.max_keys, WhenFull::ForgetBusiest),
+            usernames: Pool::new(self.max_username_keys, WhenFull::Refuse),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             // A Weak, so that the task neither keeps the backend alive nor outlives it.
@@ -375,22 +394,34 @@ fn to_isize(n: usize) -> isize {
     isize::try_from(n).unwrap_or(isize::MAX)
 }
 
-/// In-process buckets: `governor`'s keyed GCRA limiters, one per distinct quota.
+/// Whether a key names a user: the layer writes `group:user:name`, and a group name
+/// has no `:`.
+fn is_username_key(key: &str) -> bool {
+    key.split(':').nth(1) == Some(KeyKind::User.as_str())
+}
+
+/// In-process buckets: `governor`'s keyed GCRA limiters, one per distinct quota, in two
+/// pools: usernames (keys `group:user:…`) in one, every other key (addresses) in the
+/// other, each with its own cap.
 ///
 /// Keys a client chooses (addresses, usernames) could otherwise grow without bound, so
-/// the number of keys is capped ([`MemoryBackendConfig::max_keys`]):
+/// the number of keys in each pool is capped:
 ///
 /// - a background task drops idle keys (those whose bucket is full again, so that
 ///   forgetting them changes nothing) every [`MemoryBackendConfig::sweep_interval`];
-/// - when the count reaches seven eighths of the cap, idle keys are dropped at once
-///   (the stored count so stays under the cap itself);
-/// - when that still leaves more than three quarters of the cap in use — a flood of
-///   distinct keys that are all active — the buckets of the busiest quotas are
-///   forgotten until at most half the cap is in use, and a `portcullis::security`
-///   warning says so.
-///   Memory stays bounded; the price is that a client able to present that many
-///   distinct active keys at once (a botnet) gets fresh buckets, which such a pool of
-///   addresses has anyway.
+/// - when a pool's count reaches seven eighths of its cap, its idle keys are dropped at
+///   once, key by key (the stored count so stays under the cap itself);
+/// - when that still leaves the **address** pool more than three quarters full — a
+///   flood of distinct addresses that are all active — the buckets of its busiest
+///   quotas are forgotten until at most half the cap is in use, and a
+///   `portcullis::security` warning says so. Memory stays bounded; the price is that a
+///   client able to present that many distinct active addresses at once (a botnet)
+///   gets fresh address buckets, which such a pool of addresses has anyway;
+/// - the **username** pool never forgets an active bucket: forgetting one would hand a
+///   password guesser a fresh count for the account it attacks. When idle keys do not
+///   make room, username checks fail with [`BackendError::Full`] — the layer answers
+///   503, fail closed — until keys go idle again (counted again at most once a second).
+///   A flood of addresses cannot reach this pool at all.
 ///
 /// Each check costs one hash-map lookup; the count is looked at only every so many
 /// checks, never on each one. Clones share the buckets.
@@ -415,21 +446,39 @@ pub struct MemoryBackend {
 }
 
 struct MemoryInner {
+    addresses: Pool,
+    usernames: Pool,
+}
+
+/// What a pool does when dropping idle keys does not make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhenFull {
+    /// Forget the busiest quotas' buckets: for addresses.
+    ForgetBusiest,
+    /// Refuse every check until keys go idle: for usernames.
+    Refuse,
+}
+
+struct Pool {
     limiters: RwLock<HashMap<Quota, Arc<Limiter>>>,
     max_keys: usize,
+    when_full: WhenFull,
     // How many more checks may run before the key count has to be looked at again.
     // Each check adds at most one key, so while this stays positive the count cannot
     // pass the full mark, and the count (a lock per map shard) is not taken on every
     // check.
     headroom: AtomicIsize,
-    sweeping: Mutex<()>,
+    // Held while counting; holds until when a full pool refuses without counting.
+    sweeping: Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryBackend")
-            .field("keys", &self.len())
-            .field("max_keys", &self.inner.max_keys)
+            .field("address_keys", &self.inner.addresses.len())
+            .field("max_keys", &self.inner.addresses.max_keys)
+            .field("username_keys", &self.inner.usernames.len())
+            .field("max_username_keys", &self.inner.usernames.max_keys)
             .finish()
     }
 }
@@ -446,9 +495,14 @@ impl MemoryBackend {
         MemoryBackendConfig::default().build()
     }
 
-    /// How many keys are stored now, across every quota.
+    /// How many keys are stored now, across every quota and both pools.
     pub fn len(&self) -> usize {
-        self.inner.len()
+        self.inner.addresses.len() + self.inner.usernames.len()
+    }
+
+    /// How many username keys are stored now.
+    pub fn username_len(&self) -> usize {
+        self.inner.usernames.len()
     }
 
     /// Whether no key is stored.
@@ -456,9 +510,14 @@ impl MemoryBackend {
         self.len() == 0
     }
 
-    /// The cap on stored keys.
+    /// The cap on stored address keys (and keys of any kind but usernames).
     pub fn max_keys(&self) -> usize {
-        self.inner.max_keys
+        self.inner.addresses.max_keys
+    }
+
+    /// The cap on stored username keys.
+    pub fn max_username_keys(&self) -> usize {
+        self.inner.usernames.max_keys
     }
 
     /// Drops every key whose bucket is full again; the background task does this
@@ -472,9 +531,14 @@ impl MemoryBackend {
             burst: quota.burst,
             period: quota.period,
         };
-        let limiter = self.inner.limiter(quota).ok_or_else(invalid)?;
-        if self.inner.headroom.fetch_sub(1, Ordering::AcqRel) <= 0 {
-            self.inner.enforce_cap();
+        let pool = if is_username_key(key) {
+            &self.inner.usernames
+        } else {
+            &self.inner.addresses
+        };
+        let limiter = pool.limiter(quota).ok_or_else(invalid)?;
+        if pool.headroom.fetch_sub(1, Ordering::AcqRel) <= 0 && !pool.enforce_cap() {
+            return Err(BackendError::Full);
         }
         let interval = quota.interval();
         let until_full = |used: u32| interval.saturating_mul(used);
@@ -503,6 +567,23 @@ impl MemoryBackend {
 }
 
 impl MemoryInner {
+    fn drop_idle_keys(&self) {
+        self.addresses.drop_idle_keys();
+        self.usernames.drop_idle_keys();
+    }
+}
+
+impl Pool {
+    fn new(max_keys: usize, when_full: WhenFull) -> Self {
+        Self {
+            limiters: RwLock::new(HashMap::new()),
+            max_keys,
+            when_full,
+            headroom: AtomicIsize::new(to_isize(full_mark(max_keys))),
+            sweeping: Mutex::new(None),
+        }
+    }
+
     fn len(&self) -> usize {
         self.read_limiters().values().map(|l| l.len()).sum()
     }
@@ -529,7 +610,8 @@ impl MemoryInner {
         )
     }
 
-    fn drop_idle_keys(&self) {
+    /// Drops idle keys, key by key, and returns how many are left.
+    fn drop_idle_keys(&self) -> usize {
         let limiters: Vec<Arc<Limiter>> = self.read_limiters().values().cloned().collect();
         for limiter in &limiters {
             limiter.retain_recent();
@@ -540,30 +622,56 @@ impl MemoryInner {
             to_isize(full_mark(self.max_keys).saturating_sub(count)),
             Ordering::Release,
         );
+        count
     }
 
     /// Called when the headroom runs out: count the keys, and make room if needed.
-    fn enforce_cap(&self) {
-        let _sweeping = self.sweeping.lock().unwrap_or_else(|e| e.into_inner());
+    /// `false`: the pool is full of active username buckets and refuses the check.
+    fn enforce_cap(&self) -> bool {
+        let mut refusing_until = self.sweeping.lock().unwrap_or_else(|e| e.into_inner());
         // Another check made room while this one waited for the lock.
         if self.headroom.load(Ordering::Acquire) > 0 {
-            return;
+            return true;
+        }
+        if refusing_until.is_some_and(|until| Instant::now() < until) {
+            return false;
         }
         let full = full_mark(self.max_keys);
         let three_quarters = self.max_keys - self.max_keys / 4;
         let mut count = self.len();
-        if count > three_quarters {
-            self.drop_idle_keys();
-            count = self.len();
-            if count > three_quarters {
-                count = self.forget_busiest(count);
+        match self.when_full {
+            WhenFull::ForgetBusiest => {
+                if count > three_quarters {
+                    count = self.drop_idle_keys();
+                    if count > three_quarters {
+                        count = self.forget_busiest(count);
+                    }
+                }
+            }
+            WhenFull::Refuse => {
+                if count >= full {
+                    count = self.drop_idle_keys();
+                }
+                if count >= full {
+                    *refusing_until = Some(Instant::now() + FULL_RECHECK);
+                    self.headroom.store(0, Ordering::Release);
+                    tracing::warn!(
+                        target: "portcullis::security",
+                        event = "rate_limit_usernames_full",
+                        keys = count,
+                        "too many usernames are being tried at once; username-counted requests are refused (fail closed)"
+                    );
+                    return false;
+                }
+                *refusing_until = None;
             }
         }
-        // At most three quarters of the cap is left in use, so at least an eighth of it
-        // passes before the next count: a nearly full backend is not counted on every
-        // check.
+        // For addresses at most three quarters of the cap is left in use, so at least
+        // an eighth of it passes before the next count: a nearly full backend is not
+        // counted on every check.
         self.headroom
             .store(to_isize(full.saturating_sub(count)), Ordering::Release);
+        true
     }
 
     /// Forgets whole quotas, the busiest first, until at most half the cap is in use.
@@ -1420,7 +1528,6 @@ where
 mod tests {
     use super::*;
     use std::fmt::Write as _;
-    use std::time::Instant;
 
     fn block_on<F: std::future::Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
@@ -1714,8 +1821,109 @@ mod tests {
         });
     }
 
-    /// One million distinct keys, as from a flood of spoofed usernames or addresses:
-    /// the stored count stays under the cap throughout.
+    #[test]
+    fn a_flood_of_addresses_leaves_a_spent_username_bucket_spent() {
+        block_on(async {
+            let backend = MemoryBackendConfig::default().max_keys(1_000).build();
+            // The contract's auth quota, for the username and the addresses alike.
+            let quota = Quota::per_minute(10);
+            for _ in 0..10 {
+                assert!(
+                    backend
+                        .check("auth:user:victim", &quota)
+                        .await
+                        .unwrap()
+                        .allowed
+                );
+            }
+            assert!(
+                !backend
+                    .check("auth:user:victim", &quota)
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+            // 900 distinct, active addresses: past the cap's watermarks, so the
+            // address pool forgets its busiest buckets.
+            for i in 0..900 {
+                let key = format!("auth:ip:198.51.{}.{}", i / 256, i % 256);
+                assert!(backend.check(&key, &quota).await.unwrap().allowed);
+            }
+            assert!(backend.len() - backend.username_len() < 1_000);
+            let after = backend.check("auth:user:victim", &quota).await.unwrap();
+            assert!(
+                !after.allowed,
+                "the flood of addresses reset the victim's bucket"
+            );
+        });
+    }
+
+    #[test]
+    fn a_full_username_pool_refuses_rather_than_forgets() {
+        block_on(async {
+            let backend = MemoryBackendConfig::default()
+                .max_username_keys(1_000)
+                .build();
+            let quota = Quota::per_minute(10);
+            for _ in 0..10 {
+                backend.check("auth:user:victim", &quota).await.unwrap();
+            }
+            let mut full = 0;
+            for i in 0..2_000 {
+                match backend.check(&format!("auth:user:guess{i}"), &quota).await {
+                    Ok(decision) => assert!(decision.allowed),
+                    Err(BackendError::Full) => full += 1,
+                    Err(other) => panic!("{other}"),
+                }
+                assert!(backend.username_len() < 1_000);
+                // Never allowed again, whatever the flood did.
+                let victim = backend.check("auth:user:victim", &quota).await;
+                assert!(
+                    matches!(
+                        victim,
+                        Ok(Decision { allowed: false, .. }) | Err(BackendError::Full)
+                    ),
+                    "{victim:?} after {i}"
+                );
+            }
+            assert!(full > 1_000, "{full} refusals");
+            // Addresses are counted in their own pool meanwhile.
+            assert!(
+                backend
+                    .check("auth:ip:192.0.2.1", &quota)
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+        });
+    }
+
+    #[test]
+    fn idle_username_keys_make_room_one_by_one() {
+        block_on(async {
+            let backend = MemoryBackendConfig::default()
+                .max_username_keys(1_000)
+                .build();
+            let slow = Quota::per_minute(1);
+            assert!(backend.check("t:user:victim", &slow).await.unwrap().allowed);
+            let fast = Quota::new(1, Duration::from_millis(1));
+            for i in 0..3_000 {
+                // Idle a moment after use: dropped, never a reason to refuse.
+                backend
+                    .check(&format!("t:user:name{i}"), &fast)
+                    .await
+                    .unwrap();
+                if i % 100 == 0 {
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            }
+            assert!(backend.username_len() < 1_000);
+            assert!(!backend.check("t:user:victim", &slow).await.unwrap().allowed);
+        });
+    }
+
+    /// One million distinct addresses, as from a flood of spoofed ones: the stored
+    /// count stays under the cap throughout.
     #[test]
     fn a_million_distinct_keys_stay_under_the_cap() {
         block_on(async {
@@ -1726,7 +1934,7 @@ mod tests {
             let mut peak = 0;
             for i in 0..1_000_000u32 {
                 key.clear();
-                write!(key, "auth:user:flood{i}").unwrap();
+                write!(key, "auth:ip:flood{i}").unwrap();
                 let decision = backend.check(&key, &quota).await.unwrap();
                 assert!(decision.allowed);
                 if i % 1_000 == 0 {
@@ -1742,7 +1950,7 @@ mod tests {
             #[allow(clippy::print_stderr)]
             {
                 eprintln!(
-                    "a million distinct keys: {:?}, peak {peak} keys",
+                    "a million distinct addresses: {:?}, peak {peak} keys",
                     started.elapsed()
                 );
             }
