@@ -88,6 +88,25 @@ pub enum AddFileError {
     Storage(std::io::Error),
 }
 
+/// The users table, as sign-ins see it: [`portcullis::auth::login`] finds accounts and
+/// stores upgraded hashes through this, for the form and the token endpoint alike.
+impl portcullis::auth::CredentialStore for Database {
+    type Error = sqlx::Error;
+
+    async fn find(&self, username: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+        // A name the app would refuse cannot be an account: not looked up, and it costs
+        // the same dummy verification as any unknown name.
+        match portcullis::input::username(username) {
+            Ok(name) => self.credentials(&name).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn replace_hash(&self, id: i64, hash: &str) -> Result<(), sqlx::Error> {
+        self.set_password_hash(id, hash).await
+    }
+}
+
 /// A connection pool. Every query is parameterized.
 #[derive(Clone)]
 pub struct Database {
