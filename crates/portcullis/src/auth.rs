@@ -235,6 +235,81 @@ pub fn safe_next(next: Option<&str>) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::password::PasswordConfig;
+    use std::sync::Mutex;
+
+    /// One account, `alice`, id 1.
+    struct OneUser(Mutex<String>);
+
+    impl CredentialStore for OneUser {
+        type Error = std::convert::Infallible;
+
+        async fn find(&self, username: &str) -> Result<Option<(i64, String)>, Self::Error> {
+            Ok((crate::input::username_key(username) == "alice")
+                .then(|| (1, self.0.lock().unwrap().clone())))
+        }
+
+        async fn replace_hash(&self, _id: i64, hash: &str) -> Result<(), Self::Error> {
+            *self.0.lock().unwrap() = hash.to_owned();
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_saturated_hasher_makes_a_login_a_503_not_a_wait() {
+        let passwords = Passwords::new(
+            PasswordConfig::default()
+                .memory_kib(256)
+                .iterations(1)
+                .max_concurrent(1)
+                .permit_timeout(std::time::Duration::from_millis(100)),
+        )
+        .unwrap();
+        let store = OneUser(Mutex::new(passwords.hash("pw".to_owned()).await.unwrap()));
+        assert_eq!(
+            login(&passwords, &store, "alice", "pw").await.unwrap(),
+            Some(1)
+        );
+        // Every slot taken, as by a flood of logins that keeps them busy.
+        let held = passwords.take_every_slot().await;
+        for name in ["alice", "nobody"] {
+            let error = login(&passwords, &store, name, "pw").await.unwrap_err();
+            assert_eq!(error.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        }
+        drop(held);
+        assert_eq!(
+            login(&passwords, &store, "alice", "pw").await.unwrap(),
+            Some(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_legacy_hash_is_replaced_only_after_the_right_password() {
+        let passwords =
+            Passwords::new(PasswordConfig::default().memory_kib(256).iterations(1)).unwrap();
+        let werkzeug = "pbkdf2:sha256:1000$jVQSL8WokIR5QutD$\
+            c9de3721856f71318afdc41075d60db1afbc89e2d5f37c2f642dfbed6220d559";
+        let store = OneUser(Mutex::new(werkzeug.to_owned()));
+        assert_eq!(
+            login(&passwords, &store, "alice", "wrong").await.unwrap(),
+            None
+        );
+        assert_eq!(*store.0.lock().unwrap(), werkzeug);
+        let right = "correct horse battery staple";
+        assert_eq!(
+            login(&passwords, &store, " Alice", right).await.unwrap(),
+            Some(1)
+        );
+        let upgraded = store.0.lock().unwrap().clone();
+        assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
+        assert!(!passwords.needs_rehash(&upgraded));
+        // Signing in again keeps the new hash.
+        assert_eq!(
+            login(&passwords, &store, "alice", right).await.unwrap(),
+            Some(1)
+        );
+        assert_eq!(*store.0.lock().unwrap(), upgraded);
+    }
 
     #[test]
     fn only_local_paths_are_followed() {
