@@ -88,7 +88,7 @@ async fn token(
     )
     .await?;
     match account {
-        Some(id) => Ok(state.jwt.issue(id)?.into_response()),
+        Some(id) => Ok(state.jwt.issue(id).await.into_response()),
         None => Err(Error::unauthorized("Unknown username or wrong password.")),
     }
 }

@@ -11,11 +11,14 @@
 //!   `aud` and `sub`, and allows at most 30 seconds of clock skew.
 //! - **Two kinds.** Access tokens (15 minutes) and refresh tokens (30 days) carry
 //!   `typ`; neither is accepted where the other is expected.
-//! - **Revocation.** A `jti` deny list kept until each token's expiry, a per-user "not
-//!   before" instant that revokes every earlier token of the user at once (log out
-//!   everywhere, password change), and refresh-token families: each refresh retires the
-//!   refresh token it used, and presenting a retired one again revokes the whole family
-//!   (the refresh token was stolen, and one of the two holders is an attacker).
+//! - **Revocation.** Each login starts a refresh family: one record with its current
+//!   refresh token id and the user's revocation generation, kept until its last token
+//!   expires (leeway included). Each refresh makes a new token current; presenting any
+//!   other token of the family again revokes the whole family (the refresh token was
+//!   stolen, and one of the two holders is an attacker). Revoking a user (log out
+//!   everywhere, password change) bumps its generation, which ends every family begun
+//!   before, refreshes in flight included. State follows live logins, never the number
+//!   of refreshes, and a full store refuses new logins rather than forget.
 //! - **The extractor** [`BearerUser`] answers 401 with `WWW-Authenticate: Bearer
 //!   error="invalid_token"` and the uniform JSON error, never 422 or 500.
 //!
@@ -35,7 +38,7 @@
 //!     JwtKeys::from_keyring(&keyring),
 //!     Arc::new(MemoryRevocations::default()),
 //! );
-//! let pair = jwt.issue(42).unwrap();
+//! let pair = jwt.issue(42).await.unwrap();
 //! let claims = jwt.verify_access(&pair.access_token).await.unwrap();
 //! assert_eq!(claims.user_id(), Some(42));
 //! // A refresh token is not an access token.
@@ -116,7 +119,8 @@ impl Claims {
 }
 
 /// Settings. `Default`: issuer `portcullis`, audience `portcullis-api`, access tokens
-/// for 15 minutes, refresh tokens for 30 days, 30 seconds of leeway.
+/// for 15 minutes, refresh tokens for 30 days, 30 seconds of leeway, 32 live logins per
+/// user.
 ///
 /// ```
 /// use std::time::Duration;
@@ -134,6 +138,7 @@ pub struct JwtConfig {
     access_ttl: Duration,
     refresh_ttl: Duration,
     leeway: Duration,
+    max_families_per_user: usize,
 }
 
 impl Default for JwtConfig {
@@ -144,6 +149,7 @@ impl Default for JwtConfig {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             leeway: MAX_LEEWAY,
+            max_families_per_user: 32,
         }
     }
 }
@@ -170,6 +176,20 @@ impl JwtConfig {
     /// How long refresh tokens live.
     pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
         self.refresh_ttl = ttl;
+        self
+    }
+
+    /// How many logins (refresh families) one user may hold at once (default 32, at
+    /// least 1); a new login beyond it revokes the oldest, so that one account cannot
+    /// fill the revocation store.
+    ///
+    /// ```
+    /// use portcullis::jwt::JwtConfig;
+    ///
+    /// let config = JwtConfig::default().max_families_per_user(5);
+    /// ```
+    pub fn max_families_per_user(mut self, max: usize) -> Self {
+        self.max_families_per_user = max.max(1);
         self
     }
 
@@ -350,7 +370,9 @@ impl IntoResponse for JwtError {
     }
 }
 
-/// A revocation store could not be reached.
+/// A revocation store could not be reached, or (in memory) is full. Either way the
+/// answer is 503: a revocation is never dropped to make room, and a token is never
+/// taken as valid because its state could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("revocation store: {0}")]
 pub struct RevocationError(pub String);
@@ -358,127 +380,210 @@ pub struct RevocationError(pub String);
 /// The outcome of presenting a refresh token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshUse {
-    /// First use: the token is now retired.
+    /// The family's current refresh token: the next one now takes its place.
     Fresh,
-    /// Already used (or its family was revoked): the family is now revoked.
+    /// An earlier refresh token of the family (a stolen copy, or the victim's after
+    /// the thief refreshed first): the family is now revoked.
     Reused,
+    /// The family is revoked, unknown or expired, or its user was revoked after it
+    /// began.
+    Revoked,
 }
 
-/// Where revocations live, with TTLs so that nothing outlives the tokens it concerns.
-/// Times are Unix seconds.
+/// Where the state of refresh families and revocations lives. Times are Unix seconds.
+///
+/// The state is O(live families), not O(refreshes): each login starts a family that
+/// records its *current* refresh token id and the user's revocation generation at its
+/// start. A refresh presents a token id; anything but the current one is reuse and
+/// revokes the family. Revoking a user bumps its generation, so every family begun
+/// before is revoked by the same comparison inside the atomic refresh step, whatever
+/// the instances' clocks say and however a refresh races the revocation. Every record
+/// carries a deadline (the tokens' expiry plus the leeway), after which nothing it
+/// concerns verifies anyway.
 pub trait RevocationStore: Send + Sync + fmt::Debug + 'static {
-    /// Whether a token is revoked: its `jti`, its family, or issued before the user's
+    /// Whether a token is revoked: its family is revoked, or began before its user's
+    /// latest revocation; for a family the store does not know (it expired, or an
+    /// in-memory store restarted), whether the token was issued before the user's
     /// "not before". One call, so a networked store needs one round trip.
     fn is_revoked<'a>(&'a self, claims: &'a Claims)
         -> BoxFuture<'a, Result<bool, RevocationError>>;
-    /// Denies `jti` until `until`.
-    fn revoke_token<'a>(
+    /// Starts `family` for `user`, its current refresh token `refresh_jti`, kept until
+    /// `until`. When the user has `max_per_user` live families already, the oldest are
+    /// revoked. A full store refuses (an error), never forgets.
+    fn start_family<'a>(
         &'a self,
-        jti: &'a str,
+        user: &'a str,
+        family: &'a str,
+        refresh_jti: &'a str,
         until: i64,
+        max_per_user: usize,
     ) -> BoxFuture<'a, Result<(), RevocationError>>;
-    /// Revokes every token of `family` until `until`.
+    /// One atomic refresh step: `presented` must be the family's current refresh
+    /// token, the family unrevoked and begun at the user's current generation; then
+    /// `next` becomes current and the family is kept until `until`.
+    fn rotate_refresh<'a>(
+        &'a self,
+        user: &'a str,
+        family: &'a str,
+        presented: &'a str,
+        next: &'a str,
+        until: i64,
+    ) -> BoxFuture<'a, Result<RefreshUse, RevocationError>>;
+    /// Revokes every token of `family` (of `user`), remembered until `until`.
     fn revoke_family<'a>(
         &'a self,
+        user: &'a str,
         family: &'a str,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>>;
-    /// Revokes every token of `user` issued before `at`, remembered until `until`.
+    /// Revokes every family `user` has begun so far, and every token issued before
+    /// `not_before`, remembered until `until`.
     fn revoke_user<'a>(
         &'a self,
         user: &'a str,
-        at: i64,
+        not_before: i64,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>>;
-    /// Atomically retires refresh token `jti` of `family`: `Fresh` the first time,
-    /// `Reused` (and the family revoked) after.
-    fn use_refresh<'a>(
-        &'a self,
-        family: &'a str,
-        jti: &'a str,
-        until: i64,
-    ) -> BoxFuture<'a, Result<RefreshUse, RevocationError>>;
+}
+
+#[derive(Debug)]
+struct Family {
+    user: String,
+    current: String,
+    generation: u64,
+    revoked: bool,
+    until: i64,
 }
 
 #[derive(Debug, Default)]
-struct Expiring {
-    values: HashMap<String, (i64, i64)>,
-    deadlines: BTreeSet<(i64, String)>,
+struct UserRecord {
+    generation: u64,
+    not_before: i64,
+    until: i64,
+    // The user's families in the order they began, for the per-user cap.
+    families: std::collections::VecDeque<String>,
 }
 
-impl Expiring {
-    fn get(&self, key: &str, now: i64) -> Option<i64> {
-        self.values
-            .get(key)
-            .filter(|(_, until)| *until > now)
-            .map(|(value, _)| *value)
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Family,
+    User,
+}
 
-    fn insert(&mut self, key: String, value: i64, until: i64, capacity: usize) {
-        if let Some((_, old)) = self.values.remove(&key) {
-            self.deadlines.remove(&(old, key.clone()));
-        }
-        self.purge(now());
-        // Full: the entry closest to expiry goes. A revocation lost this way concerns a
-        // token about to expire anyway.
-        while self.values.len() >= capacity {
-            let Some((_, oldest)) = self.deadlines.pop_first() else {
-                break;
-            };
-            self.values.remove(&oldest);
-        }
-        self.deadlines.insert((until, key.clone()));
-        self.values.insert(key, (value, until));
+#[derive(Debug, Default)]
+struct Shard {
+    families: HashMap<String, Family>,
+    users: HashMap<String, UserRecord>,
+    // (deadline, kind, id): the next to expire first, for the purge.
+    deadlines: BTreeSet<(i64, Kind, String)>,
+}
+
+impl Shard {
+    fn len(&self) -> usize {
+        self.families.len() + self.users.len()
     }
 
     fn purge(&mut self, now: i64) {
-        while let Some((until, key)) = self.deadlines.first().cloned() {
+        while let Some((until, kind, id)) = self.deadlines.first().cloned() {
             if until > now {
                 break;
             }
             self.deadlines.pop_first();
-            self.values.remove(&key);
+            match kind {
+                Kind::Family => {
+                    self.families.remove(&id);
+                }
+                Kind::User => {
+                    self.users.remove(&id);
+                }
+            }
         }
+    }
+
+    fn generation(&self, user: &str) -> u64 {
+        self.users.get(user).map_or(0, |u| u.generation)
+    }
+
+    /// Moves a family's deadline to `until` if that is later, and its user's with it:
+    /// a user record must outlive every family it judges.
+    fn extend(&mut self, user: &str, family: &str, until: i64) {
+        if let Some(f) = self.families.get_mut(family) {
+            if until > f.until {
+                self.deadlines
+                    .remove(&(f.until, Kind::Family, family.to_owned()));
+                f.until = until;
+                self.deadlines
+                    .insert((until, Kind::Family, family.to_owned()));
+            }
+        }
+        let record = self.users.entry(user.to_owned()).or_default();
+        if until > record.until {
+            let old = record.until;
+            record.until = until;
+            self.deadlines.remove(&(old, Kind::User, user.to_owned()));
+            self.deadlines.insert((until, Kind::User, user.to_owned()));
+        }
+    }
+
+    /// Room for `needed` more records, or the store's refusal.
+    fn make_room(
+        &mut self,
+        needed: usize,
+        capacity: usize,
+        now: i64,
+    ) -> Result<(), RevocationError> {
+        if self.len() + needed > capacity {
+            self.purge(now);
+        }
+        if self.len() + needed > capacity {
+            tracing::error!(
+                target: "portcullis::security",
+                event = "revocation_store_full",
+                "the in-memory revocation store is full: new logins are refused until entries expire"
+            );
+            return Err(RevocationError("the in-memory store is full".to_owned()));
+        }
+        Ok(())
     }
 }
 
-/// In-memory revocations for one process: every entry with a deadline, at most
-/// `capacity` entries, purged in the background.
+/// In-memory refresh families and revocations for one process: one record per live
+/// family and per user that has one, each with a deadline, at most `capacity` records,
+/// purged in the background. When full it refuses new logins (the token endpoint
+/// answers 503 and logs it) rather than forget a revocation.
 ///
-/// The entries are spread over up to 16 shards, each behind its own lock, so that the
-/// checks of concurrent requests (three lookups per authenticated request) do not
-/// queue on one lock. A refresh token's "used" mark lives in the shard of its family,
-/// so reuse detection stays one atomic step.
+/// The records are spread over up to 16 shards by user, each behind its own lock, so
+/// that the checks of concurrent requests do not queue on one lock, and everything of
+/// one user (its families, its generation) changes under one lock: a refresh and a
+/// revocation of the same user cannot interleave.
 #[derive(Debug)]
 pub struct MemoryRevocations {
-    shards: Arc<[RwLock<Expiring>]>,
+    shards: Arc<[RwLock<Shard>]>,
     hasher: std::collections::hash_map::RandomState,
     capacity_per_shard: usize,
 }
 
 impl Default for MemoryRevocations {
-    /// One million entries at most.
+    /// One million records at most.
     fn default() -> Self {
         Self::new(1_000_000)
     }
 }
 
-// One shard per this many entries of capacity, up to MAX_SHARDS: a small store keeps
-// one shard, so that "the entry closest to expiry goes first" holds for all of it.
+// One shard per this many records of capacity, up to MAX_SHARDS.
 const ENTRIES_PER_SHARD: usize = 4096;
 const MAX_SHARDS: usize = 16;
 
 impl MemoryRevocations {
-    /// A store of at most `capacity` entries; inside a Tokio runtime, expired entries
+    /// A store of at most `capacity` records; inside a Tokio runtime, expired records
     /// are purged every minute by a task that ends with the store.
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.max(2);
         let count = (capacity / ENTRIES_PER_SHARD).clamp(1, MAX_SHARDS);
-        let shards: Arc<[RwLock<Expiring>]> = (0..count)
-            .map(|_| RwLock::new(Expiring::default()))
-            .collect();
+        let shards: Arc<[RwLock<Shard>]> =
+            (0..count).map(|_| RwLock::new(Shard::default())).collect();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let weak: Weak<[RwLock<Expiring>]> = Arc::downgrade(&shards);
+            let weak: Weak<[RwLock<Shard>]> = Arc::downgrade(&shards);
             handle.spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
                 loop {
@@ -497,41 +602,29 @@ impl MemoryRevocations {
             shards,
             hasher: std::collections::hash_map::RandomState::new(),
             // Rounded down, so that all shards together never exceed `capacity`.
-            capacity_per_shard: (capacity / count).max(1),
+            capacity_per_shard: (capacity / count).max(2),
         }
     }
 
-    // The shard of everything keyed by `id`: a token id, a family or a user.
-    fn shard(&self, id: &str) -> &RwLock<Expiring> {
+    fn shard(&self, user: &str) -> &RwLock<Shard> {
         use std::hash::BuildHasher as _;
-        let index = self.hasher.hash_one(id) as usize % self.shards.len();
+        let index = self.hasher.hash_one(user) as usize % self.shards.len();
         &self.shards[index]
     }
 
-    fn with<R>(&self, id: &str, f: impl FnOnce(&mut Expiring) -> R) -> R {
-        f(&mut self.shard(id).write().unwrap_or_else(|p| p.into_inner()))
+    fn write<R>(&self, user: &str, f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.shard(user).write().unwrap_or_else(|p| p.into_inner()))
     }
 
-    // Stores `key` in the shard of `id`.
-    fn insert(&self, id: &str, key: String, value: i64, until: i64) {
-        let capacity = self.capacity_per_shard;
-        self.with(id, |e| e.insert(key, value, until, capacity));
-    }
-
-    // Checks far outnumber revocations: readers share the lock.
-    fn read<R>(&self, id: &str, f: impl FnOnce(&Expiring) -> R) -> R {
-        f(&self.shard(id).read().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// How many entries are held.
+    /// How many records are held (families and users).
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|shard| shard.read().unwrap_or_else(|p| p.into_inner()).values.len())
+            .map(|shard| shard.read().unwrap_or_else(|p| p.into_inner()).len())
             .sum()
     }
 
-    /// Whether no entry is held.
+    /// Whether no record is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -543,71 +636,166 @@ impl RevocationStore for MemoryRevocations {
         claims: &'a Claims,
     ) -> BoxFuture<'a, Result<bool, RevocationError>> {
         let now = now();
-        // One buffer for the three keys: this runs for every authenticated request.
-        let mut key =
-            String::with_capacity(5 + claims.jti.len().max(claims.fam.len()).max(claims.sub.len()));
-        let mut held = |prefix: &str, id: &str| {
-            key.clear();
-            key.push_str(prefix);
-            key.push_str(id);
-            self.read(id, |e| e.get(&key, now))
+        // Checks far outnumber changes: readers share the lock.
+        let shard = self
+            .shard(&claims.sub)
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let user = shard.users.get(&claims.sub).filter(|u| u.until > now);
+        let revoked = match shard.families.get(&claims.fam).filter(|f| f.until > now) {
+            Some(family) => {
+                family.revoked
+                    || family.user != claims.sub
+                    || family.generation < user.map_or(0, |u| u.generation)
+            }
+            None => user.is_some_and(|u| claims.iat < u.not_before),
         };
-        let revoked = held("jti:", &claims.jti).is_some()
-            || held("fam:", &claims.fam).is_some()
-            || held("user:", &claims.sub).is_some_and(|not_before| claims.iat < not_before);
         Box::pin(async move { Ok(revoked) })
     }
 
-    fn revoke_token<'a>(
+    fn start_family<'a>(
         &'a self,
-        jti: &'a str,
+        user: &'a str,
+        family: &'a str,
+        refresh_jti: &'a str,
         until: i64,
+        max_per_user: usize,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        self.insert(jti, format!("jti:{jti}"), 1, until);
-        Box::pin(async { Ok(()) })
+        let now = now();
+        let capacity = self.capacity_per_shard;
+        let outcome = self.write(user, |shard| {
+            let needed = 1 + usize::from(!shard.users.contains_key(user));
+            shard.make_room(needed, capacity, now)?;
+            let generation = shard.generation(user);
+            shard.families.insert(
+                family.to_owned(),
+                Family {
+                    user: user.to_owned(),
+                    current: refresh_jti.to_owned(),
+                    generation,
+                    revoked: false,
+                    until,
+                },
+            );
+            shard
+                .deadlines
+                .insert((until, Kind::Family, family.to_owned()));
+            shard.extend(user, family, until);
+            // The user's live families, oldest first; beyond the cap the oldest end.
+            let mut listed =
+                std::mem::take(&mut shard.users.get_mut(user).expect("extended above").families);
+            listed.retain(|id| {
+                shard
+                    .families
+                    .get(id)
+                    .is_some_and(|f| !f.revoked && f.until > now && f.generation == generation)
+            });
+            listed.push_back(family.to_owned());
+            while listed.len() > max_per_user.max(1) {
+                if let Some(oldest) = listed.pop_front() {
+                    if let Some(f) = shard.families.get_mut(&oldest) {
+                        f.revoked = true;
+                    }
+                }
+            }
+            shard.users.get_mut(user).expect("extended above").families = listed;
+            Ok(())
+        });
+        Box::pin(async move { outcome })
+    }
+
+    fn rotate_refresh<'a>(
+        &'a self,
+        user: &'a str,
+        family: &'a str,
+        presented: &'a str,
+        next: &'a str,
+        until: i64,
+    ) -> BoxFuture<'a, Result<RefreshUse, RevocationError>> {
+        let now = now();
+        let outcome = self.write(user, |shard| {
+            let generation = shard.generation(user);
+            let Some(f) = shard
+                .families
+                .get_mut(family)
+                .filter(|f| f.until > now && f.user == user)
+            else {
+                return RefreshUse::Revoked;
+            };
+            if f.revoked {
+                return RefreshUse::Revoked;
+            }
+            if f.generation < generation {
+                f.revoked = true;
+                return RefreshUse::Revoked;
+            }
+            if f.current != presented {
+                f.revoked = true;
+                return RefreshUse::Reused;
+            }
+            f.current = next.to_owned();
+            shard.extend(user, family, until);
+            RefreshUse::Fresh
+        });
+        Box::pin(async move { Ok(outcome) })
     }
 
     fn revoke_family<'a>(
         &'a self,
+        user: &'a str,
         family: &'a str,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        self.insert(family, format!("fam:{family}"), 1, until);
-        Box::pin(async { Ok(()) })
+        let now = now();
+        let capacity = self.capacity_per_shard;
+        let outcome = self.write(user, |shard| {
+            if let Some(f) = shard.families.get_mut(family) {
+                f.revoked = true;
+            } else {
+                // Unknown here (an in-memory store restarted): remembered as revoked,
+                // so its access tokens stop verifying too.
+                let needed = 1 + usize::from(!shard.users.contains_key(user));
+                shard.make_room(needed, capacity, now)?;
+                shard.families.insert(
+                    family.to_owned(),
+                    Family {
+                        user: user.to_owned(),
+                        current: String::new(),
+                        generation: 0,
+                        revoked: true,
+                        until: now,
+                    },
+                );
+                shard
+                    .deadlines
+                    .insert((now, Kind::Family, family.to_owned()));
+            }
+            shard.extend(user, family, until);
+            Ok(())
+        });
+        Box::pin(async move { outcome })
     }
 
     fn revoke_user<'a>(
         &'a self,
         user: &'a str,
-        at: i64,
+        not_before: i64,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        self.insert(user, format!("user:{user}"), at, until);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn use_refresh<'a>(
-        &'a self,
-        family: &'a str,
-        jti: &'a str,
-        until: i64,
-    ) -> BoxFuture<'a, Result<RefreshUse, RevocationError>> {
         let now = now();
         let capacity = self.capacity_per_shard;
-        // Both keys in the family's shard, under one write lock: two requests with the
-        // same refresh token cannot both see it unused.
-        let outcome = self.with(family, |e| {
-            let used = format!("used:{jti}");
-            let revoked = format!("fam:{family}");
-            if e.get(&used, now).is_some() || e.get(&revoked, now).is_some() {
-                e.insert(revoked, 1, until, capacity);
-                RefreshUse::Reused
-            } else {
-                e.insert(used, 1, until, capacity);
-                RefreshUse::Fresh
+        let outcome = self.write(user, |shard| {
+            if !shard.users.contains_key(user) {
+                shard.make_room(1, capacity, now)?;
             }
+            shard.extend(user, "", until);
+            let record = shard.users.get_mut(user).expect("extended above");
+            record.generation += 1;
+            record.not_before = record.not_before.max(not_before);
+            record.families.clear();
+            Ok(())
         });
-        Box::pin(async move { Ok(outcome) })
+        Box::pin(async move { outcome })
     }
 }
 
@@ -727,19 +915,41 @@ impl Jwt {
         }
     }
 
-    fn pair(&self, user: &str, family: &str) -> Result<TokenPair, Error> {
+    /// A signed pair, and the id of its refresh token.
+    fn pair(&self, user: &str, family: &str) -> Result<(TokenPair, String), Error> {
         let now = now();
-        Ok(TokenPair {
+        let refresh = self.claims(user, TokenType::Refresh, family, now);
+        let pair = TokenPair {
             access_token: self.sign(&self.claims(user, TokenType::Access, family, now))?,
-            refresh_token: self.sign(&self.claims(user, TokenType::Refresh, family, now))?,
+            refresh_token: self.sign(&refresh)?,
             token_type: "Bearer",
             expires_in: self.inner.config.access_ttl.as_secs(),
-        })
+        };
+        Ok((pair, refresh.jti))
     }
 
-    /// A new pair for `user_id`, starting a new refresh family (a login).
-    pub fn issue(&self, user_id: i64) -> Result<TokenPair, Error> {
-        self.pair(&user_id.to_string(), &random_id())
+    /// A new pair for `user_id`, starting a new refresh family (a login). When the
+    /// user already has [`JwtConfig::max_families_per_user`] live families, the oldest
+    /// is revoked; when the revocation store is full or unreachable, nothing is issued
+    /// (503).
+    pub async fn issue(&self, user_id: i64) -> Result<TokenPair, JwtError> {
+        let user = user_id.to_string();
+        let family = random_id();
+        let (pair, refresh_jti) = self
+            .pair(&user, &family)
+            .map_err(|_| JwtError::Unavailable)?;
+        self.inner
+            .store
+            .start_family(
+                &user,
+                &family,
+                &refresh_jti,
+                self.family_deadline(),
+                self.inner.config.max_families_per_user,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(pair)
     }
 
     /// Signs arbitrary claims with the current key, for tests and tools that need a
@@ -797,51 +1007,64 @@ impl Jwt {
     /// refresh token presented twice revokes its whole family.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, JwtError> {
         let claims = self.verify(refresh_token, TokenType::Refresh).await?;
+        let (pair, next) = self
+            .pair(&claims.sub, &claims.fam)
+            .map_err(|_| JwtError::Unavailable)?;
+        // The new pair counts only if this one atomic step makes its refresh token
+        // the family's current one; a revocation that lands first wins.
         let outcome = self
             .inner
             .store
-            .use_refresh(&claims.fam, &claims.jti, self.family_deadline())
+            .rotate_refresh(
+                &claims.sub,
+                &claims.fam,
+                &claims.jti,
+                &next,
+                self.family_deadline(),
+            )
             .await
             .map_err(unavailable)?;
-        if outcome == RefreshUse::Reused {
-            tracing::warn!(
-                target: "portcullis::security",
-                event = "refresh_token_reused",
-                user = %claims.sub,
-                "a refresh token was used twice; its family is revoked"
-            );
-            return Err(JwtError::RefreshReused);
+        match outcome {
+            RefreshUse::Fresh => Ok(pair),
+            RefreshUse::Reused => {
+                tracing::warn!(
+                    target: "portcullis::security",
+                    event = "refresh_token_reused",
+                    user = %claims.sub,
+                    "a refresh token was used twice; its family is revoked"
+                );
+                Err(JwtError::RefreshReused)
+            }
+            RefreshUse::Revoked => Err(JwtError::Revoked),
         }
-        self.pair(&claims.sub, &claims.fam)
-            .map_err(|_| JwtError::Unavailable)
     }
 
+    /// How long a family's record is kept: as long as its newest refresh token can
+    /// verify, leeway included.
     fn family_deadline(&self) -> i64 {
-        now() + i64::try_from(self.inner.config.refresh_ttl.as_secs()).unwrap_or(i64::MAX / 4)
+        let config = &self.inner.config;
+        now()
+            + i64::try_from((config.refresh_ttl + config.leeway).as_secs()).unwrap_or(i64::MAX / 4)
     }
 
     /// Revokes one token and every token of its family (its refresh token included).
     pub async fn revoke(&self, claims: &Claims) -> Result<(), JwtError> {
-        let store = &self.inner.store;
-        store
-            .revoke_token(&claims.jti, claims.exp)
-            .await
-            .map_err(unavailable)?;
-        store
-            .revoke_family(&claims.fam, self.family_deadline())
+        self.inner
+            .store
+            .revoke_family(&claims.sub, &claims.fam, self.family_deadline())
             .await
             .map_err(unavailable)
     }
 
     /// Revokes every token issued to `user_id` until now (log out everywhere, a
-    /// password change).
+    /// password change), refreshes in flight included.
     pub async fn revoke_user(&self, user_id: i64) -> Result<(), JwtError> {
-        // Tokens issued in this same second would otherwise survive: `iat` has
-        // one-second resolution.
-        let at = now() + 1;
+        // For families the store no longer knows, the time decides: tokens issued in
+        // this same second would otherwise survive (`iat` has one-second resolution).
+        let not_before = now() + 1;
         self.inner
             .store
-            .revoke_user(&user_id.to_string(), at, self.family_deadline())
+            .revoke_user(&user_id.to_string(), not_before, self.family_deadline())
             .await
             .map_err(unavailable)
     }
@@ -911,7 +1134,7 @@ mod tests {
     #[tokio::test]
     async fn access_and_refresh_tokens_are_not_interchangeable() {
         let jwt = jwt();
-        let pair = jwt.issue(1).unwrap();
+        let pair = jwt.issue(1).await.unwrap();
         assert_eq!(
             jwt.verify_access(&pair.refresh_token).await,
             Err(JwtError::WrongType)
@@ -925,7 +1148,7 @@ mod tests {
     #[tokio::test]
     async fn refresh_rotates_and_reuse_revokes_the_family() {
         let jwt = jwt();
-        let first = jwt.issue(1).unwrap();
+        let first = jwt.issue(1).await.unwrap();
         let second = jwt.refresh(&first.refresh_token).await.unwrap();
         assert!(jwt.verify_access(&second.access_token).await.is_ok());
         // The attacker replays the first refresh token.
@@ -940,16 +1163,16 @@ mod tests {
         );
         assert!(jwt.refresh(&second.refresh_token).await.is_err());
         // Another login is unaffected.
-        let other = jwt.issue(1).unwrap();
+        let other = jwt.issue(1).await.unwrap();
         assert!(jwt.verify_access(&other.access_token).await.is_ok());
     }
 
     #[tokio::test]
     async fn revoking_a_user_kills_every_earlier_token() {
         let jwt = jwt();
-        let a = jwt.issue(5).unwrap();
-        let b = jwt.issue(5).unwrap();
-        let other = jwt.issue(6).unwrap();
+        let a = jwt.issue(5).await.unwrap();
+        let b = jwt.issue(5).await.unwrap();
+        let other = jwt.issue(6).await.unwrap();
         jwt.revoke_user(5).await.unwrap();
         assert_eq!(
             jwt.verify_access(&a.access_token).await,
@@ -964,99 +1187,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn memory_revocations_stay_bounded() {
-        let store = MemoryRevocations::new(1000);
-        let until = now() + 3600;
-        for i in 0..20_000 {
-            store
-                .revoke_token(&format!("j{i}"), until + i)
-                .await
-                .unwrap();
+    async fn memory_records_follow_the_logins_not_the_refreshes() {
+        let store = Arc::new(MemoryRevocations::new(100_000));
+        assert_eq!(store.shards.len(), MAX_SHARDS);
+        let jwt = jwt_with(&Keyring::new(SecretKey::generate(), vec![]), store.clone());
+        for user in 0..20 {
+            let mut pair = jwt.issue(user).await.unwrap();
+            for _ in 0..50 {
+                pair = jwt.refresh(&pair.refresh_token).await.unwrap();
+            }
         }
-        assert!(store.len() <= 1000);
+        // One family and one user record per login: 40, whatever the 1,000 refreshes.
+        assert_eq!(store.len(), 40);
     }
 
     #[tokio::test]
-    async fn sharded_revocations_stay_bounded_and_answer_every_kind() {
-        let store = MemoryRevocations::new(100_000);
-        assert_eq!(store.shards.len(), MAX_SHARDS);
-        let until = now() + 3600;
-        for i in 0..150_000 {
-            store
-                .revoke_token(&format!("j{i}"), until + i)
-                .await
-                .unwrap();
-        }
-        assert!(store.len() <= 100_000, "{}", store.len());
-        // The newest revocations are kept in every shard.
-        let claims = |jti: &str, fam: &str, sub: &str, iat: i64| Claims {
-            sub: sub.to_owned(),
-            iat,
-            nbf: iat,
-            exp: iat + 900,
-            jti: jti.to_owned(),
-            iss: "portcullis".to_owned(),
-            aud: "portcullis".to_owned(),
-            typ: TokenType::Access,
-            fam: fam.to_owned(),
-        };
-        for i in 149_990..150_000 {
-            let revoked = claims(&format!("j{i}"), "f", "1", now());
-            assert!(store.is_revoked(&revoked).await.unwrap(), "j{i}");
-        }
-        assert!(!store
-            .is_revoked(&claims("fresh", "f", "1", now()))
-            .await
-            .unwrap());
-        store.revoke_family("f", until).await.unwrap();
-        assert!(store
-            .is_revoked(&claims("fresh", "f", "1", now()))
-            .await
-            .unwrap());
-        store.revoke_user("7", now(), until).await.unwrap();
-        assert!(store
-            .is_revoked(&claims("old", "g", "7", now() - 10))
-            .await
-            .unwrap());
-        assert!(!store
-            .is_revoked(&claims("new", "g", "7", now() + 10))
-            .await
-            .unwrap());
-        // Reuse detection across many families, spread over the shards (a store not
-        // filled to capacity, where the oldest marks would be the first to go; token
-        // ids are unique, as `Jwt` makes them).
-        let store = MemoryRevocations::new(100_000);
-        for family in 0..64 {
-            let family = format!("fam{family}");
-            assert_eq!(
-                store
-                    .use_refresh(&family, &format!("{family}-r1"), until)
-                    .await
-                    .unwrap(),
-                RefreshUse::Fresh
-            );
-            assert_eq!(
-                store
-                    .use_refresh(&family, &format!("{family}-r2"), until)
-                    .await
-                    .unwrap(),
-                RefreshUse::Fresh
-            );
-            assert_eq!(
-                store
-                    .use_refresh(&family, &format!("{family}-r1"), until)
-                    .await
-                    .unwrap(),
-                RefreshUse::Reused
-            );
-            // The family is now revoked: even an unused token of it counts as reuse.
-            assert_eq!(
-                store
-                    .use_refresh(&family, &format!("{family}-r3"), until)
-                    .await
-                    .unwrap(),
-                RefreshUse::Reused
-            );
-        }
+    async fn deadlines_include_the_leeway() {
+        let store = Arc::new(MemoryRevocations::default());
+        let jwt = jwt_with(&Keyring::new(SecretKey::generate(), vec![]), store.clone());
+        let pair = jwt.issue(1).await.unwrap();
+        let claims = jwt.decode(&pair.refresh_token).unwrap();
+        let shard = store.shard("1").read().unwrap();
+        let family = &shard.families[&claims.fam];
+        // The record outlives the refresh token's last verifiable second.
+        assert!(family.until >= claims.exp + MAX_LEEWAY.as_secs() as i64);
+        assert!(shard.users["1"].until >= family.until);
     }
 }

@@ -7,14 +7,14 @@
 //! |---|---|---|
 //! | [`RedisSessionStore`] | [`SessionStore`] | `{prefix}:sess:{key}` (the record as JSON), `{prefix}:sessuser:{user}` (a set: the user's sessions) |
 //! | [`RedisRateLimiter`] | [`RateLimitBackend`] | `{prefix}:rl:{key}` (the bucket's theoretical arrival time, Unix ms) |
-//! | [`RedisRevocations`] | [`RevocationStore`] | `{prefix}:jti:…`, `{prefix}:fam:…`, `{prefix}:user:…`, `{prefix}:used:…` |
+//! | [`RedisRevocations`] | [`RevocationStore`] | `{prefix}:fam:{family}`, `{prefix}:user:{user}`, `{prefix}:ufam:{user}` (hashes and a sorted set: one per live login, two per user) |
 //!
 //! Every key carries a TTL, so nothing outlives its purpose: a session its expiry, a
 //! bucket the moment it is full again, a revocation the deadline it was given.
 //!
 //! What has to be atomic runs as a Lua script inside Redis, so that instances racing
 //! for the same key never disagree: the GCRA step of a rate limit (with Redis's own
-//! clock, so the instances' clocks do not matter), the first use of a refresh token,
+//! clock, so the instances' clocks do not matter), each step of a refresh family,
 //! saving a session together with its user's index, and ending a user's sessions.
 //!
 //! Failure is never silent. [`RedisBackend::connect`] fails within three seconds when
@@ -369,26 +369,16 @@ impl fmt::Display for Failure {
 
 /// Saves a record and adds it to its user's index, whose TTL becomes the latest
 /// expiry of the user's sessions. KEYS: the record, the user's index (absent for an
-/// anonymous session). ARGV: the JSON, the expiry (Unix ms), the index member.
+/// anonymous session). ARGV: the JSON, the expiry (Unix ms), the index member, and
+/// `XX` to write only a record that still exists (`SET … XX`: the check and the
+/// write are one step) or `ANY`. Returns 1 when written, 0 when the record was gone
+/// (ended while a request of it was in flight).
 const SAVE_SESSION: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-if KEYS[2] then
-  redis.call('SADD', KEYS[2], ARGV[3])
-  local pttl = redis.call('PTTL', KEYS[2])
-  local time = redis.call('TIME')
-  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  if pttl < 0 or now + pttl < tonumber(ARGV[2]) then
-    redis.call('PEXPIREAT', KEYS[2], ARGV[2])
-  end
+if ARGV[4] == 'XX' then
+  if not redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2], 'XX') then return 0 end
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 end
-return 1
-";
-
-/// Replaces a record only if it still exists (`SET … XX`, one atomic step), then
-/// indexes it like [`SAVE_SESSION`]. KEYS and ARGV as there. Returns 1 when written, 0
-/// when the record was gone (ended while a request of it was in flight).
-const UPDATE_SESSION: &str = r"
-if not redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2], 'XX') then return 0 end
 if KEYS[2] then
   redis.call('SADD', KEYS[2], ARGV[3])
   local pttl = redis.call('PTTL', KEYS[2])
@@ -460,6 +450,36 @@ fn session_error(failure: Failure) -> StoreError {
 }
 
 impl RedisSessionStore {
+    /// Runs [`SAVE_SESSION`]; `mode` is `XX` (only an existing record) or `ANY`.
+    async fn write(
+        &self,
+        key: &str,
+        record: &SessionRecord,
+        expires_at: i64,
+        mode: &str,
+    ) -> Result<bool, StoreError> {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua(SAVE_SESSION));
+        let json = serde_json::to_string(record)
+            .map_err(|e| StoreError(format!("cannot encode a session: {e}")))?;
+        let mut keys = vec![self.backend.key("sess", key)];
+        if let Some(user_id) = record.user_id {
+            keys.push(self.user_index(user_id));
+        }
+        let args = vec![
+            json,
+            expires_at.to_string(),
+            key.to_owned(),
+            mode.to_owned(),
+        ];
+        let written: i64 = self
+            .backend
+            .script(&SCRIPT, keys, args)
+            .await
+            .map_err(session_error)?;
+        Ok(written == 1)
+    }
+
     fn user_index(&self, user_id: i64) -> String {
         self.backend.key("sessuser", &user_id.to_string())
     }
@@ -488,20 +508,8 @@ impl SessionStore for RedisSessionStore {
         record: &'a SessionRecord,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(SAVE_SESSION));
         Box::pin(async move {
-            let json = serde_json::to_string(record)
-                .map_err(|e| StoreError(format!("cannot encode a session: {e}")))?;
-            let mut keys = vec![self.backend.key("sess", key)];
-            if let Some(user_id) = record.user_id {
-                keys.push(self.user_index(user_id));
-            }
-            let args = vec![json, expires_at.to_string(), key.to_owned()];
-            self.backend
-                .script::<i64>(&SCRIPT, keys, args)
-                .await
-                .map_err(session_error)?;
+            self.write(key, record, expires_at, "ANY").await?;
             Ok(())
         })
     }
@@ -512,23 +520,7 @@ impl SessionStore for RedisSessionStore {
         record: &'a SessionRecord,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(UPDATE_SESSION));
-        Box::pin(async move {
-            let json = serde_json::to_string(record)
-                .map_err(|e| StoreError(format!("cannot encode a session: {e}")))?;
-            let mut keys = vec![self.backend.key("sess", key)];
-            if let Some(user_id) = record.user_id {
-                keys.push(self.user_index(user_id));
-            }
-            let args = vec![json, expires_at.to_string(), key.to_owned()];
-            let written: i64 = self
-                .backend
-                .script(&SCRIPT, keys, args)
-                .await
-                .map_err(session_error)?;
-            Ok(written == 1)
-        })
+        Box::pin(self.write(key, record, expires_at, "XX"))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -661,49 +653,130 @@ impl RateLimitBackend for RedisRateLimiter {
 
 // --- Revocations ----------------------------------------------------------------------
 
-/// Sets KEYS[1] to ARGV[1], keeping the later of its expiry and ARGV[2] (Unix s); for
-/// a user's not-before, keeps the larger value too (ARGV[3] = 'max').
-const REVOKE: &str = r"
-local value = ARGV[1]
-local until_ms = tonumber(ARGV[2]) * 1000
-if ARGV[3] == 'max' then
-  local current = tonumber(redis.call('GET', KEYS[1]) or '')
-  if current and current > tonumber(value) then value = tostring(current) end
+// Extends a key's expiry to ARGV-given Unix seconds, never shortening it.
+macro_rules! lua_extend {
+    () => {
+        r"
+local function extend(key, at)
+  if redis.call('TTL', key) < 0 then
+    redis.call('EXPIREAT', key, at)
+  else
+    redis.call('EXPIREAT', key, at, 'GT')
+  end
 end
-local pttl = redis.call('PTTL', KEYS[1])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-if pttl > 0 and now + pttl > until_ms then
-  redis.call('SET', KEYS[1], value, 'KEEPTTL')
-else
-  redis.call('SET', KEYS[1], value, 'PXAT', string.format('%.0f', until_ms))
-end
-return 1
-";
+"
+    };
+}
 
-/// Retires a refresh token. KEYS: `used:{jti}`, `fam:{family}`. ARGV: until (Unix s).
-/// Returns 1 for a first use, 0 for a reuse (the family is then revoked).
-const USE_REFRESH: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  if redis.call('SET', KEYS[1], '1', 'NX', 'EXAT', ARGV[1]) then return 1 end
+/// Whether a token is revoked. KEYS: `fam:{family}`, `user:{user}`. ARGV: the token's
+/// `sub`, its `iat`. 1 when revoked.
+const IS_REVOKED: &str = r"
+local f = redis.call('HMGET', KEYS[1], 'user', 'gen', 'rev')
+local u = redis.call('HMGET', KEYS[2], 'gen', 'nbf')
+local ugen = tonumber(u[1]) or 0
+if f[1] then
+  if f[1] ~= ARGV[1] or f[3] == '1' or (tonumber(f[2]) or 0) < ugen then return 1 end
+  return 0
 end
-local pttl = redis.call('PTTL', KEYS[2])
-local time = redis.call('TIME')
-local now = tonumber(time[1])
-if pttl > 0 and now * 1000 + pttl > tonumber(ARGV[1]) * 1000 then
-  redis.call('SET', KEYS[2], '1', 'KEEPTTL')
-else
-  redis.call('SET', KEYS[2], '1', 'EXAT', ARGV[1])
-end
+if u[2] and tonumber(ARGV[2]) < tonumber(u[2]) then return 1 end
 return 0
 ";
 
-/// Token revocations in Redis: `{prefix}:jti:{jti}`, `{prefix}:fam:{family}`,
-/// `{prefix}:user:{user}` (the user's not-before, Unix s) and `{prefix}:used:{jti}`
-/// (retired refresh tokens), each until the deadline it was given.
-/// [`RevocationStore::is_revoked`] is one `MGET`; [`RevocationStore::use_refresh`] is
-/// one script, so two instances presenting the same refresh token at once get one
-/// `Fresh` between them.
+/// Starts a family at the user's generation and revokes the user's oldest live
+/// families beyond the cap. KEYS: `fam:{family}`, `user:{user}`, `ufam:{user}` (the
+/// user's families by start time). ARGV: user, refresh jti, until (Unix s), cap, the
+/// family id, the family keys' prefix.
+const START_FAMILY: &str = concat!(
+    lua_extend!(),
+    r"
+local gen = tonumber(redis.call('HGET', KEYS[2], 'gen')) or 0
+redis.call('HSET', KEYS[1], 'user', ARGV[1], 'cur', ARGV[2], 'gen', gen, 'rev', 0)
+redis.call('EXPIREAT', KEYS[1], ARGV[3])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[3], tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[5])
+local live = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  local f = redis.call('HMGET', ARGV[6] .. m, 'rev', 'gen')
+  if f[1] == '0' and tonumber(f[2]) == gen then
+    table.insert(live, m)
+  else
+    redis.call('ZREM', KEYS[3], m)
+  end
+end
+for i = 1, #live - tonumber(ARGV[4]) do
+  redis.call('HSET', ARGV[6] .. live[i], 'rev', 1)
+  redis.call('ZREM', KEYS[3], live[i])
+end
+extend(KEYS[3], ARGV[3])
+if redis.call('EXISTS', KEYS[2]) == 1 then extend(KEYS[2], ARGV[3]) end
+return 1
+"
+);
+
+/// One refresh step. KEYS: `fam:{family}`, `user:{user}`, `ufam:{user}`. ARGV: user,
+/// presented jti, next jti, until (Unix s). 0 fresh, 1 reused (now revoked), 2 revoked.
+const ROTATE_REFRESH: &str = concat!(
+    lua_extend!(),
+    r"
+local f = redis.call('HMGET', KEYS[1], 'user', 'cur', 'gen', 'rev')
+if not f[1] or f[1] ~= ARGV[1] or f[4] == '1' then return 2 end
+local ugen = tonumber(redis.call('HGET', KEYS[2], 'gen')) or 0
+if (tonumber(f[3]) or 0) < ugen then
+  redis.call('HSET', KEYS[1], 'rev', 1)
+  return 2
+end
+if f[2] ~= ARGV[2] then
+  redis.call('HSET', KEYS[1], 'rev', 1)
+  return 1
+end
+redis.call('HSET', KEYS[1], 'cur', ARGV[3])
+extend(KEYS[1], ARGV[4])
+extend(KEYS[3], ARGV[4])
+if redis.call('EXISTS', KEYS[2]) == 1 then extend(KEYS[2], ARGV[4]) end
+return 0
+"
+);
+
+/// Revokes a family, remembering it even when it is unknown. KEYS: `fam:{family}`,
+/// `user:{user}`. ARGV: user, until (Unix s).
+const REVOKE_FAMILY: &str = concat!(
+    lua_extend!(),
+    r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'user', ARGV[1], 'cur', '', 'gen', 0)
+end
+redis.call('HSET', KEYS[1], 'rev', 1)
+extend(KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[2]) == 1 then extend(KEYS[2], ARGV[2]) end
+return 1
+"
+);
+
+/// Revokes a user: a new generation (every family begun before is revoked) and a
+/// not-before on Redis's clock, for families no longer known. KEYS: `user:{user}`,
+/// `ufam:{user}`. ARGV: until (Unix s).
+const REVOKE_USER: &str = concat!(
+    lua_extend!(),
+    r"
+local t = redis.call('TIME')
+local nbf = tonumber(t[1]) + 1
+redis.call('HINCRBY', KEYS[1], 'gen', 1)
+local old = tonumber(redis.call('HGET', KEYS[1], 'nbf')) or 0
+if nbf > old then redis.call('HSET', KEYS[1], 'nbf', nbf) end
+extend(KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 1
+"
+);
+
+/// Refresh families and revocations in Redis, shared by every instance:
+/// `{prefix}:fam:{family}` (a hash: user, current refresh id, generation, revoked),
+/// `{prefix}:user:{user}` (a hash: revocation generation, not-before) and
+/// `{prefix}:ufam:{user}` (the user's live families, for the per-user cap), each until
+/// the last token it concerns has expired. So the key count follows the live logins,
+/// not the number of refreshes. Every operation is one script, so two instances
+/// presenting the same refresh token at once get one `Fresh` between them, and a
+/// refresh racing a user's revocation loses to it.
 ///
 /// ```no_run
 /// # async fn run(redis: portcullis::redis::RedisBackend, config: portcullis::jwt::JwtConfig, keys: portcullis::jwt::JwtKeys) {
@@ -723,23 +796,25 @@ fn revocation_error(failure: Failure) -> RevocationError {
 }
 
 impl RedisRevocations {
-    async fn revoke(
+    async fn run(
         &self,
-        key: String,
-        value: String,
-        until: i64,
-        keep_max: bool,
-    ) -> Result<(), RevocationError> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(REVOKE));
-        let mode = if keep_max { "max" } else { "set" };
-        let args = vec![value, until.to_string(), mode.to_owned()];
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<i64, RevocationError> {
         self.backend
-            .script::<i64>(&SCRIPT, vec![key], args)
+            .script::<i64>(script, keys, args)
             .await
-            .map_err(revocation_error)?;
-        Ok(())
+            .map_err(revocation_error)
     }
+}
+
+macro_rules! script {
+    ($source:expr) => {{
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::from_lua($source));
+        &*SCRIPT
+    }};
 }
 
 impl RevocationStore for RedisRevocations {
@@ -749,89 +824,106 @@ impl RevocationStore for RedisRevocations {
     ) -> BoxFuture<'a, Result<bool, RevocationError>> {
         Box::pin(async move {
             let keys = vec![
-                self.backend.key("jti", &claims.jti),
                 self.backend.key("fam", &claims.fam),
                 self.backend.key("user", &claims.sub),
             ];
-            let values: Vec<Option<String>> = self
-                .backend
-                .run(self.backend.inner.client.mget(keys))
-                .await
-                .map_err(revocation_error)?;
-            let [jti, fam, user] = values.as_slice() else {
-                return Err(RevocationError(
-                    "Redis: unexpected answer to MGET".to_owned(),
-                ));
-            };
-            if jti.is_some() || fam.is_some() {
-                return Ok(true);
-            }
-            match user {
-                None => Ok(false),
-                Some(not_before) => match not_before.parse::<i64>() {
-                    Ok(not_before) => Ok(claims.iat < not_before),
-                    // Nonsense under a revocation key: refuse rather than guess.
-                    Err(_) => Err(RevocationError(
-                        "Redis: a user's not-before is not a number".to_owned(),
-                    )),
-                },
-            }
+            let args = vec![claims.sub.clone(), claims.iat.to_string()];
+            Ok(self.run(script!(IS_REVOKED), keys, args).await? == 1)
         })
     }
 
-    fn revoke_token<'a>(
+    fn start_family<'a>(
         &'a self,
-        jti: &'a str,
+        user: &'a str,
+        family: &'a str,
+        refresh_jti: &'a str,
         until: i64,
+        max_per_user: usize,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        Box::pin(self.revoke(self.backend.key("jti", jti), "1".to_owned(), until, false))
+        Box::pin(async move {
+            let keys = vec![
+                self.backend.key("fam", family),
+                self.backend.key("user", user),
+                self.backend.key("ufam", user),
+            ];
+            let args = vec![
+                user.to_owned(),
+                refresh_jti.to_owned(),
+                until.to_string(),
+                max_per_user.max(1).to_string(),
+                family.to_owned(),
+                self.backend.key("fam", ""),
+            ];
+            self.run(script!(START_FAMILY), keys, args).await?;
+            Ok(())
+        })
+    }
+
+    fn rotate_refresh<'a>(
+        &'a self,
+        user: &'a str,
+        family: &'a str,
+        presented: &'a str,
+        next: &'a str,
+        until: i64,
+    ) -> BoxFuture<'a, Result<RefreshUse, RevocationError>> {
+        Box::pin(async move {
+            let keys = vec![
+                self.backend.key("fam", family),
+                self.backend.key("user", user),
+                self.backend.key("ufam", user),
+            ];
+            let args = vec![
+                user.to_owned(),
+                presented.to_owned(),
+                next.to_owned(),
+                until.to_string(),
+            ];
+            Ok(match self.run(script!(ROTATE_REFRESH), keys, args).await? {
+                0 => RefreshUse::Fresh,
+                1 => RefreshUse::Reused,
+                _ => RefreshUse::Revoked,
+            })
+        })
     }
 
     fn revoke_family<'a>(
         &'a self,
+        user: &'a str,
         family: &'a str,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        Box::pin(self.revoke(
-            self.backend.key("fam", family),
-            "1".to_owned(),
-            until,
-            false,
-        ))
+        Box::pin(async move {
+            let keys = vec![
+                self.backend.key("fam", family),
+                self.backend.key("user", user),
+            ];
+            self.run(
+                script!(REVOKE_FAMILY),
+                keys,
+                vec![user.to_owned(), until.to_string()],
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     fn revoke_user<'a>(
         &'a self,
         user: &'a str,
-        at: i64,
+        _not_before: i64,
         until: i64,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
-        Box::pin(self.revoke(self.backend.key("user", user), at.to_string(), until, true))
-    }
-
-    fn use_refresh<'a>(
-        &'a self,
-        family: &'a str,
-        jti: &'a str,
-        until: i64,
-    ) -> BoxFuture<'a, Result<RefreshUse, RevocationError>> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(USE_REFRESH));
+        // The not-before is taken from Redis's clock inside the script, so that the
+        // instances' clocks do not matter.
         Box::pin(async move {
             let keys = vec![
-                self.backend.key("used", jti),
-                self.backend.key("fam", family),
+                self.backend.key("user", user),
+                self.backend.key("ufam", user),
             ];
-            let fresh: i64 = self
-                .backend
-                .script(&SCRIPT, keys, vec![until.to_string()])
-                .await
-                .map_err(revocation_error)?;
-            Ok(if fresh == 1 {
-                RefreshUse::Fresh
-            } else {
-                RefreshUse::Reused
-            })
+            self.run(script!(REVOKE_USER), keys, vec![until.to_string()])
+                .await?;
+            Ok(())
         })
     }
 }

@@ -84,7 +84,7 @@ async fn a_genuine_token_passes_and_the_forgery_checks_can_fail() {
 #[tokio::test]
 async fn tampered_payloads_and_signatures_are_refused() {
     let (_, jwt, _, _) = setup();
-    let pair = jwt.issue(1).unwrap();
+    let pair = jwt.issue(1).await.unwrap();
     let parts: Vec<&str> = pair.access_token.split('.').collect();
     let mut claims: serde_json::Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
@@ -250,7 +250,7 @@ async fn hs256_signed_with_the_eddsa_public_key_is_refused() {
         JwtKeys::ed25519(&private, &[&public]).unwrap(),
         Arc::new(MemoryRevocations::default()),
     );
-    let genuine = jwt.issue(1).unwrap();
+    let genuine = jwt.issue(1).await.unwrap();
     let claims = jwt.verify_access(&genuine.access_token).await.unwrap();
     let header = jsonwebtoken::decode_header(&genuine.access_token).unwrap();
     assert_eq!(header.alg, Algorithm::EdDSA);
@@ -267,7 +267,7 @@ async fn hs256_signed_with_the_eddsa_public_key_is_refused() {
 #[tokio::test]
 async fn revoked_tokens_and_families_are_refused() {
     let (_, jwt, _, _) = setup();
-    let pair = jwt.issue(1).unwrap();
+    let pair = jwt.issue(1).await.unwrap();
     let claims = jwt.verify_access(&pair.access_token).await.unwrap();
     jwt.revoke(&claims).await.unwrap();
     assert_eq!(
@@ -283,6 +283,7 @@ async fn rotation_keeps_fallback_tokens_and_drops_retired_ones() {
     let old = SecretKey::generate();
     let token = service(&Keyring::new(old.clone(), vec![]))
         .issue(9)
+        .await
         .unwrap();
     let rotated = service(&Keyring::new(SecretKey::generate(), vec![old]));
     assert_eq!(
@@ -294,7 +295,7 @@ async fn rotation_keeps_fallback_tokens_and_drops_retired_ones() {
         Some(9)
     );
     // New tokens carry the new key's id.
-    let fresh = rotated.issue(9).unwrap();
+    let fresh = rotated.issue(9).await.unwrap();
     let kid_old = jsonwebtoken::decode_header(&token.access_token)
         .unwrap()
         .kid;
@@ -323,4 +324,202 @@ async fn leeway_is_capped_at_thirty_seconds() {
     };
     let token = jwt.sign_claims(&expired).unwrap();
     assert_eq!(jwt.verify_access(&token).await, Err(JwtError::Expired));
+}
+
+fn service_on(store: Arc<dyn portcullis::jwt::RevocationStore>) -> Jwt {
+    Jwt::new(
+        JwtConfig::default().max_families_per_user(4),
+        JwtKeys::from_keyring(&Keyring::new(SecretKey::generate(), vec![])),
+        store,
+    )
+}
+
+/// A client refreshing in a loop, with a revoked login and a stolen, already-rotated
+/// refresh token lying about: the flood revives neither.
+async fn a_refresh_flood_revives_nothing(store: Arc<dyn portcullis::jwt::RevocationStore>) {
+    let jwt = service_on(store);
+    let revoked = jwt.issue(1).await.unwrap();
+    let claims = jwt.verify_access(&revoked.access_token).await.unwrap();
+    jwt.revoke(&claims).await.unwrap();
+
+    let stolen = jwt.issue(2).await.unwrap();
+    let mut current = jwt.refresh(&stolen.refresh_token).await.unwrap();
+    for _ in 0..2_000 {
+        current = jwt.refresh(&current.refresh_token).await.unwrap();
+    }
+    assert_eq!(
+        jwt.verify_access(&revoked.access_token).await,
+        Err(JwtError::Revoked)
+    );
+    assert!(jwt.refresh(&revoked.refresh_token).await.is_err());
+    // The stolen token was rotated away long ago: presenting it is reuse, and ends
+    // the family the flood kept alive.
+    assert_eq!(
+        jwt.refresh(&stolen.refresh_token).await.unwrap_err(),
+        JwtError::RefreshReused
+    );
+    assert_eq!(
+        jwt.verify_access(&current.access_token).await,
+        Err(JwtError::Revoked)
+    );
+    assert!(jwt.refresh(&current.refresh_token).await.is_err());
+}
+
+/// A refresh that verified its token before the user was revoked, and rotates after:
+/// the revocation wins, however late the new pair's clock says it was minted.
+async fn a_revocation_beats_a_refresh_in_flight(store: Arc<dyn portcullis::jwt::RevocationStore>) {
+    let jwt = service_on(store.clone());
+    let pair = jwt.issue(3).await.unwrap();
+    let presented = jwt.decode(&pair.refresh_token).unwrap();
+    // The refresh has verified `presented`; now the user is revoked elsewhere.
+    jwt.revoke_user(3).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh(
+                "3",
+                &presented.fam,
+                &presented.jti,
+                "next-jti",
+                now() + 3600
+            )
+            .await
+            .unwrap(),
+        portcullis::jwt::RefreshUse::Revoked
+    );
+    // A pair of that family minted "later" (another instance's clock running ahead)
+    // is revoked all the same: the family began before the revocation.
+    let mut later = presented.clone();
+    later.iat = now() + 120;
+    later.typ = TokenType::Access;
+    assert!(store.is_revoked(&later).await.unwrap());
+    // A login after the revocation is unaffected.
+    let fresh = jwt.issue(3).await.unwrap();
+    assert!(jwt.verify_access(&fresh.access_token).await.is_ok());
+    assert!(jwt.refresh(&fresh.refresh_token).await.is_ok());
+}
+
+/// Beyond its cap of live logins, a user's oldest is revoked, not the store filled.
+async fn a_users_logins_are_capped(store: Arc<dyn portcullis::jwt::RevocationStore>) {
+    let jwt = service_on(store);
+    let mut pairs = Vec::new();
+    for _ in 0..6 {
+        pairs.push(jwt.issue(4).await.unwrap());
+    }
+    for (i, pair) in pairs.iter().enumerate() {
+        let verdict = jwt.verify_access(&pair.access_token).await;
+        if i < 2 {
+            assert_eq!(verdict, Err(JwtError::Revoked), "login {i}");
+        } else {
+            assert!(verdict.is_ok(), "login {i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_flood_revives_no_revoked_family_or_used_token_in_memory() {
+    // Small, so that the old design's eviction would have struck within the flood.
+    a_refresh_flood_revives_nothing(Arc::new(MemoryRevocations::new(64))).await;
+}
+
+#[tokio::test]
+async fn a_revocation_beats_a_refresh_in_flight_in_memory() {
+    a_revocation_beats_a_refresh_in_flight(Arc::new(MemoryRevocations::default())).await;
+}
+
+#[tokio::test]
+async fn a_users_logins_are_capped_in_memory() {
+    a_users_logins_are_capped(Arc::new(MemoryRevocations::default())).await;
+}
+
+#[tokio::test]
+async fn a_full_memory_store_refuses_new_logins_and_forgets_nothing() {
+    let jwt = service_on(Arc::new(MemoryRevocations::new(8)));
+    let first = jwt.issue(1).await.unwrap();
+    let claims = jwt.verify_access(&first.access_token).await.unwrap();
+    jwt.revoke(&claims).await.unwrap();
+    let mut refused = 0;
+    for user in 2..40 {
+        match jwt.issue(user).await {
+            Ok(_) => {}
+            Err(JwtError::Unavailable) => refused += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(refused > 0, "the store never filled");
+    // The revocation made before the flood is still there.
+    assert_eq!(
+        jwt.verify_access(&first.access_token).await,
+        Err(JwtError::Revoked)
+    );
+}
+
+#[cfg(feature = "redis")]
+async fn redis_store() -> Option<(
+    portcullis::redis::RedisBackend,
+    Arc<dyn portcullis::jwt::RevocationStore>,
+)> {
+    let Ok(url) = std::env::var("PORTCULLIS_TEST_REDIS") else {
+        assert!(
+            std::env::var_os("PORTCULLIS_REQUIRE_REDIS").is_none(),
+            "PORTCULLIS_REQUIRE_REDIS is set but PORTCULLIS_TEST_REDIS is not"
+        );
+        eprintln!("SKIPPED: PORTCULLIS_TEST_REDIS is not set");
+        return None;
+    };
+    let prefix = format!("portcullis-test-{}", portcullis::upload::random_id());
+    let backend = portcullis::redis::RedisBackend::connect(&url, &prefix)
+        .await
+        .unwrap();
+    let store = Arc::new(backend.revocations());
+    Some((backend, store))
+}
+
+#[cfg(feature = "redis")]
+async fn redis_keys(backend: &portcullis::redis::RedisBackend) -> Vec<String> {
+    use fred::interfaces::ClientLike as _;
+    let pattern = format!("{}:*", backend.prefix());
+    let (_, keys): (String, Vec<String>) = backend
+        .client()
+        .custom(
+            fred::cmd!("SCAN"),
+            vec!["0", "MATCH", pattern.as_str(), "COUNT", "100000"],
+        )
+        .await
+        .unwrap();
+    keys
+}
+
+#[cfg(feature = "redis")]
+async fn redis_clean(backend: &portcullis::redis::RedisBackend) {
+    use fred::interfaces::KeysInterface as _;
+    for key in redis_keys(backend).await {
+        let _: i64 = backend.client().del(key).await.unwrap();
+    }
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_revocation_attacks_fail_on_redis_and_its_keys_follow_the_logins() {
+    let Some((backend, store)) = redis_store().await else {
+        return;
+    };
+    a_refresh_flood_revives_nothing(store.clone()).await;
+    a_revocation_beats_a_refresh_in_flight(store.clone()).await;
+    a_users_logins_are_capped(store.clone()).await;
+    redis_clean(&backend).await;
+
+    // Ten logins of five users, each refreshed 200 times: the keys follow the logins
+    // (one per family, two per user), not the 2,000 refreshes.
+    let jwt = service_on(store);
+    for user in 0..5 {
+        for _ in 0..2 {
+            let mut pair = jwt.issue(100 + user).await.unwrap();
+            for _ in 0..200 {
+                pair = jwt.refresh(&pair.refresh_token).await.unwrap();
+            }
+        }
+    }
+    let keys = redis_keys(&backend).await;
+    assert!(keys.len() <= 10 + 2 * 5, "{} keys: {keys:?}", keys.len());
+    redis_clean(&backend).await;
 }

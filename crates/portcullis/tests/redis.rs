@@ -322,62 +322,66 @@ async fn two_instances_checking_concurrently_admit_exactly_the_burst() {
 }
 
 #[tokio::test]
-async fn revocations_by_token_family_and_user() {
+async fn revocations_by_family_and_user() {
     let Some(redis) = backend().await else { return };
     let store = redis.revocations();
     let now = now_s();
     let until = now + 3_600;
 
+    store
+        .start_family("42", "fam-1", "r1", until, 10)
+        .await
+        .unwrap();
     let token = claims("42", "jti-1", "fam-1", now);
     assert!(!store.is_revoked(&token).await.unwrap());
-
-    store.revoke_token("jti-1", until).await.unwrap();
-    assert!(store.is_revoked(&token).await.unwrap());
-    assert!(!store
-        .is_revoked(&claims("42", "jti-2", "fam-1", now))
-        .await
-        .unwrap());
-
-    store.revoke_family("fam-1", until).await.unwrap();
+    // A token naming another user's family is not that family's.
     assert!(store
-        .is_revoked(&claims("42", "jti-2", "fam-1", now))
-        .await
-        .unwrap());
-    assert!(!store
-        .is_revoked(&claims("42", "jti-3", "fam-2", now))
+        .is_revoked(&claims("43", "jti-1", "fam-1", now))
         .await
         .unwrap());
 
-    // The user's not-before: tokens issued before it are revoked, later ones are not.
+    store.revoke_family("42", "fam-1", until).await.unwrap();
+    assert!(store.is_revoked(&token).await.unwrap());
+    // A family this store never saw is remembered as revoked too.
+    store
+        .revoke_family("42", "fam-unknown", until)
+        .await
+        .unwrap();
+    assert!(store
+        .is_revoked(&claims("42", "x", "fam-unknown", now))
+        .await
+        .unwrap());
+
+    // Revoking the user: every family begun before, whatever the tokens' clocks say;
+    // for families the store does not know, the not-before on Redis's clock.
+    store
+        .start_family("42", "fam-2", "r2", until, 10)
+        .await
+        .unwrap();
     store.revoke_user("42", now, until).await.unwrap();
     assert!(store
-        .is_revoked(&claims("42", "a", "f", now - 10))
+        .is_revoked(&claims("42", "a", "fam-2", now + 600))
         .await
         .unwrap());
-    assert!(!store
-        .is_revoked(&claims("42", "b", "f", now))
-        .await
-        .unwrap());
-    assert!(!store
-        .is_revoked(&claims("43", "c", "f", now - 10))
-        .await
-        .unwrap());
-    // An earlier not-before does not undo a later one.
-    store.revoke_user("42", now - 100, until).await.unwrap();
     assert!(store
-        .is_revoked(&claims("42", "d", "f", now - 10))
+        .is_revoked(&claims("42", "b", "gone", now - 10))
         .await
         .unwrap());
-    store.revoke_user("42", now + 5, until).await.unwrap();
-    assert!(store
-        .is_revoked(&claims("42", "e", "f", now))
-        .await
-        .unwrap());
-
-    // A revocation whose deadline has passed is not kept.
-    store.revoke_token("old", now - 1).await.unwrap();
     assert!(!store
-        .is_revoked(&claims("9", "old", "f9", now - 100))
+        .is_revoked(&claims("42", "c", "gone", now + 600))
+        .await
+        .unwrap());
+    assert!(!store
+        .is_revoked(&claims("43", "d", "gone", now - 10))
+        .await
+        .unwrap());
+    // A login after the revocation is good.
+    store
+        .start_family("42", "fam-3", "r3", until, 10)
+        .await
+        .unwrap();
+    assert!(!store
+        .is_revoked(&claims("42", "e", "fam-3", now))
         .await
         .unwrap());
 
@@ -389,14 +393,27 @@ async fn a_refresh_token_is_fresh_once_and_its_reuse_revokes_the_family() {
     let Some(redis) = backend().await else { return };
     let store = redis.revocations();
     let until = now_s() + 3_600;
+    store
+        .start_family("5", "fam-r", "r1", until, 10)
+        .await
+        .unwrap();
+    store
+        .start_family("5", "fam-s", "s1", until, 10)
+        .await
+        .unwrap();
 
     assert_eq!(
-        store.use_refresh("fam-r", "r1", until).await.unwrap(),
+        store
+            .rotate_refresh("5", "fam-r", "r1", "r2", until)
+            .await
+            .unwrap(),
         RefreshUse::Fresh
     );
-    // Its successor is fresh too, and the family is still good.
     assert_eq!(
-        store.use_refresh("fam-r", "r2", until).await.unwrap(),
+        store
+            .rotate_refresh("5", "fam-r", "r2", "r3", until)
+            .await
+            .unwrap(),
         RefreshUse::Fresh
     );
     let access = claims("5", "acc", "fam-r", now_s());
@@ -404,18 +421,42 @@ async fn a_refresh_token_is_fresh_once_and_its_reuse_revokes_the_family() {
 
     // Replaying r1: reuse, and every token of the family is revoked.
     assert_eq!(
-        store.use_refresh("fam-r", "r1", until).await.unwrap(),
+        store
+            .rotate_refresh("5", "fam-r", "r1", "r4", until)
+            .await
+            .unwrap(),
         RefreshUse::Reused
     );
     assert!(store.is_revoked(&access).await.unwrap());
-    // Even a token never used before is now refused: its family is gone.
+    // Even the current token is now refused: its family is gone.
     assert_eq!(
-        store.use_refresh("fam-r", "r3", until).await.unwrap(),
-        RefreshUse::Reused
+        store
+            .rotate_refresh("5", "fam-r", "r3", "r5", until)
+            .await
+            .unwrap(),
+        RefreshUse::Revoked
+    );
+    // An unknown family, or another user's, buys nothing.
+    assert_eq!(
+        store
+            .rotate_refresh("5", "nope", "x", "y", until)
+            .await
+            .unwrap(),
+        RefreshUse::Revoked
+    );
+    assert_eq!(
+        store
+            .rotate_refresh("6", "fam-s", "s1", "s2", until)
+            .await
+            .unwrap(),
+        RefreshUse::Revoked
     );
     // Another family is untouched.
     assert_eq!(
-        store.use_refresh("fam-s", "s1", until).await.unwrap(),
+        store
+            .rotate_refresh("5", "fam-s", "s1", "s2", until)
+            .await
+            .unwrap(),
         RefreshUse::Fresh
     );
 
@@ -429,6 +470,10 @@ async fn concurrent_uses_of_one_refresh_token_from_two_instances_give_one_fresh(
     let until = now_s() + 3_600;
     for round in 0..10 {
         let family = format!("fam-{round}");
+        one.revocations()
+            .start_family("1", &family, "same-jti", until, 100)
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for i in 0..6 {
             let store = if i % 2 == 0 {
@@ -438,7 +483,10 @@ async fn concurrent_uses_of_one_refresh_token_from_two_instances_give_one_fresh(
             };
             let family = family.clone();
             tasks.push(tokio::spawn(async move {
-                store.use_refresh(&family, "same-jti", until).await.unwrap()
+                store
+                    .rotate_refresh("1", &family, "same-jti", &format!("next-{i}"), until)
+                    .await
+                    .unwrap()
             }));
         }
         let mut fresh = 0;
@@ -448,16 +496,12 @@ async fn concurrent_uses_of_one_refresh_token_from_two_instances_give_one_fresh(
             }
         }
         assert_eq!(fresh, 1, "round {round}");
+        // The others were reuse: the family is revoked.
         assert!(one
             .revocations()
             .is_revoked(&claims("1", "x", &family, now_s()))
             .await
             .unwrap());
-        // A fresh jti per round: the first round's `used` key is still there.
-        let _ = one
-            .client()
-            .del::<i64, _>(format!("{}:used:same-jti", one.prefix()))
-            .await;
     }
     clean_up(&one).await;
 }
@@ -481,14 +525,20 @@ async fn every_key_has_a_ttl() {
         .await
         .unwrap();
     let revocations = redis.revocations();
-    revocations.revoke_token("j", until).await.unwrap();
-    revocations.revoke_family("f", until).await.unwrap();
+    revocations
+        .start_family("11", "f2", "r", until, 10)
+        .await
+        .unwrap();
+    revocations.revoke_family("11", "f", until).await.unwrap();
     revocations.revoke_user("11", now_s(), until).await.unwrap();
-    revocations.use_refresh("f2", "r", until).await.unwrap();
+    revocations
+        .start_family("11", "f3", "r", until, 10)
+        .await
+        .unwrap();
 
     let keys = keys_of(&redis).await;
     let prefix = redis.prefix();
-    for kind in ["sess", "sessuser", "rl", "jti", "fam", "user", "used"] {
+    for kind in ["sess", "sessuser", "rl", "fam", "user", "ufam"] {
         assert!(
             keys.iter()
                 .any(|k| k.starts_with(&format!("{prefix}:{kind}:"))),
@@ -502,7 +552,7 @@ async fn every_key_has_a_ttl() {
     // Revocations last until the deadline given, no longer.
     let pttl: i64 = redis
         .client()
-        .pttl(format!("{prefix}:jti:j"))
+        .pttl(format!("{prefix}:fam:f"))
         .await
         .unwrap();
     assert!(pttl <= 3_601_000 && pttl > 3_590_000, "{pttl}");
@@ -651,7 +701,7 @@ async fn a_killed_connection_never_gives_a_wrong_answer_and_recovers() {
         .await
         .unwrap();
     revocations
-        .revoke_token("dead", now_s() + 3_600)
+        .revoke_family("3", "fam", now_s() + 3_600)
         .await
         .unwrap();
     let revoked = claims("3", "dead", "fam", now_s());
