@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use portcullis::auth::authenticate;
+use portcullis::auth::login;
 use portcullis::error::Error;
-use portcullis::input::{username as valid_username, TextRules};
+use portcullis::input::TextRules;
 use portcullis::jwt::{BearerUser, Jwt, JwtError};
 use serde::Deserialize;
 
@@ -78,16 +78,18 @@ async fn token(
     State(state): State<AppState>,
     JsonBody(credentials): JsonBody<Credentials>,
 ) -> Result<Response, Error> {
-    // Unknown users cost a dummy verification, like wrong passwords.
-    let account = match valid_username(&credentials.username) {
-        Ok(name) => state.db.credentials(&name).await.map_err(unavailable)?,
-        Err(_) => None,
-    };
-    let (id, stored) = account.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
-    let matches = authenticate(&state.passwords, stored, &credentials.password).await?;
-    match (id, matches) {
-        (Some(id), true) => Ok(state.jwt.issue(id).await.into_response()),
-        _ => Err(Error::unauthorized("Unknown username or wrong password.")),
+    // Unknown users cost a dummy verification, like wrong passwords; legacy hashes
+    // are upgraded here as on the form.
+    let account = login(
+        &state.passwords,
+        &state.db,
+        &credentials.username,
+        &credentials.password,
+    )
+    .await?;
+    match account {
+        Some(id) => Ok(state.jwt.issue(id).await.into_response()),
+        None => Err(Error::unauthorized("Unknown username or wrong password.")),
     }
 }
 

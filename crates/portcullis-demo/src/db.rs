@@ -88,6 +88,25 @@ pub enum AddFileError {
     Storage(std::io::Error),
 }
 
+/// The users table, as sign-ins see it: [`portcullis::auth::login`] finds accounts and
+/// stores upgraded hashes through this, for the form and the token endpoint alike.
+impl portcullis::auth::CredentialStore for Database {
+    type Error = sqlx::Error;
+
+    async fn find(&self, username: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+        // A name the app would refuse cannot be an account: not looked up, and it costs
+        // the same dummy verification as any unknown name.
+        match portcullis::input::username(username) {
+            Ok(name) => self.credentials(&name).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn replace_hash(&self, id: i64, hash: &str) -> Result<(), sqlx::Error> {
+        self.set_password_hash(id, hash).await
+    }
+}
+
 /// A connection pool. Every query is parameterized.
 #[derive(Clone)]
 pub struct Database {
@@ -172,9 +191,10 @@ impl Database {
         .await
     }
 
-    /// The id and password hash of `username`, if registered.
+    /// The id and password hash of `username`, if registered, whatever its case: a
+    /// name is unique without regard to case (the `users_username_lower` index).
     pub async fn credentials(&self, username: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1")
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(username) = lower($1)")
             .bind(username)
             .fetch_optional(&self.pool)
             .await
@@ -185,7 +205,7 @@ impl Database {
         Ok(self.api_user(id).await?.map(|profile| profile.username))
     }
 
-    /// Registers a user; `Ok(None)` when the name is taken.
+    /// Registers a user; `Ok(None)` when the name is taken, in any case.
     pub async fn create_user(
         &self,
         username: &str,
@@ -193,7 +213,7 @@ impl Database {
     ) -> Result<Option<i64>, sqlx::Error> {
         sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (username) DO NOTHING RETURNING id",
+             ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(username)
         .bind(password_hash)

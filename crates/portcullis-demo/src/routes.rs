@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use portcullis::auth::{authenticate, safe_next, CurrentUser, MaybeUser};
+use portcullis::auth::{login, safe_next, CurrentUser, MaybeUser};
 use portcullis::error::Error;
 use portcullis::input::{username as valid_username, TextRules};
 use portcullis::session::Session;
@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/", get(index))
         .route("/register", get(register_form).post(register))
-        .route("/login", get(login_form).post(login))
+        .route("/login", get(login_form).post(sign_in))
         .route("/logout", post(logout))
         .route("/comments", post(add_comment))
         .route("/static/style.css", get(style))
@@ -214,24 +214,16 @@ async fn login_form(
     )
 }
 
-async fn login(
+async fn sign_in(
     State(state): State<AppState>,
     page: Page,
     session: Session,
     Form(form): Form<Credentials>,
 ) -> Result<Response, Error> {
-    // An invalid username cannot exist; it still costs one verification, like any
-    // unknown user, so that timing tells nothing.
-    let account = match valid_username(&form.username) {
-        Ok(name) => state.db.credentials(&name).await.map_err(unavailable)?,
-        Err(_) => None,
-    };
-    let (id, stored) = match account {
-        Some((id, hash)) => (Some(id), Some(hash)),
-        None => (None, None),
-    };
-    let matches = authenticate(&state.passwords, stored.clone(), &form.password).await?;
-    let (Some(id), Some(stored), true) = (id, stored, matches) else {
+    // Unknown and invalid usernames cost one verification, like a wrong password, so
+    // that timing tells nothing; a legacy hash is upgraded once the password is right.
+    let account = login(&state.passwords, &state.db, &form.username, &form.password).await?;
+    let Some(id) = account else {
         let html = state.templates.render(
             "login.html",
             &page,
@@ -244,19 +236,6 @@ async fn login(
         )?;
         return Ok((StatusCode::UNAUTHORIZED, html).into_response());
     };
-    if state.passwords.needs_rehash(&stored) {
-        // A legacy (werkzeug, bcrypt) or weaker hash becomes Argon2id at the current
-        // parameters now that the password is known to be right.
-        let password = portcullis::password::normalize(&form.password);
-        match state.passwords.hash(password).await {
-            Ok(hash) => state
-                .db
-                .set_password_hash(id, &hash)
-                .await
-                .map_err(unavailable)?,
-            Err(error) => tracing::warn!(%error, "cannot upgrade a password hash"),
-        }
-    }
     session.login(id);
     Ok(Redirect::to(safe_next(form.next.as_deref())).into_response())
 }

@@ -671,3 +671,85 @@ async fn over_https_the_cookie_is_host_prefixed_and_secure() {
     let plain = session.replacen("__Host-session=", "session=", 1);
     assert!(!page(plain).await.contains("Signed in as"));
 }
+
+#[tokio::test]
+async fn a_name_differing_only_in_case_cannot_register_again() {
+    let demo = Demo::start(&[]);
+    common::usernames_differing_in_case_are_one_account(&demo).await;
+    let mut db = database(&demo).await;
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+    // The database refuses it too, whoever writes.
+    let direct = sqlx::query(
+        "INSERT INTO users (username, password_hash, created_at) VALUES ('ALICE', 'x', 'now')",
+    )
+    .execute(&mut db)
+    .await;
+    assert!(direct.is_err());
+}
+
+#[tokio::test]
+async fn a_werkzeug_hash_signing_in_through_the_api_becomes_argon2id() {
+    let vectors: serde_json::Value = serde_json::from_str(include_str!(
+        "../../portcullis/tests/fixtures/password_vectors.json"
+    ))
+    .unwrap();
+    let list = vectors
+        .as_array()
+        .or_else(|| vectors["vectors"].as_array())
+        .unwrap();
+    let demo = Demo::start(&[]);
+    let mut db = database(&demo).await;
+    // One werkzeug scrypt and one werkzeug PBKDF2 account, as a Flask app left them.
+    for (name, prefix) in [("apiscrypt", "scrypt:"), ("apipbkdf2", "pbkdf2:")] {
+        let vector = list
+            .iter()
+            .find(|v| v["hash"].as_str().unwrap().starts_with(prefix))
+            .unwrap();
+        let (password, hash) = (
+            vector["password"].as_str().unwrap(),
+            vector["hash"].as_str().unwrap(),
+        );
+        sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, '2024-01-01T00:00:00Z')")
+            .bind(name)
+            .bind(hash)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        let token = |password: String| {
+            client()
+                .post(demo.url("/api/token"))
+                .json(&serde_json::json!({ "username": name, "password": password }))
+                .send()
+        };
+        assert_eq!(token(format!("{password}x")).await.unwrap().status(), 401);
+        let stored: String =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE username = ?")
+                .bind(name)
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+        assert_eq!(stored, hash, "a wrong password changed the hash");
+        let issued = token(password.to_owned()).await.unwrap();
+        assert_eq!(issued.status(), 200);
+        let upgraded: String =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE username = ?")
+                .bind(name)
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+        assert!(
+            upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{name}: {upgraded}"
+        );
+        // The upgraded hash signs in on both paths.
+        assert_eq!(token(password.to_owned()).await.unwrap().status(), 200);
+        assert_eq!(
+            login(&browser_like(), &demo, name, password).await.status(),
+            303
+        );
+    }
+}

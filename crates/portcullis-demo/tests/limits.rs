@@ -165,3 +165,108 @@ fn wildcard_with_credentials_stops_the_app_at_start_up() {
     assert_ne!(code, Some(0));
     assert!(stderr.to_ascii_lowercase().contains("cors"), "{stderr}");
 }
+
+/// A form attempt as a script sends it: no cookie (so no CSRF token is asked for), a
+/// bogus bearer token, and a `Content-Type` that axum's `Form` accepts because it
+/// starts with the form type.
+async fn odd_form_attempt(
+    demo: &Demo,
+    path: &str,
+    content_type: &str,
+    username: &str,
+    forwarded_for: &str,
+) -> reqwest::Response {
+    client()
+        .post(demo.url(path))
+        .header("content-type", content_type)
+        .header("authorization", "Bearer x")
+        .header("x-forwarded-for", forwarded_for)
+        .body(format!(
+            "username={}&password=wrong+password+again",
+            urlencode(username)
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_form_type_with_a_suffix_is_still_counted_per_username() {
+    let demo = Demo::start(&[("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1")]);
+    for path in ["/login", "/register"] {
+        let name = if path == "/login" {
+            "victim"
+        } else {
+            "newcomer"
+        };
+        let mut statuses = Vec::new();
+        for n in 0..11 {
+            let response = odd_form_attempt(
+                &demo,
+                path,
+                "application/x-www-form-urlencodedX",
+                name,
+                &format!("203.0.113.{}", n + if path == "/login" { 0 } else { 100 }),
+            )
+            .await;
+            statuses.push(response.status().as_u16());
+        }
+        // The handler reads these bodies (401 for a wrong password, 400 for a weak
+        // one): they were guesses, and the eleventh on one name is refused.
+        assert!(
+            statuses[..10].iter().all(|s| *s != 429 && *s != 415),
+            "{path}: {statuses:?}"
+        );
+        assert_eq!(statuses[10], 429, "{path}: {statuses:?}");
+    }
+}
+
+#[tokio::test]
+async fn bodies_no_extractor_reads_are_refused_on_counted_routes() {
+    let demo = Demo::start(&[("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1")]);
+    for content_type in [
+        "text/plain",
+        "application/x-www-form",
+        "multipart/form-data",
+    ] {
+        let response =
+            odd_form_attempt(&demo, "/login", content_type, "victim", "203.0.113.1").await;
+        assert_eq!(response.status(), 415, "{content_type}");
+    }
+    // serde fills the handler's struct from an array by position: no field is named,
+    // so the body is refused before it could be guessed with uncounted.
+    let array = client()
+        .post(demo.url("/api/token"))
+        .header("x-forwarded-for", "203.0.113.2")
+        .json(&json!(["victim", "wrong password, again"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(array.status(), 400);
+}
+
+#[tokio::test]
+async fn look_alike_spellings_of_one_name_share_its_bucket() {
+    let demo = Demo::start(&[("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1")]);
+    // U+212A KELVIN SIGN becomes `K` under NFC, as the handler reads the name.
+    for n in 0..10 {
+        let spelling = if n % 2 == 0 {
+            "\u{212A}elvin"
+        } else {
+            "kelvin"
+        };
+        let response = token_attempt(&demo, spelling, Some(&format!("203.0.113.{n}"))).await;
+        assert_eq!(response.status(), 401, "attempt {n}");
+    }
+    let refused = token_attempt(&demo, "KELVIN", Some("203.0.113.99")).await;
+    assert_eq!(refused.status(), 429);
+}

@@ -168,3 +168,26 @@ fn an_unreachable_database_stops_start_up_with_one_line() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("database"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_name_differing_only_in_case_cannot_register_again_on_postgres() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let demo = Demo::start(&[("DATABASE_URL", &db.url)]);
+    common::usernames_differing_in_case_are_one_account(&demo).await;
+    let mut pg = db.connect().await;
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+    let direct = sqlx::query(
+        "INSERT INTO users (username, password_hash, created_at) VALUES ('ALICE', 'x', 'now')",
+    )
+    .execute(&mut pg)
+    .await;
+    assert!(direct.is_err());
+    drop(pg);
+    db.drop_now(demo).await;
+}

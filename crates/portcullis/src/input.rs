@@ -113,6 +113,24 @@ pub fn username(value: &str) -> Result<String, InputError> {
     }
 }
 
+/// The name under which a username is one account: trimmed, NFC-normalised, then
+/// lowercased, as [`username`] reads it and without regard to case.
+///
+/// Two spellings with the same key are the same account: a store keeps usernames
+/// unique by this key (the demo's databases by `lower(username)`, its names being
+/// ASCII), and the rate limiter counts attempts per key, so that `Alice`, ` alice` and
+/// `\u{212A}` (KELVIN SIGN, which NFC makes `K`) cannot buy separate buckets.
+///
+/// ```
+/// use portcullis::input::username_key;
+///
+/// assert_eq!(username_key(" Alice "), "alice");
+/// assert_eq!(username_key("\u{212A}elvin"), username_key("kelvin"));
+/// ```
+pub fn username_key(value: &str) -> String {
+    value.trim().nfc().flat_map(char::to_lowercase).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,9 +27,39 @@
 //! does the same work as a real verification, so timing does not reveal which usernames
 //! exist.
 //!
+//! The wait for a turn is bounded too ([`PasswordConfig::permit_timeout`], 5 s by
+//! default): past it a call fails with [`PasswordError::Busy`], which sign-ins answer
+//! with 503, rather than queue without end. What a *stored* hash may demand is bounded
+//! before any work is done — Argon2 memory, passes and their product, scrypt's N and
+//! N × r × p, PBKDF2 iterations, bcrypt's cost, each a few times the default of the
+//! software that writes such hashes ([`MAX_ARGON2_MEMORY_KIB`] and the other `MAX_`
+//! constants) — so a hostile or corrupted hash in the database cannot make a login
+//! allocate a gigabyte or run for minutes: it counts as malformed and is never
+//! computed.
+//!
 //! Passwords are normalised to Unicode NFKC before hashing and verification
 //! ([`normalize`]), so a password typed on another keyboard or operating system (a
-//! precomposed `é` or `e` + combining accent, fullwidth letters) still matches.
+//! precomposed `é` or `e` + combining accent, fullwidth letters) still matches. A
+//! legacy hash (werkzeug, bcrypt) is checked against the normalised password and the
+//! password as typed, always both, so that a password NFKC changes costs exactly what
+//! any other costs.
+//!
+//! # Timing while legacy hashes remain
+//!
+//! A login costs one verification of the account's stored hash, and an unknown
+//! username one Argon2id verification at the current parameters: for accounts with an
+//! Argon2id hash the two take the same time, so timing does not tell which usernames
+//! exist. An account that still has a legacy hash is different until its next
+//! successful login replaces it ([`crate::auth::login`] does this on every path): its
+//! verification costs two derivations of *that* hash's algorithm and parameters — for
+//! werkzeug's defaults two scrypt computations (N = 2^15, 32 MiB each) or two PBKDF2
+//! runs of 1,000,000 iterations, for bcrypt two at its cost — which can be several
+//! times slower or faster than the Argon2id dummy. During that migration window an
+//! attacker who can time responses precisely may tell such an account from an unknown
+//! name (never its password, and never which kind of mistake was made). To close the
+//! window sooner, expire the remaining legacy hashes (force a password reset) once most
+//! users have signed in again; the per-username rate limit bounds how many timings one
+//! name can be sampled for.
 //!
 //! [`PasswordPolicy`] decides which new passwords to accept: 8 to 128 characters, not
 //! the username, not one of the 19,640 most common passwords (Django's list), and hard
@@ -72,24 +102,38 @@ use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
-/// The most memory a stored Argon2 hash may ask for: 1 GiB, in KiB.
-///
-/// Parameters come from the stored hash, so a hostile or corrupted hash could otherwise
-/// make one login allocate any amount of memory.
-pub const MAX_ARGON2_MEMORY_KIB: u32 = 1024 * 1024;
-/// The most passes a stored Argon2 hash may ask for.
-pub const MAX_ARGON2_ITERATIONS: u32 = 100;
-/// The most lanes a stored Argon2 hash may ask for.
+// What a stored hash may ask for. Its parameters come from the database, so a
+// hostile or corrupted hash could otherwise make one login allocate any amount of
+// memory or run for minutes, with a hashing permit held all along. Each limit is a few
+// times the default of the software that writes such hashes: enough for every hash a
+// real deployment holds, too little to take the machine.
+
+/// The most memory a stored Argon2 hash may ask for: 128 MiB, in KiB (6.7 times the
+/// default 19 MiB; argon2-cffi writes 64 MiB, and 100 MiB before its version 21.2).
+pub const MAX_ARGON2_MEMORY_KIB: u32 = 128 * 1024;
+/// The most passes a stored Argon2 hash may ask for (4 times the default 2).
+pub const MAX_ARGON2_ITERATIONS: u32 = 8;
+/// The most work a stored Argon2 hash may ask for, as memory × passes (KiB): 8 times
+/// the default's 19,456 × 2, so that a hash cannot take the most memory and the most
+/// passes at once.
+pub const MAX_ARGON2_WORK: u64 = 8 * 19_456 * 2;
+/// The most lanes a stored Argon2 hash may ask for. Lanes split the memory rather than
+/// add to it, so they do not change the work.
 pub const MAX_ARGON2_PARALLELISM: u32 = 16;
-/// The highest bcrypt cost accepted (2^16 rounds, several seconds per verification).
-pub const MAX_BCRYPT_COST: u32 = 16;
-/// The highest scrypt cost N accepted (2^20; 1 GiB of memory with r = 8).
-pub const MAX_SCRYPT_N: u64 = 1 << 20;
-/// The most work a stored scrypt hash may ask for, as N × r × p: that of N = 2^20, r = 8,
-/// p = 1, which takes 1 GiB of memory and seconds of CPU.
-pub const MAX_SCRYPT_WORK: u64 = MAX_SCRYPT_N * 8;
-/// The most PBKDF2 iterations accepted (ten times werkzeug's current default).
-pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// The highest bcrypt cost accepted: 14, 4 times the work of the cost 12 that bcrypt
+/// and Flask-Bcrypt use by default.
+pub const MAX_BCRYPT_COST: u32 = 14;
+/// The highest scrypt cost N accepted: 2^17, 4 times werkzeug's 2^15.
+pub const MAX_SCRYPT_N: u64 = 1 << 17;
+/// The most work a stored scrypt hash may ask for, as N × r × p: 4 times werkzeug's
+/// N = 2^15, r = 8, p = 1 (which takes 32 MiB); at most 128 MiB of memory.
+pub const MAX_SCRYPT_WORK: u64 = 4 * (1 << 15) * 8;
+/// The most PBKDF2 iterations accepted: twice werkzeug's current default of 1,000,000
+/// (PBKDF2 needs no memory, so each iteration is pure time).
+pub const MAX_PBKDF2_ITERATIONS: u32 = 2_000_000;
+/// How long [`Passwords::hash`] and [`Passwords::verify`] wait for a turn by default
+/// before answering [`PasswordError::Busy`].
+pub const DEFAULT_PERMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 // werkzeug's scrypt output length: hashlib.scrypt's default dklen.
 const WERKZEUG_SCRYPT_LEN: usize = 64;
@@ -127,6 +171,7 @@ pub struct PasswordConfig {
     iterations: u32,
     parallelism: u32,
     max_concurrent: usize,
+    permit_timeout: std::time::Duration,
 }
 
 impl Default for PasswordConfig {
@@ -140,6 +185,7 @@ impl Default for PasswordConfig {
             max_concurrent: std::thread::available_parallelism()
                 .map(usize::from)
                 .unwrap_or(1),
+            permit_timeout: DEFAULT_PERMIT_TIMEOUT,
         }
     }
 }
@@ -202,6 +248,24 @@ impl PasswordConfig {
         self.max_concurrent = max_concurrent;
         self
     }
+
+    /// How long a call waits for a turn when `max_concurrent` computations already run
+    /// (default 5 s, [`DEFAULT_PERMIT_TIMEOUT`]). Past it the call fails with
+    /// [`PasswordError::Busy`], a 503 for the client, rather than queue without end
+    /// behind a flood of logins. Waiting needs Tokio's timer (on under
+    /// `#[tokio::main]`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use portcullis::password::PasswordConfig;
+    ///
+    /// let config = PasswordConfig::default().permit_timeout(Duration::from_secs(2));
+    /// # let _ = config;
+    /// ```
+    pub fn permit_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.permit_timeout = timeout;
+        self
+    }
 }
 
 /// Why a password could not be hashed or a stored hash could not be checked.
@@ -227,6 +291,10 @@ pub enum PasswordError {
     /// The [`PasswordConfig`] is not usable.
     #[error("invalid password hashing configuration: {0}")]
     InvalidConfig(String),
+    /// Every hashing slot stayed taken for the whole [`PasswordConfig::permit_timeout`]:
+    /// the machine is saturated; try again later (a 503).
+    #[error("every password hashing slot is busy; try again later")]
+    Busy,
     /// Hashing failed (the random source, the worker task); says nothing about the
     /// password.
     #[error("password hashing failed: {0}")]
@@ -334,10 +402,13 @@ impl Passwords {
     pub fn new(config: PasswordConfig) -> Result<Self, PasswordError> {
         let invalid = |why: &str| Err(PasswordError::InvalidConfig(why.to_owned()));
         if config.memory_kib > MAX_ARGON2_MEMORY_KIB {
-            return invalid("memory_kib is above 1 GiB");
+            return invalid("memory_kib is above 128 MiB");
         }
         if config.iterations > MAX_ARGON2_ITERATIONS {
-            return invalid("iterations is above 100");
+            return invalid("iterations is above 8");
+        }
+        if u64::from(config.memory_kib) * u64::from(config.iterations) > MAX_ARGON2_WORK {
+            return invalid("memory_kib × iterations is above MAX_ARGON2_WORK");
         }
         if config.parallelism > MAX_ARGON2_PARALLELISM {
             return invalid("parallelism is above 16");
@@ -429,12 +500,13 @@ impl Passwords {
     /// stored hash is not one this module recognises, or asks for more work than the
     /// limits allow. Every comparison takes constant time.
     ///
-    /// The password is normalised to NFKC first. For werkzeug and bcrypt hashes, when
-    /// the normalised password does not match and differs from the password as given,
-    /// the password as given is tried too: Flask applications hashed the raw input, so
-    /// a user who typed a decomposed accent or fullwidth letters at registration could
-    /// otherwise never log in again. Argon2 hashes are only checked normalised (this
-    /// module normalises before hashing).
+    /// The password is normalised to NFKC first. For werkzeug and bcrypt hashes the
+    /// password as given is tried too: Flask applications hashed the raw input, so a
+    /// user who typed a decomposed accent or fullwidth letters at registration could
+    /// otherwise never log in again. Both derivations always run, for every password,
+    /// so that a password NFKC changes costs exactly what one it leaves alone costs.
+    /// Argon2 hashes are only checked normalised (this module normalises before
+    /// hashing): one derivation.
     ///
     /// ```
     /// use portcullis::password::{PasswordConfig, Passwords};
@@ -457,13 +529,15 @@ impl Passwords {
         })?;
         let normalized = Zeroizing::new(normalize(password));
         let memory = &self.inner.memory;
-        if stored.matches(normalized.as_bytes(), memory)? {
-            return Ok(true);
+        let as_normalized = stored.matches(normalized.as_bytes(), memory)?;
+        if !stored.is_legacy() {
+            return Ok(as_normalized);
         }
-        if stored.is_legacy() && normalized.as_str() != password {
-            return stored.matches(password.as_bytes(), memory);
-        }
-        Ok(false)
+        // Always the second derivation, whether or not NFKC changed the password and
+        // whether or not the first matched: a legacy verification costs the same for
+        // every password, so its time tells nothing about what was typed.
+        let as_typed = stored.matches(password.as_bytes(), memory)?;
+        Ok(as_normalized || as_typed)
     }
 
     /// Whether `stored` should be replaced by a new hash after the next successful
@@ -550,6 +624,16 @@ impl Passwords {
         .await
     }
 
+    /// Takes every hashing slot until the permit is dropped: a saturated hasher.
+    #[cfg(test)]
+    pub(crate) async fn take_every_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        let slots = u32::try_from(self.inner.config.max_concurrent).unwrap_or(u32::MAX);
+        Arc::clone(&self.inner.permits)
+            .acquire_many_owned(slots)
+            .await
+            .expect("the semaphore is never closed")
+    }
+
     fn dummy_hash(&self) -> Result<&str, PasswordError> {
         if let Some(hash) = self.inner.dummy.get() {
             return Ok(hash);
@@ -564,10 +648,26 @@ impl Passwords {
         T: Send + 'static,
         F: FnOnce() -> Result<T, PasswordError> + Send + 'static,
     {
-        let permit = Arc::clone(&self.inner.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| PasswordError::Hashing("the password worker pool is closed".to_owned()))?;
+        let permits = Arc::clone(&self.inner.permits);
+        // A free slot is taken without a timer; only a wait is bounded.
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                tokio::time::timeout(self.inner.config.permit_timeout, permits.acquire_owned())
+                    .await
+                    .map_err(|_| {
+                        tracing::warn!(
+                            target: "portcullis::security",
+                            event = "password_hashing_busy",
+                            "every password hashing slot stayed busy; the request is refused (503)"
+                        );
+                        PasswordError::Busy
+                    })?
+                    .map_err(|_| {
+                        PasswordError::Hashing("the password worker pool is closed".to_owned())
+                    })?
+            }
+        };
         tokio::task::spawn_blocking(move || {
             // Held until the computation ends, not until the caller stops waiting: a
             // cancelled request must not free a slot while its hash still runs.
@@ -577,6 +677,12 @@ impl Passwords {
         .await
         .map_err(|_| PasswordError::Hashing("the password worker task failed".to_owned()))?
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Key derivations run on this thread: what a test counts instead of timing them.
+    static DERIVATIONS_ON_THIS_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// A stored hash, parsed and checked against the limits before any work is done.
@@ -615,6 +721,8 @@ impl<'a> Stored<'a> {
     }
 
     fn matches(&self, password: &[u8], memory: &WorkingMemory) -> Result<bool, PasswordError> {
+        #[cfg(test)]
+        DERIVATIONS_ON_THIS_THREAD.with(|count| count.set(count.get() + 1));
         match self {
             Stored::Argon2(hash) => verify_argon2(hash, password, memory),
             // bcrypt::verify compares in constant time, and like every bcrypt only
@@ -698,6 +806,7 @@ fn parse_argon2(stored: &str) -> Result<PasswordHash<'_>, PasswordError> {
     let params = Params::try_from(&hash).map_err(|_| PasswordError::Malformed)?;
     if params.m_cost() > MAX_ARGON2_MEMORY_KIB
         || params.t_cost() > MAX_ARGON2_ITERATIONS
+        || u64::from(params.m_cost()) * u64::from(params.t_cost()) > MAX_ARGON2_WORK
         || params.p_cost() > MAX_ARGON2_PARALLELISM
     {
         return Err(PasswordError::Malformed);
@@ -1241,6 +1350,11 @@ mod tests {
             PasswordConfig::default().memory_kib(1),
             PasswordConfig::default().memory_kib(MAX_ARGON2_MEMORY_KIB + 1),
             PasswordConfig::default().iterations(101),
+            PasswordConfig::default().iterations(MAX_ARGON2_ITERATIONS + 1),
+            // Each within its own limit, too much work together.
+            PasswordConfig::default()
+                .memory_kib(MAX_ARGON2_MEMORY_KIB)
+                .iterations(3),
             PasswordConfig::default().parallelism(17),
             PasswordConfig::default().max_concurrent(0),
         ] {
@@ -1277,6 +1391,118 @@ mod tests {
         let passwords = fast();
         let stored = passwords.hash_blocking("ｆｕｌｌｗｉｄｔｈ").unwrap();
         assert_eq!(passwords.verify_blocking("fullwidth", &stored), Ok(true));
+    }
+
+    fn derivations() -> usize {
+        DERIVATIONS_ON_THIS_THREAD.with(std::cell::Cell::get)
+    }
+
+    #[test]
+    fn hashes_demanding_more_than_the_limits_are_never_computed() {
+        let passwords = fast();
+        let argon2 = passwords.hash_blocking("pw").unwrap();
+        let tail = argon2.splitn(5, '$').nth(4).unwrap();
+        let argon2_with = |params: &str| format!("$argon2id$v=19${params}${tail}");
+        let scrypt_hex = "0".repeat(128);
+        let pbkdf2_hex = "0".repeat(64);
+        let bcrypt_rest = "xeF9wOsXN/wmwKSw24i5eet6MOWLNCA31NOeuZy.LnAtUMauloyyS";
+        let too_costly = [
+            // 256 MiB, 9 passes, and 128 MiB × 3 passes (each limit kept, the work not).
+            argon2_with("m=262144,t=1,p=1"),
+            argon2_with("m=19456,t=9,p=1"),
+            argon2_with("m=131072,t=3,p=1"),
+            argon2_with("m=1048576,t=2,p=1"),
+            format!("scrypt:262144:8:1$salt${scrypt_hex}"),
+            format!("scrypt:131072:8:2$salt${scrypt_hex}"),
+            format!("scrypt:32768:8:5$salt${scrypt_hex}"),
+            format!("pbkdf2:sha256:2000001$salt${pbkdf2_hex}"),
+            format!("pbkdf2:sha512:10000000$salt${scrypt_hex}"),
+            format!("$2b$15${bcrypt_rest}"),
+            format!("$2b$16${bcrypt_rest}"),
+        ];
+        for stored in &too_costly {
+            let before = derivations();
+            assert_eq!(
+                passwords.verify_blocking("pw", stored),
+                Err(PasswordError::Malformed),
+                "{stored}"
+            );
+            assert_eq!(derivations(), before, "{stored} was computed");
+            assert!(passwords.needs_rehash(stored));
+        }
+        // Up to the limits, hashes parse (and would be computed).
+        for within in [
+            argon2_with("m=131072,t=2,p=4"),
+            argon2_with("m=38912,t=8,p=1"),
+            format!("scrypt:131072:8:1$salt${scrypt_hex}"),
+            format!("pbkdf2:sha256:2000000$salt${pbkdf2_hex}"),
+            format!("$2b$14${bcrypt_rest}"),
+        ] {
+            assert!(Stored::parse(&within).is_ok(), "{within}");
+        }
+    }
+
+    #[test]
+    fn a_password_nfkc_changes_costs_what_any_other_costs() {
+        // A werkzeug hash of a decomposed accent, as a Flask app stored the raw input.
+        let raw = "pa\u{308}sswo\u{308}rd";
+        let mut derived = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(raw.as_bytes(), b"saltsalt", 1000, &mut derived);
+        let hex: String = derived.iter().map(|b| format!("{b:02x}")).collect();
+        let legacy = format!("pbkdf2:sha256:1000$saltsalt${hex}");
+        let passwords = fast();
+        let argon2 = passwords.hash_blocking("plain ascii").unwrap();
+        let cost = |password: &str, stored: &str| {
+            let before = derivations();
+            let result = passwords.verify_blocking(password, stored);
+            (result, derivations() - before)
+        };
+        // NFKC changes the first two (decomposed accent, fullwidth letters), not the
+        // others; right or wrong, each costs two derivations of the legacy hash.
+        assert_eq!(cost(raw, &legacy), (Ok(true), 2));
+        assert_eq!(cost("ｆｕｌｌｗｉｄｔｈ", &legacy), (Ok(false), 2));
+        assert_eq!(cost("plain ascii", &legacy), (Ok(false), 2));
+        assert_eq!(cost("p\u{e4}ssw\u{f6}rd", &legacy), (Ok(false), 2));
+        // Argon2 hashes are checked normalised only: one derivation, whatever typed.
+        assert_eq!(cost("plain ascii", &argon2), (Ok(true), 1));
+        assert_eq!(cost("ｐｌａｉｎ ａｓｃｉｉ", &argon2), (Ok(true), 1));
+        assert_eq!(cost("pa\u{308}ss", &argon2), (Ok(false), 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_saturated_hasher_answers_busy_within_its_bound() {
+        let passwords = Passwords::new(
+            PasswordConfig::default()
+                .memory_kib(256)
+                .iterations(1)
+                .max_concurrent(1)
+                .permit_timeout(std::time::Duration::from_millis(50)),
+        )
+        .unwrap();
+        let stored = passwords.hash("pw".to_owned()).await.unwrap();
+        // Every slot taken, as by a flood of logins that keeps them busy.
+        let held = Arc::clone(&passwords.inner.permits)
+            .acquire_owned()
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            passwords
+                .verify("pw".to_owned(), Some(stored.clone()))
+                .await,
+            Err(PasswordError::Busy)
+        );
+        assert_eq!(
+            passwords.hash("pw".to_owned()).await,
+            Err(PasswordError::Busy)
+        );
+        // The paused clock moved by the bounds and nothing else: two waits of 50 ms.
+        assert_eq!(started.elapsed(), std::time::Duration::from_millis(100));
+        drop(held);
+        assert_eq!(
+            passwords.verify("pw".to_owned(), Some(stored)).await,
+            Ok(true)
+        );
     }
 
     #[test]

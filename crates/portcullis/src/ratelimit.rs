@@ -10,13 +10,20 @@
 //! | `auth` | `POST /login`, `/register`, `/api/token` | 10 a minute per client IP **and** 10 a minute per username, counted separately; refused when either is spent |
 //! | `default` | every other request | 600 a minute per client IP |
 //!
-//! The username comes from the body of the group's requests: the `username` field of
-//! an `application/x-www-form-urlencoded` form or of a JSON object, read up to 1 MiB and
-//! handed on unchanged. It is trimmed and ASCII-lowercased for the key, so `Alice` and
-//! `alice ` share a bucket. A request that names two usernames is refused with 400: it
-//! cannot be counted against one, and the handler's parser might pick the other. IPv6
-//! clients are counted per `/64`, the block one host controls, so that one machine
-//! cannot mint a fresh bucket per address.
+//! The username is read wherever the handler's axum extractors could read it, by their
+//! own rules: `Form` reads the query string of a `GET` and otherwise any body whose
+//! `Content-Type` *starts with* `application/x-www-form-urlencoded`; `Json` reads a body
+//! of type `application/json` or `application/*+json`. Every `username` field found
+//! there is counted (bodies read up to 1 MiB and handed on unchanged); a request that
+//! names two different usernames is refused with 400, as it cannot be counted against
+//! one and the handler's parser might pick the other. On a username-counted route a
+//! request none of those extractors would read is refused with 415, and a JSON body
+//! that is not an object with 400 (serde fills a struct from an array by position,
+//! where no field is called `username`): nothing reaches the handler uncounted. The
+//! key is [`crate::input::username_key`] (trimmed, NFC, lowercase), the one name under
+//! which the handler finds an account: `Alice` and ` alice ` share a bucket, and so do
+//! `kevin` and `\u{212A}evin` (KELVIN SIGN, which NFC makes `K`). IPv6 clients are counted per `/64`, the block
+//! one host controls, so that one machine cannot mint a fresh bucket per address.
 //!
 //! Refusals are `429 Too Many Requests` with `Retry-After` and the uniform error body
 //! (code `rate_limited`), logged as a `portcullis::security` event that names the group,
@@ -62,7 +69,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
@@ -230,6 +237,10 @@ pub enum BackendError {
     /// The store could not be reached or answered nonsense.
     #[error("rate-limit backend unavailable: {0}")]
     Unavailable(String),
+    /// The store holds as many keys of this kind as it may, all in use, and would have
+    /// to forget one to count this request (see [`MemoryBackend`]).
+    #[error("rate-limit backend full: too many keys are active at once")]
+    Full,
     /// The quota has a zero size or period.
     #[error("invalid rate-limit quota: {burst} per {period:?}")]
     InvalidQuota {
@@ -278,8 +289,8 @@ pub trait RateLimitBackend: Send + Sync + fmt::Debug + 'static {
 type Limiter =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
-/// Settings of [`MemoryBackend`]. `Default`: at most 100,000 keys, idle keys dropped
-/// every minute.
+/// Settings of [`MemoryBackend`]. `Default`: at most 100,000 address keys and 100,000
+/// username keys, idle keys dropped every minute.
 ///
 /// ```
 /// use std::time::Duration;
@@ -287,13 +298,16 @@ type Limiter =
 ///
 /// let backend = MemoryBackendConfig::default()
 ///     .max_keys(10_000)
+///     .max_username_keys(5_000)
 ///     .sweep_interval(Duration::from_secs(30))
 ///     .build();
 /// assert_eq!(backend.max_keys(), 10_000);
+/// assert_eq!(backend.max_username_keys(), 5_000);
 /// ```
 #[derive(Debug, Clone)]
 pub struct MemoryBackendConfig {
     max_keys: usize,
+    max_username_keys: usize,
     sweep_interval: Duration,
 }
 
@@ -301,6 +315,7 @@ impl Default for MemoryBackendConfig {
     fn default() -> Self {
         Self {
             max_keys: DEFAULT_MAX_KEYS,
+            max_username_keys: DEFAULT_MAX_KEYS,
             sweep_interval: Duration::from_secs(60),
         }
     }
@@ -310,11 +325,24 @@ impl Default for MemoryBackendConfig {
 // anything.
 const MIN_MAX_KEYS: usize = 16;
 
+// How long a full username pool refuses before it counts its keys again: counting
+// scans every key, which must not happen on every request of a flood.
+const FULL_RECHECK: Duration = Duration::from_secs(1);
+
 impl MemoryBackendConfig {
-    /// The most keys kept at once (at least 16). See [`MemoryBackend`] for what happens
-    /// when a flood of distinct keys reaches it.
+    /// The most address keys (and keys of any kind but usernames) kept at once (at
+    /// least 16). See [`MemoryBackend`] for what happens when a flood of distinct keys
+    /// reaches it.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = max_keys.max(MIN_MAX_KEYS);
+        self
+    }
+
+    /// The most username keys kept at once (at least 16), in a pool of their own that
+    /// no flood of addresses can empty. When it is full of active buckets, username
+    /// checks fail (the layer answers 503) rather than forget one.
+    pub fn max_username_keys(mut self, max_keys: usize) -> Self {
+        self.max_username_keys = max_keys.max(MIN_MAX_KEYS);
         self
     }
 
@@ -330,10 +358,8 @@ impl MemoryBackendConfig {
     /// The backend.
     pub fn build(self) -> MemoryBackend {
         let inner = Arc::new(MemoryInner {
-            limiters: RwLock::new(HashMap::new()),
-            max_keys: self.max_keys,
-            headroom: AtomicIsize::new(to_isize(full_mark(self.max_keys))),
-            sweeping: Mutex::new(()),
+            addresses: Pool::new(self.max_keys, WhenFull::ForgetBusiest),
+            usernames: Pool::new(self.max_username_keys, WhenFull::Refuse),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             // A Weak, so that the task neither keeps the backend alive nor outlives it.
@@ -368,22 +394,34 @@ fn to_isize(n: usize) -> isize {
     isize::try_from(n).unwrap_or(isize::MAX)
 }
 
-/// In-process buckets: `governor`'s keyed GCRA limiters, one per distinct quota.
+/// Whether a key names a user: the layer writes `group:user:name`, and a group name
+/// has no `:`.
+fn is_username_key(key: &str) -> bool {
+    key.split(':').nth(1) == Some(KeyKind::User.as_str())
+}
+
+/// In-process buckets: `governor`'s keyed GCRA limiters, one per distinct quota, in two
+/// pools: usernames (keys `group:user:…`) in one, every other key (addresses) in the
+/// other, each with its own cap.
 ///
 /// Keys a client chooses (addresses, usernames) could otherwise grow without bound, so
-/// the number of keys is capped ([`MemoryBackendConfig::max_keys`]):
+/// the number of keys in each pool is capped:
 ///
 /// - a background task drops idle keys (those whose bucket is full again, so that
 ///   forgetting them changes nothing) every [`MemoryBackendConfig::sweep_interval`];
-/// - when the count reaches seven eighths of the cap, idle keys are dropped at once
-///   (the stored count so stays under the cap itself);
-/// - when that still leaves more than three quarters of the cap in use — a flood of
-///   distinct keys that are all active — the buckets of the busiest quotas are
-///   forgotten until at most half the cap is in use, and a `portcullis::security`
-///   warning says so.
-///   Memory stays bounded; the price is that a client able to present that many
-///   distinct active keys at once (a botnet) gets fresh buckets, which such a pool of
-///   addresses has anyway.
+/// - when a pool's count reaches seven eighths of its cap, its idle keys are dropped at
+///   once, key by key (the stored count so stays under the cap itself);
+/// - when that still leaves the **address** pool more than three quarters full — a
+///   flood of distinct addresses that are all active — the buckets of its busiest
+///   quotas are forgotten until at most half the cap is in use, and a
+///   `portcullis::security` warning says so. Memory stays bounded; the price is that a
+///   client able to present that many distinct active addresses at once (a botnet)
+///   gets fresh address buckets, which such a pool of addresses has anyway;
+/// - the **username** pool never forgets an active bucket: forgetting one would hand a
+///   password guesser a fresh count for the account it attacks. When idle keys do not
+///   make room, username checks fail with [`BackendError::Full`] — the layer answers
+///   503, fail closed — until keys go idle again (counted again at most once a second).
+///   A flood of addresses cannot reach this pool at all.
 ///
 /// Each check costs one hash-map lookup; the count is looked at only every so many
 /// checks, never on each one. Clones share the buckets.
@@ -408,21 +446,39 @@ pub struct MemoryBackend {
 }
 
 struct MemoryInner {
+    addresses: Pool,
+    usernames: Pool,
+}
+
+/// What a pool does when dropping idle keys does not make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhenFull {
+    /// Forget the busiest quotas' buckets: for addresses.
+    ForgetBusiest,
+    /// Refuse every check until keys go idle: for usernames.
+    Refuse,
+}
+
+struct Pool {
     limiters: RwLock<HashMap<Quota, Arc<Limiter>>>,
     max_keys: usize,
+    when_full: WhenFull,
     // How many more checks may run before the key count has to be looked at again.
     // Each check adds at most one key, so while this stays positive the count cannot
     // pass the full mark, and the count (a lock per map shard) is not taken on every
     // check.
     headroom: AtomicIsize,
-    sweeping: Mutex<()>,
+    // Held while counting; holds until when a full pool refuses without counting.
+    sweeping: Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryBackend")
-            .field("keys", &self.len())
-            .field("max_keys", &self.inner.max_keys)
+            .field("address_keys", &self.inner.addresses.len())
+            .field("max_keys", &self.inner.addresses.max_keys)
+            .field("username_keys", &self.inner.usernames.len())
+            .field("max_username_keys", &self.inner.usernames.max_keys)
             .finish()
     }
 }
@@ -439,9 +495,14 @@ impl MemoryBackend {
         MemoryBackendConfig::default().build()
     }
 
-    /// How many keys are stored now, across every quota.
+    /// How many keys are stored now, across every quota and both pools.
     pub fn len(&self) -> usize {
-        self.inner.len()
+        self.inner.addresses.len() + self.inner.usernames.len()
+    }
+
+    /// How many username keys are stored now.
+    pub fn username_len(&self) -> usize {
+        self.inner.usernames.len()
     }
 
     /// Whether no key is stored.
@@ -449,9 +510,14 @@ impl MemoryBackend {
         self.len() == 0
     }
 
-    /// The cap on stored keys.
+    /// The cap on stored address keys (and keys of any kind but usernames).
     pub fn max_keys(&self) -> usize {
-        self.inner.max_keys
+        self.inner.addresses.max_keys
+    }
+
+    /// The cap on stored username keys.
+    pub fn max_username_keys(&self) -> usize {
+        self.inner.usernames.max_keys
     }
 
     /// Drops every key whose bucket is full again; the background task does this
@@ -465,9 +531,14 @@ impl MemoryBackend {
             burst: quota.burst,
             period: quota.period,
         };
-        let limiter = self.inner.limiter(quota).ok_or_else(invalid)?;
-        if self.inner.headroom.fetch_sub(1, Ordering::AcqRel) <= 0 {
-            self.inner.enforce_cap();
+        let pool = if is_username_key(key) {
+            &self.inner.usernames
+        } else {
+            &self.inner.addresses
+        };
+        let limiter = pool.limiter(quota).ok_or_else(invalid)?;
+        if pool.headroom.fetch_sub(1, Ordering::AcqRel) <= 0 && !pool.enforce_cap() {
+            return Err(BackendError::Full);
         }
         let interval = quota.interval();
         let until_full = |used: u32| interval.saturating_mul(used);
@@ -496,6 +567,23 @@ impl MemoryBackend {
 }
 
 impl MemoryInner {
+    fn drop_idle_keys(&self) {
+        self.addresses.drop_idle_keys();
+        self.usernames.drop_idle_keys();
+    }
+}
+
+impl Pool {
+    fn new(max_keys: usize, when_full: WhenFull) -> Self {
+        Self {
+            limiters: RwLock::new(HashMap::new()),
+            max_keys,
+            when_full,
+            headroom: AtomicIsize::new(to_isize(full_mark(max_keys))),
+            sweeping: Mutex::new(None),
+        }
+    }
+
     fn len(&self) -> usize {
         self.read_limiters().values().map(|l| l.len()).sum()
     }
@@ -522,7 +610,8 @@ impl MemoryInner {
         )
     }
 
-    fn drop_idle_keys(&self) {
+    /// Drops idle keys, key by key, and returns how many are left.
+    fn drop_idle_keys(&self) -> usize {
         let limiters: Vec<Arc<Limiter>> = self.read_limiters().values().cloned().collect();
         for limiter in &limiters {
             limiter.retain_recent();
@@ -533,30 +622,56 @@ impl MemoryInner {
             to_isize(full_mark(self.max_keys).saturating_sub(count)),
             Ordering::Release,
         );
+        count
     }
 
     /// Called when the headroom runs out: count the keys, and make room if needed.
-    fn enforce_cap(&self) {
-        let _sweeping = self.sweeping.lock().unwrap_or_else(|e| e.into_inner());
+    /// `false`: the pool is full of active username buckets and refuses the check.
+    fn enforce_cap(&self) -> bool {
+        let mut refusing_until = self.sweeping.lock().unwrap_or_else(|e| e.into_inner());
         // Another check made room while this one waited for the lock.
         if self.headroom.load(Ordering::Acquire) > 0 {
-            return;
+            return true;
+        }
+        if refusing_until.is_some_and(|until| Instant::now() < until) {
+            return false;
         }
         let full = full_mark(self.max_keys);
         let three_quarters = self.max_keys - self.max_keys / 4;
         let mut count = self.len();
-        if count > three_quarters {
-            self.drop_idle_keys();
-            count = self.len();
-            if count > three_quarters {
-                count = self.forget_busiest(count);
+        match self.when_full {
+            WhenFull::ForgetBusiest => {
+                if count > three_quarters {
+                    count = self.drop_idle_keys();
+                    if count > three_quarters {
+                        count = self.forget_busiest(count);
+                    }
+                }
+            }
+            WhenFull::Refuse => {
+                if count >= full {
+                    count = self.drop_idle_keys();
+                }
+                if count >= full {
+                    *refusing_until = Some(Instant::now() + FULL_RECHECK);
+                    self.headroom.store(0, Ordering::Release);
+                    tracing::warn!(
+                        target: "portcullis::security",
+                        event = "rate_limit_usernames_full",
+                        keys = count,
+                        "too many usernames are being tried at once; username-counted requests are refused (fail closed)"
+                    );
+                    return false;
+                }
+                *refusing_until = None;
             }
         }
-        // At most three quarters of the cap is left in use, so at least an eighth of it
-        // passes before the next count: a nearly full backend is not counted on every
-        // check.
+        // For addresses at most three quarters of the cap is left in use, so at least
+        // an eighth of it passes before the next count: a nearly full backend is not
+        // counted on every check.
         self.headroom
             .store(to_isize(full.saturating_sub(count)), Ordering::Release);
+        true
     }
 
     /// Forgets whole quotas, the busiest first, until at most half the cap is in use.
@@ -1061,9 +1176,10 @@ fn ip_key(ip: IpAddr) -> String {
 // Longer usernames are hashed so that a key's size stays small whatever a client sends.
 const MAX_PLAIN_USERNAME: usize = 64;
 
-/// The username as counted: trimmed, ASCII-lowercased; `None` when empty.
+/// The username as counted: [`crate::input::username_key`] (trimmed, NFC, lowercase),
+/// the name under which the handler finds one account; `None` when empty.
 fn username_key(raw: &str) -> Option<String> {
-    let name = raw.trim().to_ascii_lowercase();
+    let name = crate::input::username_key(raw);
     if name.is_empty() {
         return None;
     }
@@ -1084,39 +1200,107 @@ enum Username {
     Several,
 }
 
-fn media_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+/// Where the handler's extractors can read a username from, by the rules of axum
+/// 0.8's own extractors, so that the limiter reads every place the handler might:
+///
+/// - `Form` reads the query string of a `GET`, and otherwise the body when the
+///   `Content-Type` header, as text, *starts with* `application/x-www-form-urlencoded`
+///   (a byte prefix: `application/x-www-form-urlencodedX` is read as a form);
+/// - `Json` reads the body when the header parses as a media type `application/json`
+///   or `application/*+json`, whatever the method.
+///
+/// Both look at the first `Content-Type` header only, as this does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UsernameSources {
+    query: bool,
+    form_body: bool,
+    json_body: bool,
 }
 
-fn is_form_or_json(media_type: &str) -> bool {
-    media_type == "application/x-www-form-urlencoded"
-        || media_type == "application/json"
-        || media_type.ends_with("+json")
-}
-
-/// The `username` of a form or a JSON object. Bodies that do not parse name nobody:
-/// the handler refuses them anyway.
-fn find_username(media_type: &str, body: &[u8]) -> Username {
-    if media_type == "application/x-www-form-urlencoded" {
-        // Pair by pair: nothing is kept of the other fields, and reading stops at a
-        // second, different username.
-        one_username(
-            form_urlencoded::parse(body)
-                .filter(|(key, _)| key == "username")
-                .map(|(_, value)| value),
-        )
-    } else {
-        let names = serde_json::from_slice::<JsonUsernames>(body)
-            .map(|u| u.0)
-            .unwrap_or_default();
-        one_username(names.into_iter().map(std::borrow::Cow::Owned))
+impl UsernameSources {
+    fn of(method: &Method, headers: &HeaderMap) -> Self {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok());
+        let is_get = method == Method::GET;
+        let form_body = !is_get
+            && content_type.is_some_and(|value| {
+                value.starts_with(mime::APPLICATION_WWW_FORM_URLENCODED.as_ref())
+            });
+        let json_body = content_type
+            .and_then(|value| value.parse::<mime::Mime>().ok())
+            .is_some_and(|media| {
+                media.type_() == mime::APPLICATION
+                    && (media.subtype() == mime::JSON
+                        || media.suffix().is_some_and(|suffix| suffix == mime::JSON))
+            });
+        Self {
+            query: is_get,
+            form_body,
+            json_body,
+        }
     }
+
+    /// Whether a handler could read a username at all: when not, the request is
+    /// refused (415) rather than let through uncounted.
+    fn any(self) -> bool {
+        self.query || self.form_body || self.json_body
+    }
+
+    fn reads_body(self) -> bool {
+        self.form_body || self.json_body
+    }
+}
+
+/// Why a body on a username-counted route is refused before it is counted.
+#[derive(Debug, PartialEq, Eq)]
+enum UnreadableUsername {
+    /// JSON that is not an object: serde reads a struct from an array as well, by
+    /// position, where no field is called `username`.
+    NotAnObject,
+}
+
+/// The `username` values of a urlencoded form, decoded pair by pair.
+fn form_usernames(bytes: &[u8]) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+    form_urlencoded::parse(bytes)
+        .filter(|(key, _)| key == "username")
+        .map(|(_, value)| value)
+}
+
+/// The `username` of every source the handler may read (see [`UsernameSources`]).
+/// Bodies that do not parse name nobody: the handler refuses them anyway.
+fn find_username(
+    sources: UsernameSources,
+    query: &str,
+    body: &[u8],
+) -> Result<Username, UnreadableUsername> {
+    let mut json_names = Vec::new();
+    if sources.json_body {
+        let first = body
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if first != Some(&b'{') {
+            return Err(UnreadableUsername::NotAnObject);
+        }
+        if let Ok(names) = serde_json::from_slice::<JsonUsernames>(body) {
+            json_names = names.0;
+        }
+    }
+    // Pair by pair: nothing is kept of the other fields, and reading stops at a
+    // second, different username.
+    let query_names = sources
+        .query
+        .then(|| form_usernames(query.as_bytes()))
+        .into_iter()
+        .flatten();
+    let body_names = sources
+        .form_body
+        .then(|| form_usernames(body))
+        .into_iter()
+        .flatten();
+    Ok(one_username(query_names.chain(body_names).chain(
+        json_names.into_iter().map(std::borrow::Cow::Owned),
+    )))
 }
 
 /// `One` when every non-empty value names the same user (after [`username_key`]),
@@ -1292,27 +1476,42 @@ where
                 }
             }
             if let Some(quota) = rule.per_username {
-                let media_type = media_type(req.headers());
-                if is_form_or_json(&media_type) {
-                    let bytes;
+                let sources = UsernameSources::of(req.method(), req.headers());
+                if !sources.any() {
+                    // Counting nothing here would let a body of a type the handler
+                    // also reads (an extractor the limiter does not know) guess
+                    // without limit.
+                    return Ok(Error::unsupported_media_type(
+                        "Send the body as application/x-www-form-urlencoded or application/json.",
+                    )
+                    .into_response());
+                }
+                let query = req.uri().query().unwrap_or("").to_owned();
+                let mut bytes = bytes::Bytes::new();
+                if sources.reads_body() {
                     (req, bytes) = match buffer_body(req, shared.max_body_bytes).await {
                         Ok(buffered) => buffered,
                         Err(too_large) => return Ok(too_large),
                     };
-                    match find_username(&media_type, &bytes) {
-                        Username::None => {}
-                        Username::One(name) => {
-                            match count(&shared, at(KeyKind::User), &name, quota).await {
-                                Ok(decision) => tightest = tighter(tightest, decision),
-                                Err(response) => return Ok(response),
-                            }
+                }
+                match find_username(sources, &query, &bytes) {
+                    Ok(Username::None) => {}
+                    Ok(Username::One(name)) => {
+                        match count(&shared, at(KeyKind::User), &name, quota).await {
+                            Ok(decision) => tightest = tighter(tightest, decision),
+                            Err(response) => return Ok(response),
                         }
-                        Username::Several => {
-                            return Ok(Error::bad_request(
-                                "The request names more than one username; send one.",
-                            )
-                            .into_response());
-                        }
+                    }
+                    Ok(Username::Several) => {
+                        return Ok(Error::bad_request(
+                            "The request names more than one username; send one.",
+                        )
+                        .into_response());
+                    }
+                    Err(UnreadableUsername::NotAnObject) => {
+                        return Ok(
+                            Error::bad_request("Send the JSON body as an object.").into_response()
+                        );
                     }
                 }
             }
@@ -1329,7 +1528,6 @@ where
 mod tests {
     use super::*;
     use std::fmt::Write as _;
-    use std::time::Instant;
 
     fn block_on<F: std::future::Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
@@ -1344,6 +1542,8 @@ mod tests {
         assert_eq!(username_key("  Alice "), Some("alice".to_owned()));
         assert_eq!(username_key("ALICE"), username_key("alice\t"));
         assert_eq!(username_key("   "), None);
+        // NFC, as the handler reads names: KELVIN SIGN is `K`.
+        assert_eq!(username_key("\u{212A}elvin"), Some("kelvin".to_owned()));
         let long = username_key(&"a".repeat(10_000)).unwrap();
         assert!(long.starts_with('#') && long.len() < 50, "{long}");
         // A name that looks like a hash is hashed itself, so it cannot collide with one.
@@ -1361,36 +1561,97 @@ mod tests {
         assert_eq!(ip_key("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
     }
 
+    fn sources(method: Method, content_type: &str) -> UsernameSources {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        UsernameSources::of(&method, &headers)
+    }
+
     #[test]
     fn usernames_are_found_in_forms_and_json() {
-        let form = "application/x-www-form-urlencoded";
-        let json = "application/json";
-        let one = |name: &str| Username::One(name.to_owned());
+        let form = sources(Method::POST, "application/x-www-form-urlencoded");
+        let json = sources(Method::POST, "application/json");
+        let one = |name: &str| Ok(Username::One(name.to_owned()));
+        let find = |sources, body: &[u8]| find_username(sources, "", body);
+        assert_eq!(find(form, b"username=Alice+&password=x"), one("alice"));
         assert_eq!(
-            find_username(form, b"username=Alice+&password=x"),
+            find(json, br#"{"password":"x","username":" ALICE"}"#),
             one("alice")
         );
+        assert_eq!(find(json, br#"{"username":7}"#), Ok(Username::None));
+        assert_eq!(find(json, b"{broken"), Ok(Username::None));
+        assert_eq!(find(form, b"password=x"), Ok(Username::None));
+        // serde reads a struct from an array too, by position: refused.
         assert_eq!(
-            find_username(json, br#"{"password":"x","username":" ALICE"}"#),
-            one("alice")
+            find(json, br#" ["victim", "guess"]"#),
+            Err(UnreadableUsername::NotAnObject)
         );
-        assert_eq!(find_username(json, br#"{"username":7}"#), Username::None);
-        assert_eq!(find_username(json, br#"["username"]"#), Username::None);
-        assert_eq!(find_username(json, b"{broken"), Username::None);
-        assert_eq!(find_username(form, b"password=x"), Username::None);
+        assert_eq!(find(json, b""), Err(UnreadableUsername::NotAnObject));
         // Parsers disagree about duplicates: two different names are refused.
         assert_eq!(
-            find_username(form, b"username=a&username=victim"),
-            Username::Several
+            find(form, b"username=a&username=victim"),
+            Ok(Username::Several)
         );
         assert_eq!(
-            find_username(json, br#"{"username":"a","username":"victim"}"#),
-            Username::Several
+            find(json, br#"{"username":"a","username":"victim"}"#),
+            Ok(Username::Several)
         );
+        assert_eq!(find(form, b"username=bob&username=BOB"), one("bob"));
+        // A GET form is read from the query string, as axum's `Form` reads it.
+        let get = sources(Method::GET, "text/plain");
         assert_eq!(
-            find_username(form, b"username=bob&username=BOB"),
-            one("bob")
+            find_username(get, "username=Victim", b"username=other"),
+            one("victim")
         );
+    }
+
+    #[test]
+    fn sources_follow_the_extractors_rules() {
+        let form = UsernameSources {
+            query: false,
+            form_body: true,
+            json_body: false,
+        };
+        let json = UsernameSources {
+            query: false,
+            form_body: false,
+            json_body: true,
+        };
+        // `Form` takes any type that starts with its own, byte for byte.
+        for read_as_form in [
+            "application/x-www-form-urlencoded",
+            "application/x-www-form-urlencodedX",
+            "application/x-www-form-urlencoded; charset=utf-8",
+            "application/x-www-form-urlencoded/evil",
+        ] {
+            assert_eq!(sources(Method::POST, read_as_form), form, "{read_as_form}");
+        }
+        for read_as_json in [
+            "application/json",
+            "application/json;charset=utf-8",
+            "application/problem+json",
+            "Application/JSON",
+        ] {
+            assert_eq!(sources(Method::POST, read_as_json), json, "{read_as_json}");
+        }
+        // Both at once: every name the two could read is counted.
+        let both = sources(Method::POST, "application/x-www-form-urlencoded+json");
+        assert!(both.form_body && both.json_body);
+        assert_eq!(
+            find_username(both, "", br#"{"a":"&username=victim&","username":"other"}"#),
+            Ok(Username::Several)
+        );
+        for unread in [
+            "text/plain",
+            "multipart/form-data; boundary=x",
+            " application/x-www-form-urlencoded",
+            "APPLICATION/X-WWW-FORM-URLENCODED",
+            "text/json",
+        ] {
+            assert!(!sources(Method::POST, unread).any(), "{unread}");
+        }
+        assert!(!UsernameSources::of(&Method::POST, &HeaderMap::new()).any());
+        assert!(UsernameSources::of(&Method::GET, &HeaderMap::new()).query);
     }
 
     #[test]
@@ -1560,8 +1821,109 @@ mod tests {
         });
     }
 
-    /// One million distinct keys, as from a flood of spoofed usernames or addresses:
-    /// the stored count stays under the cap throughout.
+    #[test]
+    fn a_flood_of_addresses_leaves_a_spent_username_bucket_spent() {
+        block_on(async {
+            let backend = MemoryBackendConfig::default().max_keys(1_000).build();
+            // The contract's auth quota, for the username and the addresses alike.
+            let quota = Quota::per_minute(10);
+            for _ in 0..10 {
+                assert!(
+                    backend
+                        .check("auth:user:victim", &quota)
+                        .await
+                        .unwrap()
+                        .allowed
+                );
+            }
+            assert!(
+                !backend
+                    .check("auth:user:victim", &quota)
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+            // 900 distinct, active addresses: past the cap's watermarks, so the
+            // address pool forgets its busiest buckets.
+            for i in 0..900 {
+                let key = format!("auth:ip:198.51.{}.{}", i / 256, i % 256);
+                assert!(backend.check(&key, &quota).await.unwrap().allowed);
+            }
+            assert!(backend.len() - backend.username_len() < 1_000);
+            let after = backend.check("auth:user:victim", &quota).await.unwrap();
+            assert!(
+                !after.allowed,
+                "the flood of addresses reset the victim's bucket"
+            );
+        });
+    }
+
+    #[test]
+    fn a_full_username_pool_refuses_rather_than_forgets() {
+        block_on(async {
+            let backend = MemoryBackendConfig::default()
+                .max_username_keys(1_000)
+                .build();
+            let quota = Quota::per_minute(10);
+            for _ in 0..10 {
+                backend.check("auth:user:victim", &quota).await.unwrap();
+            }
+            let mut full = 0;
+            for i in 0..2_000 {
+                match backend.check(&format!("auth:user:guess{i}"), &quota).await {
+                    Ok(decision) => assert!(decision.allowed),
+                    Err(BackendError::Full) => full += 1,
+                    Err(other) => panic!("{other}"),
+                }
+                assert!(backend.username_len() < 1_000);
+                // Never allowed again, whatever the flood did.
+                let victim = backend.check("auth:user:victim", &quota).await;
+                assert!(
+                    matches!(
+                        victim,
+                        Ok(Decision { allowed: false, .. }) | Err(BackendError::Full)
+                    ),
+                    "{victim:?} after {i}"
+                );
+            }
+            assert!(full > 1_000, "{full} refusals");
+            // Addresses are counted in their own pool meanwhile.
+            assert!(
+                backend
+                    .check("auth:ip:192.0.2.1", &quota)
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+        });
+    }
+
+    #[test]
+    fn idle_username_keys_make_room_one_by_one() {
+        block_on(async {
+            let backend = MemoryBackendConfig::default()
+                .max_username_keys(1_000)
+                .build();
+            let slow = Quota::per_minute(1);
+            assert!(backend.check("t:user:victim", &slow).await.unwrap().allowed);
+            let fast = Quota::new(1, Duration::from_millis(1));
+            for i in 0..3_000 {
+                // Idle a moment after use: dropped, never a reason to refuse.
+                backend
+                    .check(&format!("t:user:name{i}"), &fast)
+                    .await
+                    .unwrap();
+                if i % 100 == 0 {
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            }
+            assert!(backend.username_len() < 1_000);
+            assert!(!backend.check("t:user:victim", &slow).await.unwrap().allowed);
+        });
+    }
+
+    /// One million distinct addresses, as from a flood of spoofed ones: the stored
+    /// count stays under the cap throughout.
     #[test]
     fn a_million_distinct_keys_stay_under_the_cap() {
         block_on(async {
@@ -1572,7 +1934,7 @@ mod tests {
             let mut peak = 0;
             for i in 0..1_000_000u32 {
                 key.clear();
-                write!(key, "auth:user:flood{i}").unwrap();
+                write!(key, "auth:ip:flood{i}").unwrap();
                 let decision = backend.check(&key, &quota).await.unwrap();
                 assert!(decision.allowed);
                 if i % 1_000 == 0 {
@@ -1588,7 +1950,7 @@ mod tests {
             #[allow(clippy::print_stderr)]
             {
                 eprintln!(
-                    "a million distinct keys: {:?}, peak {peak} keys",
+                    "a million distinct addresses: {:?}, peak {peak} keys",
                     started.elapsed()
                 );
             }

@@ -446,3 +446,102 @@ async fn refusals_are_logged_without_the_username() {
     assert!(log.contains("127.0.0.1"), "{log}");
     assert!(!log.to_lowercase().contains("secret-username-7"), "{log}");
 }
+
+/// A flood of distinct usernames from distinct addresses, each bucket active, fills the
+/// username pool: the limiter then answers 503 (fail closed) rather than forget a
+/// spent bucket, and the victim's name never gets another try.
+#[tokio::test]
+async fn a_full_username_pool_fails_closed_over_http() {
+    let backend = portcullis::ratelimit::MemoryBackendConfig::default()
+        .max_username_keys(16)
+        .build();
+    let server = serve_with(
+        RateLimitConfig::default(),
+        Arc::new(backend),
+        ClientInfoConfig::default().trusted_proxies("127.0.0.1".parse().unwrap()),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    for n in 0..10 {
+        let response = token(
+            &http,
+            server.addr,
+            "victim",
+            Some(&format!("203.0.113.{n}")),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+    }
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        let forwarded = format!("198.51.100.{n}");
+        statuses.push(
+            token(&http, server.addr, &format!("guess{n}"), Some(&forwarded))
+                .await
+                .status()
+                .as_u16(),
+        );
+        let victim = token(&http, server.addr, "victim", Some(&forwarded)).await;
+        assert!(
+            [429, 503].contains(&victim.status().as_u16()),
+            "the victim's bucket was forgotten after {n} other names"
+        );
+    }
+    assert!(statuses.contains(&503), "{statuses:?}");
+    let calls_before = server.calls.load(Ordering::SeqCst);
+    let refused = token(&http, server.addr, "guess-more", Some("192.0.2.200")).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(server.calls.load(Ordering::SeqCst), calls_before);
+}
+
+/// The attack on a shared pool: spend the victim's bucket, then present 900 distinct,
+/// active addresses under the same quota at a 1,000-key cap. The addresses' buckets may
+/// be forgotten; the victim's username bucket is not.
+#[tokio::test]
+async fn a_flood_of_addresses_does_not_reset_a_username_bucket_over_http() {
+    let backend = portcullis::ratelimit::MemoryBackendConfig::default()
+        .max_keys(1_000)
+        .build();
+    let server = serve_with(
+        RateLimitConfig::default(),
+        Arc::new(backend),
+        ClientInfoConfig::default().trusted_proxies("127.0.0.1".parse().unwrap()),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    for n in 0..10 {
+        let response = token(
+            &http,
+            server.addr,
+            "victim",
+            Some(&format!("203.0.113.{n}")),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        token(&http, server.addr, "victim", Some("203.0.113.50"))
+            .await
+            .status(),
+        429
+    );
+    // Bodies without a username: each counts one address, in the auth quota.
+    for n in 0..900u32 {
+        let response = http
+            .post(format!("http://{}/api/token", server.addr))
+            .header("x-forwarded-for", format!("10.{}.{}.1", n / 256, n % 256))
+            .json(&serde_json::json!({ "password": "x" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        token(&http, server.addr, "victim", Some("203.0.113.51"))
+            .await
+            .status(),
+        429,
+        "the flood of addresses gave the victim's name a fresh bucket"
+    );
+}

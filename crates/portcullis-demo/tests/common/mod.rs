@@ -296,3 +296,30 @@ pub async fn database(demo: &Demo) -> sqlx::SqliteConnection {
         .await
         .unwrap()
 }
+
+/// Registers `alice`, then tries `Alice` and ` ALICE `: a name is one account whatever
+/// its case, so both are refused (409) and logging in as `ALICE` is logging in as
+/// `alice`. Checks every engine alike.
+pub async fn usernames_differing_in_case_are_one_account(demo: &Demo) {
+    assert_eq!(
+        register(&browser_like(), demo, "alice", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    for other in ["Alice", " ALICE "] {
+        assert_eq!(
+            register(&browser_like(), demo, other, PASSWORD)
+                .await
+                .status(),
+            409,
+            "{other:?} registered beside alice"
+        );
+    }
+    assert_eq!(
+        login(&browser_like(), demo, "ALICE", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+}
