@@ -95,7 +95,12 @@ fn stored_files(demo: &Demo) -> Vec<String> {
         .filter(|n| n != ".staging")
         .collect();
     names.sort();
-    let staging = std::fs::read_dir(dir.join(".staging")).unwrap().count();
+    // Each instance stages in a folder of its own under `.staging`.
+    let staging: usize = std::fs::read_dir(dir.join(".staging"))
+        .unwrap()
+        .flatten()
+        .map(|instance| std::fs::read_dir(instance.path()).unwrap().count())
+        .sum();
     assert_eq!(staging, 0, "a staged file was left behind");
     names
 }

@@ -141,6 +141,16 @@ pub enum UploadError {
     /// The image container could not be parsed for metadata removal.
     #[error("The image is damaged and cannot be stored.")]
     Damaged,
+    /// A PDF that can act when opened: script, actions, launching programs, sending
+    /// form data, embedded files.
+    #[error("PDFs with active content (/{0}) are not accepted.")]
+    PdfActiveContent(String),
+    /// A PDF whose compressed parts could not be inspected within the limits: too
+    /// large once inflated, too many, or in an encoding that is not read here.
+    #[error(
+        "This PDF's compressed content could not be inspected (too large, too many parts, or an unsupported encoding); it is refused."
+    )]
+    PdfUninspectable,
 }
 
 impl UploadError {
@@ -153,7 +163,9 @@ impl UploadError {
             | Self::ContentNotAllowed
             | Self::TextFormat
             | Self::Mismatch { .. }
-            | Self::Polyglot => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            | Self::Polyglot
+            | Self::PdfActiveContent(_)
+            | Self::PdfUninspectable => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -264,15 +276,238 @@ const ACTIVE_MARKERS: &[&[u8]] = &[
     b"<embed",
 ];
 
-/// PDF features that run code in a viewer.
-const PDF_ACTIVE: &[&[u8]] = &[
-    b"/javascript",
-    b"/js ",
-    b"/js(",
-    b"/js<",
-    b"/launch",
-    b"/openaction",
+/// PDF names that make a document act when opened or used: run script (`JavaScript`,
+/// `JS`, `Rendition`), trigger actions (`OpenAction`, `AA`), start programs (`Launch`),
+/// send or load data (`SubmitForm`, `ImportData`), carry other files
+/// (`EmbeddedFile(s)`, `GoToE`, `RichMedia`) or XFA forms (which hold script).
+const PDF_ACTIVE_NAMES: &[&str] = &[
+    "JavaScript",
+    "JS",
+    "Rendition",
+    "OpenAction",
+    "AA",
+    "Launch",
+    "SubmitForm",
+    "ImportData",
+    "EmbeddedFile",
+    "EmbeddedFiles",
+    "GoToE",
+    "RichMedia",
+    "XFA",
 ];
+
+/// The most bytes all of one PDF's object streams may inflate to, in total.
+const PDF_INFLATE_BUDGET: usize = 32 * 1024 * 1024;
+
+/// The most object streams one PDF may have inflated.
+const PDF_MAX_OBJECT_STREAMS: usize = 1024;
+
+/// Inside stream data (compressed bytes, images, fonts) short names occur by chance,
+/// so there only names at least this long are looked for.
+const PDF_MIN_NAME_IN_STREAM_DATA: usize = 6;
+
+/// PDF white space and delimiters: where a name ends.
+fn pdf_delimiter(byte: u8) -> bool {
+    matches!(
+        byte,
+        b'\0' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' | b'(' | b')' | b'<' | b'>' | b'[' | b']'
+            | b'{' | b'}' | b'/' | b'%'
+    )
+}
+
+/// Each name in `bytes` as `(start, decoded)`: `#xx` escapes decoded, so that
+/// `/J#61vaScript` is `JavaScript`. Names longer than 32 bytes are reported empty:
+/// no name this module looks for is that long.
+fn pdf_names(bytes: &[u8]) -> impl Iterator<Item = (usize, ([u8; 32], usize))> + '_ {
+    memchr::memchr_iter(b'/', bytes).map(move |start| {
+        let mut name = [0u8; 32];
+        let mut len = 0;
+        let mut i = start + 1;
+        while i < bytes.len() && !pdf_delimiter(bytes[i]) {
+            let mut byte = bytes[i];
+            i += 1;
+            if byte == b'#' {
+                let hex = |b: u8| (b as char).to_digit(16);
+                if let (Some(hi), Some(lo)) = (
+                    bytes.get(i).copied().and_then(hex),
+                    bytes.get(i + 1).copied().and_then(hex),
+                ) {
+                    byte = (hi * 16 + lo) as u8;
+                    i += 2;
+                }
+            }
+            if len < name.len() {
+                name[len] = byte;
+            }
+            len += 1;
+        }
+        (start, (name, if len > name.len() { 0 } else { len }))
+    })
+}
+
+/// The first active name in `bytes` at least `min_len` long, any case.
+fn pdf_active_name(bytes: &[u8], min_len: usize) -> Option<&'static str> {
+    pdf_names(bytes).find_map(|(_, (name, len))| {
+        let name = &name[..len];
+        PDF_ACTIVE_NAMES
+            .iter()
+            .find(|active| active.len() >= min_len && name.eq_ignore_ascii_case(active.as_bytes()))
+            .copied()
+    })
+}
+
+/// Whether the (decoded) names in `bytes` include `wanted`, any case.
+fn pdf_has_name(bytes: &[u8], wanted: &str) -> bool {
+    pdf_names(bytes).any(|(_, (name, len))| name[..len].eq_ignore_ascii_case(wanted.as_bytes()))
+}
+
+/// The filters a stream dictionary names: `Ok(vec![])` for none, `Err(())` when the
+/// `/Filter` value is not a name or an array of names (an indirect reference, say).
+fn pdf_filters(dict: &[u8]) -> Result<Vec<Vec<u8>>, ()> {
+    let Some((start, _)) = pdf_names(dict)
+        .find(|(_, (name, len))| name[..*len].eq_ignore_ascii_case(b"Filter"))
+    else {
+        return Ok(Vec::new());
+    };
+    let rest = &dict[start + 1..];
+    let value_at = rest
+        .iter()
+        .position(|b| pdf_delimiter(*b))
+        .unwrap_or(rest.len());
+    let rest = &rest[value_at..];
+    let rest = &rest[rest
+        .iter()
+        .position(|b| !b.is_ascii_whitespace() && *b != 0)
+        .unwrap_or(rest.len())..];
+    let value = match rest.first() {
+        Some(b'/') => {
+            let end = rest[1..]
+                .iter()
+                .position(|b| pdf_delimiter(*b))
+                .map_or(rest.len(), |i| i + 1);
+            &rest[..end]
+        }
+        Some(b'[') => {
+            let end = memchr::memchr(b']', rest).ok_or(())?;
+            &rest[1..end]
+        }
+        _ => return Err(()),
+    };
+    let filters: Vec<Vec<u8>> = pdf_names(value)
+        .map(|(_, (name, len))| name[..len].to_vec())
+        .collect();
+    // Anything but names in the value (a reference, say) is not read here.
+    let names_only = value
+        .split(|b| b.is_ascii_whitespace() || *b == 0)
+        .filter(|token| !token.is_empty())
+        .all(|token| token.starts_with(b"/"));
+    if filters.is_empty() || !names_only {
+        return Err(());
+    }
+    Ok(filters)
+}
+
+/// What inspecting a PDF cost, for tests and logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct PdfInspection {
+    /// Object streams inflated.
+    object_streams: usize,
+    /// Bytes they inflated to, in all.
+    inflated_bytes: usize,
+}
+
+/// Refuses a PDF that can act when opened (see [`PDF_ACTIVE_NAMES`]).
+///
+/// Written here because no crate inspects a hostile PDF within a memory bound. Names
+/// are read with their `#xx` escapes decoded, ended by any delimiter (so `/JS` before
+/// a newline is seen). Object streams (PDF 1.5 compressed objects, where whole
+/// dictionaries hide inside Flate data) are inflated within [`PDF_INFLATE_BUDGET`]
+/// bytes in all and [`PDF_MAX_OBJECT_STREAMS`] streams, and read the same way; one
+/// that cannot be inflated within those bounds, or uses any encoding but Flate, makes
+/// the whole file refused. Other streams (page content, images, fonts) cannot define
+/// objects; their bytes are searched for the longer names only, since short ones
+/// occur by chance in compressed data.
+fn inspect_pdf(bytes: &[u8]) -> Result<PdfInspection, UploadError> {
+    let mut cost = PdfInspection::default();
+    let mut outside_from = 0;
+    let mut search_from = 0;
+    let active = |name: &str| UploadError::PdfActiveContent(name.to_owned());
+    while let Some(found) = memchr::memmem::find(&bytes[search_from..], b"stream") {
+        let keyword = search_from + found;
+        search_from = keyword + 6;
+        // `endstream`, or `stream` inside a longer word, is not a stream start.
+        if keyword > 0 && bytes[keyword - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let data_start = match bytes.get(keyword + 6..keyword + 8) {
+            Some(b"\r\n") => keyword + 8,
+            Some([b'\n', _]) | Some([b'\r', _]) => keyword + 7,
+            None if bytes.get(keyword + 6) == Some(&b'\n') => keyword + 7,
+            _ => continue,
+        };
+        let data_end = memchr::memmem::find(&bytes[data_start..], b"endstream")
+            .map_or(bytes.len(), |i| data_start + i);
+        // Everything between the previous stream and this one is object syntax.
+        let syntax = &bytes[outside_from..keyword];
+        if let Some(name) = pdf_active_name(syntax, 0) {
+            return Err(active(name));
+        }
+        // The stream's dictionary: back to its `N G obj` header (not an `endobj`).
+        let window_start = keyword.saturating_sub(4096).max(outside_from);
+        let window = &bytes[window_start..keyword];
+        let dict_start = memchr::memmem::rfind_iter(window, b"obj")
+            .find(|&i| i < 3 || &window[i - 3..i] != b"end")
+            .unwrap_or(0);
+        let dict = &window[dict_start..];
+        let data = &bytes[data_start..data_end];
+        let object_stream = pdf_has_name(dict, "ObjStm") || pdf_has_name(dict, "First");
+        if object_stream {
+            let filters = pdf_filters(dict).map_err(|()| UploadError::PdfUninspectable)?;
+            let plain;
+            let content: &[u8] = match filters.as_slice() {
+                [] => data,
+                [flate] if flate.eq_ignore_ascii_case(b"FlateDecode") || flate == b"Fl" => {
+                    if pdf_has_name(dict, "DecodeParms") || pdf_has_name(dict, "DP") {
+                        return Err(UploadError::PdfUninspectable);
+                    }
+                    cost.object_streams += 1;
+                    if cost.object_streams > PDF_MAX_OBJECT_STREAMS {
+                        return Err(UploadError::PdfUninspectable);
+                    }
+                    let budget = PDF_INFLATE_BUDGET - cost.inflated_bytes;
+                    plain = inflate_within(data, budget)?;
+                    cost.inflated_bytes += plain.len();
+                    &plain
+                }
+                _ => return Err(UploadError::PdfUninspectable),
+            };
+            if let Some(name) = pdf_active_name(content, 0) {
+                return Err(active(name));
+            }
+        } else if let Some(name) = pdf_active_name(data, PDF_MIN_NAME_IN_STREAM_DATA) {
+            return Err(active(name));
+        }
+        outside_from = data_end;
+        search_from = data_end.max(search_from);
+    }
+    if let Some(name) = pdf_active_name(&bytes[outside_from..], 0) {
+        return Err(active(name));
+    }
+    Ok(cost)
+}
+
+/// Inflates zlib (or, as viewers tolerate, raw deflate) `data` into at most `limit`
+/// bytes; more, or damaged data, cannot be inspected.
+fn inflate_within(data: &[u8], limit: usize) -> Result<Vec<u8>, UploadError> {
+    use miniz_oxide::inflate::{decompress_to_vec_with_limit, decompress_to_vec_zlib_with_limit};
+    use miniz_oxide::inflate::TINFLStatus;
+    match decompress_to_vec_zlib_with_limit(data, limit) {
+        Ok(plain) => Ok(plain),
+        Err(e) if e.status == TINFLStatus::HasMoreOutput => Err(UploadError::PdfUninspectable),
+        Err(_) => decompress_to_vec_with_limit(data, limit)
+            .map_err(|_| UploadError::PdfUninspectable),
+    }
+}
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
@@ -459,8 +694,8 @@ impl UploadPolicy {
         if contains_any(&lowercase, ACTIVE_MARKERS) {
             return Err(UploadError::Polyglot);
         }
-        if kind == FileKind::Pdf && contains_any(&lowercase, PDF_ACTIVE) {
-            return Err(UploadError::Polyglot);
+        if kind == FileKind::Pdf {
+            inspect_pdf(bytes)?;
         }
         Ok(kind)
     }
@@ -472,31 +707,220 @@ impl UploadPolicy {
     }
 }
 
-/// Removes metadata from JPEG, PNG and WebP: EXIF (GPS included), XMP, comments, text
-/// chunks, timestamps. Colour profiles stay. GIF and PDF pass through unchanged.
+/// Removes metadata from JPEG, PNG, GIF and WebP: EXIF (GPS included), XMP,
+/// comments, text chunks, timestamps, and whatever follows the image. Colour profiles
+/// stay. PDF passes through unchanged.
+///
+/// A JPEG ends at the end of its primary image: images appended after it (the
+/// MPF pictures of multi-picture files, each with EXIF of its own) and Motion Photo
+/// videos are cut off, and APPn and comment segments between progressive scans are
+/// dropped. A GIF keeps its images, their graphic controls and the `NETSCAPE2.0`
+/// looping block (rebuilt, so nothing rides along in it); comments, plain-text and
+/// every other application extension (XMP) go, as does anything after its trailer.
 ///
 /// ```
 /// use portcullis::upload::{strip_metadata, FileKind};
 ///
 /// let pdf = b"%PDF-1.7\n".to_vec();
 /// assert_eq!(strip_metadata(FileKind::Pdf, pdf.clone()).unwrap(), pdf);
+/// let gif = b"GIF89a\x01\0\x01\0\0\0\0\x21\xfe\x04home\0,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;".to_vec();
+/// assert!(!strip_metadata(FileKind::Gif, gif).unwrap().windows(4).any(|w| w == b"home"));
 /// ```
 pub fn strip_metadata(kind: FileKind, bytes: Vec<u8>) -> Result<Vec<u8>, UploadError> {
-    let bytes = Bytes::from(bytes);
     match kind {
-        FileKind::Jpeg => {
-            let mut jpeg =
-                img_parts::jpeg::Jpeg::from_bytes(bytes).map_err(|_| UploadError::Damaged)?;
-            jpeg.segments_mut().retain(|segment| {
-                let marker = segment.marker();
-                let icc = marker == 0xE2 && segment.contents().starts_with(b"ICC_PROFILE\0");
-                // APP0 (JFIF) and APP14 (Adobe) carry decoding parameters, not data
-                // about the person; every other APPn and every comment goes.
-                let app = (0xE1..=0xEF).contains(&marker) && marker != 0xEE;
-                (icc || !app) && marker != 0xFE
-            });
-            Ok(jpeg.encoder().bytes().to_vec())
+        FileKind::Jpeg => strip_jpeg(&bytes),
+        FileKind::Gif => strip_gif(&bytes),
+        FileKind::Png | FileKind::Webp => strip_with_img_parts(kind, Bytes::from(bytes)),
+        FileKind::Pdf => Ok(bytes),
+    }
+}
+
+/// Rewrites a JPEG segment by segment, keeping only what decoding needs.
+///
+/// Written here because img-parts (like the other container crates) parses the
+/// segments before the first scan only and keeps everything after it verbatim: the
+/// scans, but also whatever sits between progressive scans and after the end of the
+/// image. This walks the whole file: before the first scan it keeps every segment
+/// but APPn and comments (except JFIF without its thumbnail, the ICC profile and
+/// Adobe's colour transform, which decoding uses); from the first scan on, it keeps
+/// tables, restarts and scans and drops every APPn and comment; at the end of the
+/// image (EOI) it stops.
+fn strip_jpeg(bytes: &[u8]) -> Result<Vec<u8>, UploadError> {
+    const EOI: [u8; 2] = [0xFF, 0xD9];
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return Err(UploadError::Damaged);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&[0xFF, 0xD8]);
+    let mut pos = 2;
+    let mut scanned = false;
+    while pos < bytes.len() {
+        if bytes[pos] != 0xFF {
+            return Err(UploadError::Damaged);
         }
+        // Fill bytes (any number of 0xFF) may precede a marker.
+        while bytes.get(pos) == Some(&0xFF) {
+            pos += 1;
+        }
+        let marker = *bytes.get(pos).ok_or(UploadError::Damaged)?;
+        pos += 1;
+        match marker {
+            0xD9 => {
+                out.extend_from_slice(&EOI);
+                return Ok(out);
+            }
+            0x00 | 0xD8 => return Err(UploadError::Damaged),
+            0x01 | 0xD0..=0xD7 => {
+                out.extend_from_slice(&[0xFF, marker]);
+                continue;
+            }
+            _ => {}
+        }
+        let length = bytes
+            .get(pos..pos + 2)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+            .ok_or(UploadError::Damaged)?;
+        if length < 2 || pos + length > bytes.len() {
+            return Err(UploadError::Damaged);
+        }
+        let contents = &bytes[pos + 2..pos + length];
+        let segment = &bytes[pos - 2..pos + length];
+        pos += length;
+        let app = (0xE0..=0xEF).contains(&marker);
+        if marker == 0xFE || (app && scanned) {
+            continue;
+        }
+        if app {
+            match marker {
+                // JFIF: density and version only; a thumbnail would show the picture
+                // as it was before any crop.
+                0xE0 if contents.starts_with(b"JFIF\0") && contents.len() >= 14 => {
+                    out.extend_from_slice(&[0xFF, 0xE0, 0, 16]);
+                    out.extend_from_slice(&contents[..12]);
+                    out.extend_from_slice(&[0, 0]);
+                }
+                0xE2 if contents.starts_with(b"ICC_PROFILE\0") => out.extend_from_slice(segment),
+                0xEE if contents.starts_with(b"Adobe") => out.extend_from_slice(segment),
+                _ => {}
+            }
+            continue;
+        }
+        out.extend_from_slice(segment);
+        if marker == 0xDA {
+            scanned = true;
+            // Entropy-coded data runs to the next marker that is not a stuffed zero
+            // or a restart.
+            let start = pos;
+            loop {
+                let Some(i) = memchr::memchr(0xFF, &bytes[pos..]) else {
+                    pos = bytes.len();
+                    break;
+                };
+                let at = pos + i;
+                match bytes.get(at + 1) {
+                    Some(0x00 | 0xD0..=0xD7) => pos = at + 2,
+                    None => {
+                        pos = bytes.len();
+                        break;
+                    }
+                    Some(_) => {
+                        pos = at;
+                        break;
+                    }
+                }
+            }
+            out.extend_from_slice(&bytes[start..pos]);
+        }
+    }
+    // A file cut short after its image data: end it as decoders would.
+    if !scanned {
+        return Err(UploadError::Damaged);
+    }
+    out.extend_from_slice(&EOI);
+    Ok(out)
+}
+
+/// Rewrites a GIF block by block: images and graphic controls stay, the looping
+/// block is rebuilt, every other extension goes, and the file ends at its trailer.
+///
+/// Written here because the GIF crates decode and re-encode pixels; this keeps the
+/// image data byte for byte.
+fn strip_gif(bytes: &[u8]) -> Result<Vec<u8>, UploadError> {
+    let damaged = || UploadError::Damaged;
+    if bytes.len() < 13 || !(bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a")) {
+        return Err(damaged());
+    }
+    let colour_table = |flags: u8| {
+        if flags & 0x80 != 0 {
+            3usize << ((flags & 0x07) + 1)
+        } else {
+            0
+        }
+    };
+    // Sub-blocks: a length byte, that many bytes, until a zero length.
+    let skip_sub_blocks = |mut pos: usize| -> Result<usize, UploadError> {
+        loop {
+            let size = usize::from(*bytes.get(pos).ok_or_else(damaged)?);
+            pos += 1 + size;
+            if size == 0 {
+                return Ok(pos);
+            }
+            if pos > bytes.len() {
+                return Err(damaged());
+            }
+        }
+    };
+    let mut pos = 13 + colour_table(bytes[10]);
+    if pos > bytes.len() {
+        return Err(damaged());
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..pos]);
+    loop {
+        match bytes.get(pos) {
+            None | Some(0x3B) => {
+                out.push(0x3B);
+                return Ok(out);
+            }
+            Some(0x21) => {
+                let label = *bytes.get(pos + 1).ok_or_else(damaged)?;
+                let end = skip_sub_blocks(pos + 2)?;
+                let block = &bytes[pos..end];
+                match label {
+                    0xF9 => out.extend_from_slice(block),
+                    0xFF if block.len() >= 19
+                        && block[2] == 11
+                        && (&block[3..14] == b"NETSCAPE2.0" || &block[3..14] == b"ANIMEXTS1.0")
+                        && block[14] == 3
+                        && block[15] == 1 =>
+                    {
+                        out.extend_from_slice(&[0x21, 0xFF, 11]);
+                        out.extend_from_slice(b"NETSCAPE2.0");
+                        out.extend_from_slice(&[3, 1, block[16], block[17], 0]);
+                    }
+                    _ => {}
+                }
+                pos = end;
+            }
+            Some(0x2C) => {
+                let flags = *bytes.get(pos + 9).ok_or_else(damaged)?;
+                // Descriptor, local colour table, LZW code size, then the data.
+                let data = pos + 10 + colour_table(flags) + 1;
+                if data > bytes.len() {
+                    return Err(damaged());
+                }
+                let end = skip_sub_blocks(data)?;
+                out.extend_from_slice(&bytes[pos..end]);
+                pos = end;
+            }
+            Some(_) => return Err(damaged()),
+        }
+    }
+}
+
+/// PNG and WebP through img-parts, which reads every chunk of those containers.
+fn strip_with_img_parts(kind: FileKind, bytes: Bytes) -> Result<Vec<u8>, UploadError> {
+    match kind {
         FileKind::Png => {
             let mut png =
                 img_parts::png::Png::from_bytes(bytes).map_err(|_| UploadError::Damaged)?;
@@ -551,23 +975,58 @@ pub struct Staged {
 }
 
 /// Files in a local folder, which must not be one the app serves. Each file is
-/// written to `folder/.staging/` and renamed into place, so an aborted upload never
-/// leaves a partial file under a real name.
+/// written to a staging folder of this instance's own (`folder/.staging/<random id>/`)
+/// and renamed into place, so an aborted upload never leaves a partial file under a
+/// real name.
+///
+/// Several instances (processes behind one load balancer, or one restarted while the
+/// old one drains) may share `folder`: each stages in its own folder, so none ever
+/// removes another's file in flight. At start, staging folders untouched for
+/// [`LocalStorage::STALE_STAGING`] (left by instances that crashed) are removed.
 #[derive(Debug, Clone)]
 pub struct LocalStorage {
     folder: PathBuf,
+    staging: PathBuf,
 }
 
 impl LocalStorage {
+    /// How long a staging folder (or a file staged by an older version directly in
+    /// `.staging`) must have been untouched before a starting instance removes it.
+    /// Staging a file touches its folder, and an upload is staged and committed within
+    /// one request, so only the leftovers of a crash are this old.
+    pub const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
     /// Storage in `folder` (created if needed).
     pub fn new(folder: impl Into<PathBuf>) -> std::io::Result<Self> {
         let folder = folder.into();
-        std::fs::create_dir_all(folder.join(".staging"))?;
-        // Leftovers of a crash are never referenced by a row: drop them.
-        for entry in std::fs::read_dir(folder.join(".staging"))?.flatten() {
-            let _ = std::fs::remove_file(entry.path());
+        let shared = folder.join(".staging");
+        std::fs::create_dir_all(&shared)?;
+        // Leftovers of a crash are never referenced by a row: drop them once stale.
+        let now = std::time::SystemTime::now();
+        for entry in std::fs::read_dir(&shared)?.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok())
+                .is_some_and(|age| age >= Self::STALE_STAGING);
+            if stale {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                };
+            }
         }
-        Ok(Self { folder })
+        let staging = shared.join(random_id());
+        std::fs::create_dir_all(&staging)?;
+        Ok(Self { folder, staging })
+    }
+
+    /// This instance's staging folder.
+    pub fn staging_folder(&self) -> &Path {
+        &self.staging
     }
 
     fn path_of(&self, name: &str) -> std::io::Result<PathBuf> {
@@ -591,12 +1050,23 @@ impl UploadStorage for LocalStorage {
     fn stage(&self, bytes: &[u8]) -> std::io::Result<Staged> {
         use std::io::Write;
         let name = random_id();
-        let temp = self.folder.join(".staging").join(&name);
+        let temp = self.staging.join(&name);
         let result = (|| {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)?;
+            let open = || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&temp)
+            };
+            let mut file = match open() {
+                // Idle for a day, this instance's folder may have been taken for a
+                // crashed one's by another starting instance: make it again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&self.staging)?;
+                    open()?
+                }
+                other => other?,
+            };
             file.write_all(bytes)?;
             file.sync_all()
         })();
@@ -612,7 +1082,7 @@ impl UploadStorage for LocalStorage {
     }
 
     fn discard(&self, name: &str) -> std::io::Result<()> {
-        let staged = self.folder.join(".staging").join(name);
+        let staged = self.staging.join(name);
         if is_valid_id(name) && staged.exists() {
             std::fs::remove_file(staged)?;
         }
@@ -642,12 +1112,9 @@ impl UploadStorage for LocalStorage {
 pub fn download_headers(kind: FileKind, display_name: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.mime()));
-    let fallback: String = secure_filename(display_name);
-    let fallback = if fallback.is_empty() {
-        "download".to_owned()
-    } else {
-        fallback
-    };
+    // The ASCII fallback gets the same guard as the display name: securing
+    // `_CON.txt` again would strip the `_` that keeps Windows from opening a device.
+    let fallback = self::display_name(display_name, usize::MAX).unwrap_or_else(|_| "download".to_owned());
     let encoded =
         percent_encoding::utf8_percent_encode(display_name, percent_encoding::NON_ALPHANUMERIC);
     let disposition = format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}");
@@ -784,7 +1251,10 @@ mod tests {
         );
         let mut pdf_js = pdf.to_vec();
         pdf_js.extend_from_slice(b"<< /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >>");
-        assert_eq!(policy.check("a.pdf", &pdf_js), Err(UploadError::Polyglot));
+        assert_eq!(
+            policy.check("a.pdf", &pdf_js),
+            Err(UploadError::PdfActiveContent("OpenAction".into()))
+        );
         // Any case, anywhere in the file, and only a PDF's features in a PDF.
         let mut deep = gif.to_vec();
         deep.resize(64 * 1024, b'x');
@@ -797,7 +1267,7 @@ mod tests {
         pdf_launch.extend_from_slice(b"<< /S /LAUNCH /F (calc.exe) >>");
         assert_eq!(
             policy.check("a.pdf", &pdf_launch),
-            Err(UploadError::Polyglot)
+            Err(UploadError::PdfActiveContent("Launch".into()))
         );
         assert_eq!(policy.check("a.png", b""), Err(UploadError::Empty));
         assert_eq!(
