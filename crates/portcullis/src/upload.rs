@@ -11,16 +11,23 @@
 //! - [`UploadPolicy::check`] decides the type by the bytes (magic numbers, `infer`)
 //!   **and** the extension, which must agree; text formats that `infer` cannot see
 //!   (SVG, HTML, XML, JavaScript) are caught by a text sniff, and polyglots (a valid
-//!   image header followed by markup or script) are refused.
+//!   image header followed by markup or script) are refused. PDFs with active content
+//!   (script, automatic actions, launching programs, form submission, embedded files)
+//!   are refused however their names are escaped, in compressed object streams too;
+//!   those are inflated within a bound, and a PDF that cannot be inspected within it
+//!   is refused ([`UploadError::PdfUninspectable`]).
 //! - [`strip_metadata`] removes EXIF (GPS included), XMP, text chunks and comments
-//!   from JPEG, PNG and WebP, so a photo does not publish where it was taken.
+//!   from JPEG, PNG, GIF and WebP, and whatever follows the image (the appended
+//!   pictures of a multi-picture JPEG, a Motion Photo's video), so a photo does not
+//!   publish where it was taken.
 //! - [`download_headers`] serves a file as an attachment that no browser renders:
 //!   verified `Content-Type`, `Content-Disposition: attachment` with an RFC 6266
 //!   `filename*`, `nosniff`, and `Content-Security-Policy: sandbox; default-src 'none'`.
 //!
-//! An upload policy, a text sniff and polyglot detection are things no crate does, so
-//! Portcullis writes them itself; magic numbers come from `infer`, image containers
-//! from `img-parts`.
+//! An upload policy, a text sniff, polyglot detection, a bounded PDF inspection and
+//! JPEG and GIF rewriting to the end of the image are things no crate does, so
+//! Portcullis writes them itself; magic numbers come from `infer`, PNG and WebP
+//! containers from `img-parts`, inflation from `miniz_oxide`.
 //!
 //! ```
 //! use portcullis::upload::{secure_filename, FileKind, UploadPolicy};
