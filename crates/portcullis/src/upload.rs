@@ -1880,4 +1880,22 @@ mod tests {
         second.commit(&after).unwrap();
         assert_eq!(first.read(&after.name).unwrap(), b"after");
     }
+
+    #[test]
+    fn png_and_webp_end_at_their_last_chunk() {
+        use base64::Engine as _;
+        let decode = |b64: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap()
+        };
+        let png = decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==");
+        let webp = decode("UklGRjgAAABXRUJQVlA4ICwAAADQAQCdASoCAAIAAUAmJaACdLoB+AADsAD+8MQL/xZyMR2eb/52DYl2vWAAAA==");
+        let appended = encode_jpeg(9, false, true);
+        for (kind, image) in [(FileKind::Png, png), (FileKind::Webp, webp)] {
+            let mut hostile = image.clone();
+            hostile.extend_from_slice(&appended);
+            assert_eq!(strip_metadata(kind, hostile).unwrap(), image, "{kind:?}");
+        }
+    }
 }
