@@ -385,8 +385,10 @@ fn pdf_has_name(bytes: &[u8], wanted: &str) -> bool {
 /// The filters a stream dictionary names: `Ok(vec![])` for none, `Err(())` when the
 /// `/Filter` value is not a name or an array of names (an indirect reference, say).
 fn pdf_filters(dict: &[u8]) -> Result<Vec<Vec<u8>>, ()> {
-    let Some((start, _)) =
-        pdf_names(dict).find(|(_, (name, len))| name[..*len].eq_ignore_ascii_case(b"Filter"))
+    // The last one: the stream's own dictionary ends right before `stream`.
+    let Some((start, _)) = pdf_names(dict)
+        .filter(|(_, (name, len))| name[..*len].eq_ignore_ascii_case(b"Filter"))
+        .last()
     else {
         return Ok(Vec::new());
     };
@@ -473,15 +475,16 @@ fn inspect_pdf(bytes: &[u8]) -> Result<PdfInspection, UploadError> {
         if let Some(name) = pdf_active_name(syntax, 0) {
             return Err(active(name));
         }
-        // The stream's dictionary: back to its `N G obj` header (not an `endobj`).
-        let window_start = keyword.saturating_sub(4096).max(outside_from);
-        let window = &bytes[window_start..keyword];
-        let dict_start = memchr::memmem::rfind_iter(window, b"obj")
-            .find(|&i| i < 3 || &window[i - 3..i] != b"end")
-            .unwrap_or(0);
-        let dict = &window[dict_start..];
+        // The stream's dictionary lies somewhere in the syntax since the previous
+        // stream. Searching back for its `N G obj` header or its `<<` could be fooled
+        // by a string holding `1 0 obj` or `<<`, hiding the names before it; so the
+        // whole stretch is read. A name of another object in it can only make a
+        // stream look like an object stream, which is inspected more, not less.
+        let dict = syntax;
         let data = &bytes[data_start..data_end];
-        let object_stream = pdf_has_name(dict, "ObjStm") || pdf_has_name(dict, "First");
+        // `/Type /ObjStm`, or what viewers actually read from one: `/N` and `/First`.
+        let object_stream = pdf_has_name(dict, "ObjStm")
+            || (pdf_has_name(dict, "First") && pdf_has_name(dict, "N"));
         if object_stream {
             let filters = pdf_filters(dict).map_err(|()| UploadError::PdfUninspectable)?;
             let plain;
@@ -1686,6 +1689,24 @@ mod tests {
                     b"4 0 << /OpenAction 5 0 R >>",
                 )),
                 "OpenAction",
+            ),
+            (
+                "object stream whose header is faked in a string",
+                pdf_with(&object_stream(
+                    3,
+                    "/Filter /FlateDecode /Q (4 0 obj <<)",
+                    b"4 0 << /JS (x) >>",
+                )),
+                "JS",
+            ),
+            (
+                "object stream with a long dictionary",
+                pdf_with(&object_stream(
+                    3,
+                    &format!("/Filter /FlateDecode /Q ({})", "x".repeat(8192)),
+                    b"4 0 << /Launch 5 0 R >>",
+                )),
+                "Launch",
             ),
             (
                 "object stream with no type",
