@@ -449,7 +449,13 @@ struct PdfInspection {
 /// that cannot be inflated within those bounds, or uses any encoding but Flate, makes
 /// the whole file refused. Other streams (page content, images, fonts) cannot define
 /// objects; their bytes are searched for the longer names only, since short ones
-/// occur by chance in compressed data.
+/// occur by chance in compressed data, unless they hold object syntax (a `stream`
+/// keyword faked inside a string), which is read like any other syntax.
+///
+/// What remains: names are read wherever they stand, strings included, so a PDF
+/// that merely mentions `/JS` in its text is refused too; and streams other than
+/// object streams are not inflated, since they cannot define the dictionaries that
+/// make a document act.
 fn inspect_pdf(bytes: &[u8]) -> Result<PdfInspection, UploadError> {
     let mut cost = PdfInspection::default();
     let mut outside_from = 0;
@@ -508,8 +514,18 @@ fn inspect_pdf(bytes: &[u8]) -> Result<PdfInspection, UploadError> {
             if let Some(name) = pdf_active_name(content, 0) {
                 return Err(active(name));
             }
-        } else if let Some(name) = pdf_active_name(data, PDF_MIN_NAME_IN_STREAM_DATA) {
-            return Err(active(name));
+        } else {
+            // A `stream` keyword inside a string starts no stream for a viewer, and
+            // the objects after it are syntax: data holding object headers or ends
+            // is read as syntax, with every name looked for.
+            let min_len = if pdf_holds_objects(data) {
+                0
+            } else {
+                PDF_MIN_NAME_IN_STREAM_DATA
+            };
+            if let Some(name) = pdf_active_name(data, min_len) {
+                return Err(active(name));
+            }
         }
         outside_from = data_end;
         search_from = data_end.max(search_from);
@@ -518,6 +534,16 @@ fn inspect_pdf(bytes: &[u8]) -> Result<PdfInspection, UploadError> {
         return Err(active(name));
     }
     Ok(cost)
+}
+
+/// Whether stream data holds `endobj` or an `N G obj` header (` obj` before white
+/// space or `<<`): object syntax, which real stream data holds only by chance.
+fn pdf_holds_objects(data: &[u8]) -> bool {
+    memchr::memmem::find(data, b"endobj").is_some()
+        || memchr::memmem::find_iter(data, b" obj").any(|at| {
+            data.get(at + 4)
+                .is_some_and(|b| b.is_ascii_whitespace() || *b == b'<')
+        })
 }
 
 /// Inflates zlib (or, as viewers tolerate, raw deflate) `data` into at most `limit`
@@ -1707,6 +1733,16 @@ mod tests {
                     b"4 0 << /Launch 5 0 R >>",
                 )),
                 "Launch",
+            ),
+            (
+                "stream keyword inside a string",
+                pdf_with(b"3 0 obj\n(a stream\n)\nendobj\n4 0 obj\n<< /AA << /O 6 0 R >> >>\nendobj\n5 0 obj\n<< /Length 0 >>\nstream\n\nendstream\nendobj"),
+                "AA",
+            ),
+            (
+                "stream keyword inside a string, no endobj",
+                pdf_with(b"3 0 obj\n(a stream\n)\n4 0 obj\n<< /AA << /O 6 0 R >> >>\n5 0 obj\n<< /Length 0 >>\nstream\n\nendstream"),
+                "AA",
             ),
             (
                 "object stream with no type",
