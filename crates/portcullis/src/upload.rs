@@ -481,12 +481,12 @@ fn inspect_pdf(bytes: &[u8]) -> Result<PdfInspection, UploadError> {
         if let Some(name) = pdf_active_name(syntax, 0) {
             return Err(active(name));
         }
-        // The stream's dictionary lies somewhere in the syntax since the previous
-        // stream. Searching back for its `N G obj` header or its `<<` could be fooled
-        // by a string holding `1 0 obj` or `<<`, hiding the names before it; so the
-        // whole stretch is read. A name of another object in it can only make a
-        // stream look like an object stream, which is inspected more, not less.
-        let dict = syntax;
+        // The stream's own dictionary, from its `N G obj` header; when a string or a
+        // comment there could hold a fake header (hiding the names before it), the
+        // whole stretch since the previous stream is read instead: a name of another
+        // object in it can only make a stream look like an object stream, which is
+        // inspected more, not less.
+        let dict = pdf_stream_dictionary(syntax).unwrap_or(syntax);
         let data = &bytes[data_start..data_end];
         // `/Type /ObjStm`, or what viewers actually read from one: `/N` and `/First`.
         let object_stream = pdf_has_name(dict, "ObjStm")
@@ -534,6 +534,42 @@ fn inspect_pdf(bytes: &[u8]) -> Result<PdfInspection, UploadError> {
         return Err(active(name));
     }
     Ok(cost)
+}
+
+/// The dictionary of the stream whose `stream` keyword ends `syntax`: the bytes after
+/// the last `N G obj` header. `None` when there is no such header, or when they hold
+/// a string, a comment or a hex string, any of which could hold a fake header.
+fn pdf_stream_dictionary(syntax: &[u8]) -> Option<&[u8]> {
+    let at = memchr::memmem::rfind(syntax, b"obj")?;
+    let dict = &syntax[at + 3..];
+    // Before it: white space, generation digits, white space, object digits.
+    let mut before = syntax[..at].iter().rev().peekable();
+    for _ in 0..2 {
+        let mut spaces = 0;
+        while before.next_if(|b| b.is_ascii_whitespace()).is_some() {
+            spaces += 1;
+        }
+        let mut digits = 0;
+        while before.next_if(|b| b.is_ascii_digit()).is_some() {
+            digits += 1;
+        }
+        if spaces == 0 || digits == 0 {
+            return None;
+        }
+    }
+    // A `%` earlier on the header's line makes the header a comment.
+    let line_start = memchr::memrchr2(b'\n', b'\r', &syntax[..at]).map_or(0, |i| i + 1);
+    let in_comment = memchr::memchr(b'%', &syntax[line_start..at]).is_some();
+    let lone_angle = |i: usize| {
+        let angle = dict[i];
+        matches!(angle, b'<' | b'>')
+            && dict.get(i + 1) != Some(&angle)
+            && (i == 0 || dict[i - 1] != angle)
+    };
+    let suspicious = in_comment
+        || dict.iter().any(|b| matches!(b, b'(' | b')' | b'%'))
+        || (0..dict.len()).any(lone_angle);
+    (!suspicious).then_some(dict)
 }
 
 /// Whether stream data holds `endobj` or an `N G obj` header (` obj` before white
@@ -1745,6 +1781,24 @@ mod tests {
                 "AA",
             ),
             (
+                "object stream whose header is faked in a comment",
+                pdf_with(&object_stream(
+                    3,
+                    "/Filter /LZWDecode\n% 4 0 obj\n",
+                    b"4 0 << /JS (x) >>",
+                )),
+                "uninspectable",
+            ),
+            (
+                "object stream whose header is faked in a hex string",
+                pdf_with(&object_stream(
+                    3,
+                    "/Filter /LZWDecode /Q <4 0 obj>",
+                    b"4 0 << /JS (x) >>",
+                )),
+                "uninspectable",
+            ),
+            (
                 "object stream with no type",
                 pdf_with(
                     &object_stream(3, flate, b"4 0 <</AA<</O 6 0 R>>>>")
@@ -1759,11 +1813,12 @@ mod tests {
                 "application/pdf",
                 "{what}"
             );
-            assert_eq!(
-                policy.check("doc.pdf", &doc),
-                Err(UploadError::PdfActiveContent(name.into())),
-                "{what}"
-            );
+            let expected = if name == "uninspectable" {
+                UploadError::PdfUninspectable
+            } else {
+                UploadError::PdfActiveContent(name.into())
+            };
+            assert_eq!(policy.check("doc.pdf", &doc), Err(expected), "{what}");
             assert_eq!(UploadError::PdfActiveContent(name.into()).status(), 415);
         }
     }
@@ -1860,6 +1915,10 @@ mod tests {
         let cost = inspect_pdf(&doc).unwrap();
         assert_eq!(cost.object_streams, 2);
         assert!(cost.inflated_bytes < 200);
+        // Outlines (`/First`) and appearances (`/N`) before an image stream do not
+        // make it an object stream.
+        let classic = pdf_with(b"3 0 obj\n<< /Type /Outlines /First 4 0 R /Count 1 >>\nendobj\n5 0 obj\n<< /Type /Annot /AP << /N 6 0 R >> >>\nendobj\n7 0 obj\n<< /Subtype /Image /Filter /DCTDecode /DecodeParms << /ColorTransform 0 >> /Length 4 >>\nstream\n\xff\xd8\xff\xd9\nendstream\nendobj\n8 0 obj\n<< /N 3 /Filter /FlateDecode /DecodeParms << /Predictor 15 >> /Length 2 >>\nstream\nxx\nendstream\nendobj");
+        assert_eq!(policy.check("classic.pdf", &classic), Ok(FileKind::Pdf));
         // Stream data is still searched for the long names.
         let hidden = pdf_with(
             b"3 0 obj\n<< /Subtype /Image >>\nstream\n\x01\x02/JavaScript \x03\nendstream\nendobj",
