@@ -306,6 +306,14 @@ impl Database {
     /// Records an upload unless it would take `owner` past `quota` bytes, and calls
     /// `publish` (which makes the stored bytes visible) inside the same transaction:
     /// no row without a file, no file without a row. `Ok(false)`: over quota.
+    ///
+    /// The sum and the insert must see every other upload of the same user. Under
+    /// PostgreSQL's READ COMMITTED, concurrent transactions would each sum the rows
+    /// committed before them and all pass; so the transaction first locks the user's
+    /// row (`FOR NO KEY UPDATE`, which the foreign-key checks of other inserts do not
+    /// wait for), and one user's uploads are recorded one at a time. SQLite needs no
+    /// lock: the statement is a write, which takes the database's single write lock
+    /// before it reads the sum.
     pub async fn add_file(
         &self,
         file: &StoredFile,
@@ -314,6 +322,12 @@ impl Database {
         publish: impl FnOnce() -> std::io::Result<()>,
     ) -> Result<bool, AddFileError> {
         let mut tx = self.pool.begin().await?;
+        if tx.backend_name() == "PostgreSQL" {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(owner)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO files (id, owner_id, display_name, content_type, size, storage_name, created_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7 \

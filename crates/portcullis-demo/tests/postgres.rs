@@ -191,3 +191,23 @@ async fn a_name_differing_only_in_case_cannot_register_again_on_postgres() {
     drop(pg);
     db.drop_now(demo).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uploads_cannot_pass_the_quota_on_postgres() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let demo = Demo::start(&[("DATABASE_URL", &db.url)]);
+    let accepted = common::race_the_quota(&demo, "racer").await;
+    let mut conn = db.connect().await;
+    let (rows, bytes): (i64, i64) =
+        sqlx::query_as("SELECT count(*), COALESCE(SUM(size), 0)::BIGINT FROM files")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    drop(conn);
+    assert_eq!(accepted, 1, "exactly one of the eight fits");
+    assert_eq!(rows, 10);
+    assert!(bytes <= 50 * 1024 * 1024, "{bytes} bytes stored");
+    db.drop_now(demo).await;
+}

@@ -95,7 +95,12 @@ fn stored_files(demo: &Demo) -> Vec<String> {
         .filter(|n| n != ".staging")
         .collect();
     names.sort();
-    let staging = std::fs::read_dir(dir.join(".staging")).unwrap().count();
+    // Each instance stages in a folder of its own under `.staging`.
+    let staging: usize = std::fs::read_dir(dir.join(".staging"))
+        .unwrap()
+        .flatten()
+        .map(|instance| std::fs::read_dir(instance.path()).unwrap().count())
+        .sum();
     assert_eq!(staging, 0, "a staged file was left behind");
     names
 }
@@ -200,7 +205,19 @@ async fn hostile_names_never_escape_the_folder_or_the_markup() {
             "{disposition}"
         );
     }
-    assert!(listed.iter().any(|(_, n)| n == "_CON.png"));
+    // The ASCII fallback name keeps the guard too: Windows would open the device.
+    let (con, _) = listed.iter().find(|(_, n)| n == "_CON.png").unwrap();
+    let download = mallory
+        .http
+        .get(demo.url(&format!("/files/{con}")))
+        .send()
+        .await
+        .unwrap();
+    let disposition = download.headers()["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"_CON.png\";"),
+        "{disposition}"
+    );
     // A NUL in the name is refused by the form parser itself, or secured: never stored raw.
     let nul = mallory
         .upload(&demo, "a\0b.png", decode(PNG))
@@ -277,10 +294,19 @@ async fn dangerous_types_are_refused_with_a_clear_message() {
 }
 
 fn rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// The most resident memory the process has had: catches a buffer freed again.
+fn peak_rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmHWM:")
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap()
 }
@@ -536,4 +562,175 @@ async fn a_browser_does_not_render_a_stored_file() {
         "the stored file ran script or loaded content"
     );
     browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uploads_cannot_pass_the_quota_on_sqlite() {
+    let demo = Demo::start(&[]);
+    let accepted = common::race_the_quota(&demo, "racer").await;
+    let bytes: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM files")
+        .fetch_one(&mut database(&demo).await)
+        .await
+        .unwrap();
+    assert_eq!(accepted, 1, "exactly one of the eight fits");
+    assert_eq!(stored_rows(&demo).await, 10);
+    assert!(bytes <= 50 * 1024 * 1024, "{bytes} bytes stored");
+    assert_eq!(
+        stored_files(&demo).len(),
+        10,
+        "refused uploads leave no file"
+    );
+}
+
+/// EXIF (GPS included) anywhere a JPEG starts inside `bytes`: the photo itself or
+/// one appended after it.
+fn gps_tags_anywhere(bytes: &[u8]) -> usize {
+    (0..bytes.len().saturating_sub(2))
+        .filter(|&i| bytes[i..].starts_with(&[0xFF, 0xD8, 0xFF]))
+        .map(|i| gps_tags(&bytes[i..]))
+        .sum()
+}
+
+async fn upload_and_fetch(user: &User, demo: &Demo, name: &str, bytes: Vec<u8>) -> Vec<u8> {
+    let response = user.upload(demo, name, bytes).await;
+    assert_eq!(response.status(), 303, "{name}");
+    let (id, _) = user.files(demo).await.remove(0);
+    user.http
+        .get(demo.url(&format!("/files/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn images_and_videos_hidden_after_a_photo_are_not_stored() {
+    let demo = Demo::start(&[]);
+    let grace = User::new(&demo, "grace").await;
+    // A multi-picture file: the photo, then a second JPEG with its own position.
+    let photo = jpeg_with_gps();
+    let mut multi = photo.clone();
+    multi.extend_from_slice(&photo);
+    assert_eq!(gps_tags_anywhere(&multi), 4);
+    let stored = upload_and_fetch(&grace, &demo, "multi.jpg", multi).await;
+    assert_eq!(gps_tags_anywhere(&stored), 0, "a position survived");
+    assert!(stored.len() < photo.len(), "the second image survived");
+    assert!(stored.ends_with(&[0xFF, 0xD9]));
+
+    // A Motion Photo: the still, then a video of the place.
+    let mut motion = decode(JPEG);
+    motion.extend_from_slice(b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom\0\0\0\x10mdatVIDEO-FRAMES");
+    let stored = upload_and_fetch(&grace, &demo, "motion.jpg", motion).await;
+    assert!(
+        !stored.windows(4).any(|w| w == b"ftyp"),
+        "the video survived"
+    );
+    assert_eq!(stored.len(), decode(JPEG).len());
+
+    // A GIF with a comment and an XMP packet.
+    let gif = decode(GIF);
+    let mut tagged = gif[..gif.len() - 1].to_vec();
+    tagged.extend_from_slice(b"\x21\xfe\x0bGPS 48.85 N\0");
+    tagged.extend_from_slice(b"\x21\xff\x0bXMP DataXMP\x0d<x:xmpmeta/>\x01\0;");
+    let stored = upload_and_fetch(&grace, &demo, "tagged.gif", tagged).await;
+    assert_eq!(stored, gif, "exactly the image, without comment or XMP");
+}
+
+#[tokio::test]
+async fn active_pdfs_and_pdf_bombs_are_refused_with_bounded_memory() {
+    let demo = Demo::start(&[]);
+    let heidi = User::new(&demo, "heidi").await;
+    let wrap = |body: &[u8]| {
+        let mut doc = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n".to_vec();
+        doc.extend_from_slice(body);
+        doc.extend_from_slice(b"\n%%EOF\n");
+        doc
+    };
+    let object_stream = |objects: &[u8], level: u8| {
+        let compressed = miniz_oxide::deflate::compress_to_vec_zlib(objects, level);
+        let mut out = format!(
+            "3 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length {} >>\nstream\n",
+            compressed.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&compressed);
+        out.extend_from_slice(b"\nendstream\nendobj");
+        out
+    };
+    for (name, body, feature) in [
+        (
+            "escaped.pdf",
+            b"2 0 obj\n<< /S /J#61vaScript >>\nendobj".to_vec(),
+            "/JavaScript",
+        ),
+        (
+            "newline.pdf",
+            b"2 0 obj\n<< /JS\n(app.alert(1)) >>\nendobj".to_vec(),
+            "/JS",
+        ),
+        (
+            "aa.pdf",
+            b"2 0 obj\n<< /AA << /O 4 0 R >> >>\nendobj".to_vec(),
+            "/AA",
+        ),
+        (
+            "launch.pdf",
+            b"2 0 obj\n<< /S /Launch /F (cmd.exe) >>\nendobj".to_vec(),
+            "/Launch",
+        ),
+        (
+            "submit.pdf",
+            b"2 0 obj\n<< /S /SubmitForm >>\nendobj".to_vec(),
+            "/SubmitForm",
+        ),
+        (
+            "attached.pdf",
+            b"2 0 obj\n<< /Type /EmbeddedFile >>\nendobj".to_vec(),
+            "/EmbeddedFile",
+        ),
+        (
+            "compressed.pdf",
+            object_stream(b"4 0 << /S /JavaScript /JS (app.alert(1)) >>", 6),
+            "/JavaScript",
+        ),
+    ] {
+        let response = heidi.upload(&demo, name, wrap(&body)).await;
+        assert_eq!(response.status(), 415, "{name}");
+        let page = response.text().await.unwrap();
+        assert!(
+            page.contains(&common::escaped(&format!(
+                "PDFs with active content ({feature})"
+            ))),
+            "{name}: {page}"
+        );
+    }
+    // 512 MiB of object stream in well under the 5 MiB upload limit.
+    let bomb = wrap(&object_stream(&vec![b' '; 512 << 20], 1));
+    let bomb_len = bomb.len();
+    assert!(bomb_len < 5 << 20, "{bomb_len} bytes");
+    let before = rss_kib(demo.pid());
+    let response = heidi.upload(&demo, "bomb.pdf", bomb).await;
+    assert_eq!(response.status(), 415);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("could not be inspected"));
+    // The peak, not what is left afterwards: the inflated buffer is freed again.
+    let peak = peak_rss_kib(demo.pid());
+    eprintln!(
+        "peak resident memory {} KiB above the level before a {} KiB PDF inflating to 512 MiB",
+        peak.saturating_sub(before),
+        bomb_len / 1024
+    );
+    assert!(
+        peak < before + 64 * 1024,
+        "memory peaked {} KiB higher for a 512 MiB bomb",
+        peak.saturating_sub(before)
+    );
+    assert_eq!(stored_rows(&demo).await, 0);
+    assert!(stored_files(&demo).is_empty());
 }

@@ -323,3 +323,68 @@ pub async fn usernames_differing_in_case_are_one_account(demo: &Demo) {
         303
     );
 }
+
+/// A PDF of exactly `size` bytes with nothing active in it.
+pub fn plain_pdf(size: usize) -> Vec<u8> {
+    let mut doc = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n%".to_vec();
+    doc.resize(size.saturating_sub(6), b'x');
+    doc.extend_from_slice(b"\n%%EOF");
+    doc
+}
+
+/// Uploads `bytes` as `name` through the real form of the logged-in `client`.
+pub async fn upload_file(
+    client: &reqwest::Client,
+    demo: &Demo,
+    name: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let token = token_from(client, demo, "/files").await;
+    let form = reqwest::multipart::Form::new()
+        .text("csrf_token", token)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        );
+    client
+        .post(demo.url("/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Registers `username`, fills 45 MiB of the 50 MiB quota with nine 5 MiB files,
+/// then sends eight more 5 MiB uploads at once, each on a connection of its own.
+/// Returns how many of the eight were accepted; every other one must be a 413.
+pub async fn race_the_quota(demo: &Demo, username: &str) -> usize {
+    const FIVE_MIB: usize = 5 * 1024 * 1024;
+    let http = browser_like();
+    assert_eq!(
+        register(&http, demo, username, PASSWORD).await.status(),
+        303
+    );
+    for n in 0..9 {
+        let response = upload_file(&http, demo, &format!("fill{n}.pdf"), plain_pdf(FIVE_MIB)).await;
+        assert_eq!(response.status(), 303, "file {n}");
+    }
+    // Tokens first, so that the eight requests leave together.
+    let mut racers = Vec::new();
+    for n in 0..8 {
+        let token = token_from(&http, demo, "/files").await;
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", token)
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(plain_pdf(FIVE_MIB))
+                    .file_name(format!("race{n}.pdf")),
+            );
+        let request = http.post(demo.url("/upload")).multipart(form);
+        racers.push(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let statuses = futures_util::future::join_all(racers).await;
+    for status in &statuses {
+        assert!(*status == 303 || *status == 413, "{statuses:?}");
+    }
+    statuses.iter().filter(|s| **s == 303).count()
+}
