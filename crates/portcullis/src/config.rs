@@ -170,9 +170,23 @@ impl fmt::Debug for Settings {
     }
 }
 
-/// `url` with the password of its user-info replaced by `[redacted]`:
-/// `postgres://app:hunter2@db/app` becomes `postgres://app:[redacted]@db/app`. A URL
-/// that does not parse is redacted whole, since it may still hold a secret.
+/// The parts of a URL that decide what may be shown of it: the scheme, the user-info
+/// (if any), and the host and path. The query and fragment are dropped: they can carry
+/// credentials too (`?password=…`). `None` when there is no `scheme://`.
+pub(crate) fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str)> {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let (scheme, rest) = url.split_once("://")?;
+    // The user-info ends at the last `@` before the path.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    Some(match rest[..authority_end].rfind('@') {
+        Some(at) => (scheme, Some(&rest[..at]), &rest[at + 1..]),
+        None => (scheme, None, rest),
+    })
+}
+
+/// `url` with the password of its user-info replaced by `[redacted]` and without its
+/// query: `postgres://app:hunter2@db/app` becomes `postgres://app:[redacted]@db/app`.
+/// A URL that does not parse is redacted whole, since it may still hold a secret.
 ///
 /// ```
 /// use portcullis::config::redact_url_password;
@@ -181,42 +195,28 @@ impl fmt::Debug for Settings {
 ///     redact_url_password("redis://:s3cret@cache:6379/0"),
 ///     "redis://:[redacted]@cache:6379/0"
 /// );
-/// assert_eq!(redact_url_password("postgres://db/app"), "postgres://db/app");
+/// assert_eq!(redact_url_password("postgres://db/app?password=x"), "postgres://db/app");
 /// ```
 pub fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "[redacted]".to_owned();
-    };
-    // The user-info ends at the last `@` before the path, query or fragment.
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        None => url.to_owned(),
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let secret_part = if userinfo.contains(':') {
-                format!("{user}:[redacted]")
-            } else {
-                // A bare user-info can be a token (`redis://TOKEN@host`).
-                "[redacted]".to_owned()
-            };
-            format!("{scheme}://{secret_part}{}", &rest[at..])
-        }
+    match url_parts(url) {
+        None => "[redacted]".to_owned(),
+        Some((scheme, None, rest)) => format!("{scheme}://{rest}"),
+        // A bare user-info can be a token (`redis://TOKEN@host`).
+        Some((scheme, Some(userinfo), rest)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:[redacted]@{rest}"),
+            None => format!("{scheme}://[redacted]@{rest}"),
+        },
     }
 }
 
 /// Whether `url` carries a password (or a token as user-info).
 fn url_has_password(url: &str) -> bool {
-    url.split_once("://").is_some_and(|(_, rest)| {
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        rest[..authority_end].rfind('@').is_some_and(|at| {
-            let userinfo = &rest[..at];
-            match userinfo.split_once(':') {
-                Some((_, password)) => !password.is_empty(),
-                None => !userinfo.is_empty(),
-            }
-        })
+    url_parts(url).is_some_and(|(_, userinfo, _)| match userinfo {
+        Some(userinfo) => match userinfo.split_once(':') {
+            Some((_, password)) => !password.is_empty(),
+            None => !userinfo.is_empty(),
+        },
+        None => false,
     })
 }
 
@@ -1139,6 +1139,10 @@ mod tests {
             "redis://[redacted]@cache"
         );
         assert_eq!(redact_url_password("not a url with p@ss"), "[redacted]");
+        assert_eq!(
+            redact_url_password("postgres://db/app?user=app&password=pg-hunter2"),
+            "postgres://db/app"
+        );
         assert_eq!(
             redact_url_password("postgres://u:p@ss@host/db"),
             "postgres://u:[redacted]@host/db"

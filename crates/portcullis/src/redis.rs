@@ -145,17 +145,10 @@ impl fmt::Debug for RedisBackend {
 /// `url` with any user name and password replaced by `***`, and no query string (it
 /// can carry credentials too).
 fn redact(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or_default();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "[unparsable URL]".to_owned();
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(at) => rest.split_at(at),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-        None => format!("{scheme}://{authority}{path}"),
+    match crate::config::url_parts(url) {
+        None => "[unparsable URL]".to_owned(),
+        Some((scheme, Some(_), host)) => format!("{scheme}://***@{host}"),
+        Some((scheme, None, host)) => format!("{scheme}://{host}"),
     }
 }
 
@@ -796,6 +789,15 @@ fn revocation_error(failure: Failure) -> RevocationError {
 }
 
 impl RedisRevocations {
+    /// The keys a family's scripts take: the family, its user, the user's families.
+    fn family_keys(&self, user: &str, family: &str) -> Vec<String> {
+        vec![
+            self.backend.key("fam", family),
+            self.backend.key("user", user),
+            self.backend.key("ufam", user),
+        ]
+    }
+
     async fn run(
         &self,
         script: &Script,
@@ -841,11 +843,7 @@ impl RevocationStore for RedisRevocations {
         max_per_user: usize,
     ) -> BoxFuture<'a, Result<(), RevocationError>> {
         Box::pin(async move {
-            let keys = vec![
-                self.backend.key("fam", family),
-                self.backend.key("user", user),
-                self.backend.key("ufam", user),
-            ];
+            let keys = self.family_keys(user, family);
             let args = vec![
                 user.to_owned(),
                 refresh_jti.to_owned(),
@@ -868,11 +866,7 @@ impl RevocationStore for RedisRevocations {
         until: i64,
     ) -> BoxFuture<'a, Result<RefreshUse, RevocationError>> {
         Box::pin(async move {
-            let keys = vec![
-                self.backend.key("fam", family),
-                self.backend.key("user", user),
-                self.backend.key("ufam", user),
-            ];
+            let keys = self.family_keys(user, family);
             let args = vec![
                 user.to_owned(),
                 presented.to_owned(),
