@@ -38,8 +38,17 @@ fn routes() -> Router {
 }
 
 async fn serve(config: SessionConfig, store: Arc<dyn SessionStore>) -> SocketAddr {
+    serve_routes(routes(), config, store).await
+}
+
+/// Serves `router` behind the session layer of `config` over `store`, on loopback.
+async fn serve_routes(
+    router: Router,
+    config: SessionConfig,
+    store: Arc<dyn SessionStore>,
+) -> SocketAddr {
     let keyring = Keyring::new(SecretKey::generate(), vec![]);
-    let app = routes().layer(config.secure(false).layer(&keyring, store));
+    let app = router.layer(config.secure(false).layer(&keyring, store));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -226,7 +235,6 @@ struct InFlight {
 async fn serve_with_in_flight(store: Arc<dyn SessionStore>) -> (SocketAddr, InFlight) {
     let in_flight = InFlight::default();
     let gate = in_flight.clone();
-    let keyring = Keyring::new(SecretKey::generate(), vec![]);
     let app = routes()
         .route(
             "/slow-write",
@@ -246,15 +254,8 @@ async fn serve_with_in_flight(store: Arc<dyn SessionStore>) -> (SocketAddr, InFl
                 session.destroy();
                 "bye"
             }),
-        )
-        .layer(
-            SessionConfig::default()
-                .secure(false)
-                .layer(&keyring, store),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = serve_routes(app, SessionConfig::default(), store).await;
     (addr, in_flight)
 }
 
@@ -400,23 +401,14 @@ async fn a_request_in_flight_cannot_undo_a_logout_or_ending_other_sessions_in_re
 /// A capacity-32 store, 64 cookie-less visitors who each get a form (and so an
 /// anonymous session for its CSRF secret): the signed-in user is still signed in.
 async fn anonymous_visitors_cannot_evict(store: Arc<dyn SessionStore>) {
-    let keyring = Keyring::new(SecretKey::generate(), vec![]);
-    let app = routes()
-        .route(
-            "/form",
-            get(|session: Session| async move {
-                session.csrf_secret();
-                "form"
-            }),
-        )
-        .layer(
-            SessionConfig::default()
-                .secure(false)
-                .layer(&keyring, store),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let app = routes().route(
+        "/form",
+        get(|session: Session| async move {
+            session.csrf_secret();
+            "form"
+        }),
+    );
+    let addr = serve_routes(app, SessionConfig::default(), store).await;
 
     let user = agent();
     fetch(&user, addr, "/login/5").await;
@@ -447,7 +439,6 @@ async fn anonymous_visitors_cannot_evict_a_signed_in_user_in_sqlite() {
 
 #[tokio::test]
 async fn another_user_does_not_inherit_the_session_data() {
-    let keyring = Keyring::new(SecretKey::generate(), vec![]);
     let app = routes()
         .route(
             "/set",
@@ -463,15 +454,13 @@ async fn another_user_does_not_inherit_the_session_data() {
         .route(
             "/remove",
             get(|session: Session| async move { format!("{:?}", session.remove("draft")) }),
-        )
-        .layer(
-            SessionConfig::default()
-                .secure(false)
-                .layer(&keyring, Arc::new(MemoryStore::default())),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = serve_routes(
+        app,
+        SessionConfig::default(),
+        Arc::new(MemoryStore::default()),
+    )
+    .await;
 
     // Removing from a session that does not exist creates none.
     let nothing = reqwest::get(format!("http://{addr}/remove")).await.unwrap();
