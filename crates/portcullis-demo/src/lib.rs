@@ -23,15 +23,15 @@ use portcullis::cors::CorsConfig;
 use portcullis::csp::{ContentSecurityPolicy, ReportCollectorConfig};
 use portcullis::csrf::CsrfConfig;
 use portcullis::error::ErrorPagesConfig;
-use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocations, RevocationStore};
+use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocationStore, RevocationStore};
 use portcullis::keys::Keyring;
 use portcullis::password::{PasswordConfig, PasswordPolicy, Passwords};
-use portcullis::ratelimit::RateLimitBackend;
-use portcullis::ratelimit::{MemoryBackend, RateLimitConfig};
-use portcullis::redis::RedisBackend;
+use portcullis::ratelimit::RateLimitStore;
+use portcullis::ratelimit::{MemoryRateLimitStore, RateLimitConfig};
+use portcullis::redis::RedisConnection;
 use portcullis::serve::ServeConfig;
 use portcullis::session::SessionStore;
-use portcullis::session::{MemoryStore, SessionConfig};
+use portcullis::session::{MemorySessionStore, SessionConfig};
 use portcullis::stack::SecureStack;
 use portcullis::templates::{Page, Templates};
 use portcullis::upload::{LocalStorage, UploadPolicy, UploadStorage};
@@ -108,15 +108,15 @@ pub struct AppResources {
     /// What uploads may be.
     pub upload_policy: UploadPolicy,
     /// The shared Redis, when `REDIS_URL` is set (for `/healthz`).
-    pub redis: Option<RedisBackend>,
+    pub redis: Option<RedisConnection>,
 }
 
 /// Where sessions, rate limits and revocations live: in memory for one instance, in
 /// Redis (one client for all three) when `REDIS_URL` says several instances share them.
 struct SharedState {
-    redis: Option<RedisBackend>,
+    redis: Option<RedisConnection>,
     sessions: Arc<dyn SessionStore>,
-    rate_limits: Arc<dyn RateLimitBackend>,
+    rate_limits: Arc<dyn RateLimitStore>,
     revocations: Arc<dyn RevocationStore>,
 }
 
@@ -124,7 +124,7 @@ impl SharedState {
     async fn connect(settings: &Settings) -> Result<Self, DemoError> {
         match &settings.redis_url {
             Some(url) => {
-                let redis = RedisBackend::connect(url, &settings.redis_prefix)
+                let redis = RedisConnection::connect(url, &settings.redis_prefix)
                     .await
                     .map_err(|e| DemoError::Redis(e.to_string()))?;
                 Ok(Self {
@@ -136,9 +136,9 @@ impl SharedState {
             }
             None => Ok(Self {
                 redis: None,
-                sessions: Arc::new(MemoryStore::default()),
-                rate_limits: Arc::new(MemoryBackend::new()),
-                revocations: Arc::new(MemoryRevocations::default()),
+                sessions: Arc::new(MemorySessionStore::default()),
+                rate_limits: Arc::new(MemoryRateLimitStore::new()),
+                revocations: Arc::new(MemoryRevocationStore::default()),
             }),
         }
     }

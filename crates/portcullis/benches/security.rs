@@ -23,12 +23,14 @@ use futures_util::FutureExt as _;
 use portcullis::csp::{ContentSecurityPolicy, CspNonce};
 use portcullis::csrf::{CsrfConfig, CsrfMinter, CsrfToken};
 use portcullis::headers::SecureHeadersConfig;
-use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocations};
+use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocationStore};
 use portcullis::keys::{Keyring, SecretKey};
 use portcullis::password::{PasswordConfig, Passwords};
-use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitBackend, BENCH_FACTOR};
-use portcullis::session::{MemoryStore, Session, SessionConfig, SessionRecord, SessionStore};
-use portcullis::session::{SqliteStore, COOKIE_NAME};
+use portcullis::ratelimit::{MemoryRateLimitStore, Quota, RateLimitStore, BENCH_FACTOR};
+use portcullis::session::{
+    MemorySessionStore, Session, SessionConfig, SessionRecord, SessionStore,
+};
+use portcullis::session::{SqliteSessionStore, COOKIE_NAME};
 use portcullis::upload::{secure_filename, strip_metadata, FileKind, UploadPolicy};
 use tower::{Layer as _, ServiceExt as _};
 
@@ -102,7 +104,7 @@ fn csrf_router(captured: Captured) -> Router {
     let keyring = keyring();
     let sessions = SessionConfig::default()
         .secure(false)
-        .layer(&keyring, Arc::new(MemoryStore::default()));
+        .layer(&keyring, Arc::new(MemorySessionStore::default()));
     let csrf = CsrfConfig::default()
         .layer(&keyring)
         .expect("the default CSRF settings are valid");
@@ -326,7 +328,7 @@ fn sessions(c: &mut Criterion) {
     let key = "Yx3l8g0oVb1pQy7s2N4mJk9aWc5tRz6uEh0dLf1iGq8";
 
     let mut group = c.benchmark_group("session");
-    let memory = MemoryStore::default();
+    let memory = MemorySessionStore::default();
     ready(memory.save(key, &record, expires_at)).expect("saved");
     group.bench_function("memory_save", |b| {
         b.iter(|| black_box(ready(memory.save(key, &record, expires_at))))
@@ -349,7 +351,7 @@ fn sessions(c: &mut Criterion) {
             .connect_with(options)
             .await
             .expect("the database opens");
-        let store = SqliteStore::new(pool);
+        let store = SqliteSessionStore::new(pool);
         store.migrate().await.expect("migrated");
         store.save(key, &record, expires_at).await.expect("saved");
         store
@@ -367,7 +369,7 @@ fn jwt(c: &mut Criterion) {
     let jwt = Jwt::new(
         JwtConfig::default(),
         JwtKeys::from_keyring(&keyring()),
-        Arc::new(MemoryRevocations::default()),
+        Arc::new(MemoryRevocationStore::default()),
     );
     let pair = ready(jwt.issue(1)).expect("signed");
     let claims = jwt.decode(&pair.access_token).expect("valid");
@@ -437,7 +439,7 @@ fn passwords(c: &mut Criterion) {
 
 /// One decision of the in-memory GCRA backend.
 fn rate_limit(c: &mut Criterion) {
-    let backend = MemoryBackend::new();
+    let backend = MemoryRateLimitStore::new();
     // The default per-client quota as `PORTCULLIS_RATE_LIMITS=bench` scales it: the
     // decision is made and always allows.
     let bench = Quota::per_minute(600 * BENCH_FACTOR);

@@ -550,7 +550,7 @@ mod tests {
     async fn one_byte_chunks_over_http_are_scanned_in_linear_time() {
         use crate::csrf::{CsrfConfig, CsrfToken};
         use crate::keys::{Keyring, SecretKey};
-        use crate::session::{MemoryStore, SessionConfig};
+        use crate::session::{MemorySessionStore, SessionConfig};
         use axum::routing::{get, post};
 
         let keyring = Keyring::new(SecretKey::generate(), vec![]);
@@ -568,7 +568,7 @@ mod tests {
             .layer(
                 SessionConfig::default()
                     .secure(false)
-                    .layer(&keyring, std::sync::Arc::new(MemoryStore::default())),
+                    .layer(&keyring, std::sync::Arc::new(MemorySessionStore::default())),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

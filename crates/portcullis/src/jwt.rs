@@ -28,7 +28,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocations};
+//! use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocationStore};
 //! use portcullis::keys::{Keyring, SecretKey};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -36,7 +36,7 @@
 //! let jwt = Jwt::new(
 //!     JwtConfig::default(),
 //!     JwtKeys::from_keyring(&keyring),
-//!     Arc::new(MemoryRevocations::default()),
+//!     Arc::new(MemoryRevocationStore::default()),
 //! );
 //! let pair = jwt.issue(42).await.unwrap();
 //! let claims = jwt.verify_access(&pair.access_token).await.unwrap();
@@ -557,13 +557,13 @@ impl Shard {
 /// one user (its families, its generation) changes under one lock: a refresh and a
 /// revocation of the same user cannot interleave.
 #[derive(Debug)]
-pub struct MemoryRevocations {
+pub struct MemoryRevocationStore {
     shards: Arc<[RwLock<Shard>]>,
     hasher: std::collections::hash_map::RandomState,
     capacity_per_shard: usize,
 }
 
-impl Default for MemoryRevocations {
+impl Default for MemoryRevocationStore {
     /// One million records at most.
     fn default() -> Self {
         Self::new(1_000_000)
@@ -574,7 +574,7 @@ impl Default for MemoryRevocations {
 const ENTRIES_PER_SHARD: usize = 4096;
 const MAX_SHARDS: usize = 16;
 
-impl MemoryRevocations {
+impl MemoryRevocationStore {
     /// A store of at most `capacity` records; inside a Tokio runtime, expired records
     /// are purged every minute by a task that ends with the store.
     pub fn new(capacity: usize) -> Self {
@@ -630,7 +630,7 @@ impl MemoryRevocations {
     }
 }
 
-impl RevocationStore for MemoryRevocations {
+impl RevocationStore for MemoryRevocationStore {
     fn is_revoked<'a>(
         &'a self,
         claims: &'a Claims,
@@ -1127,7 +1127,7 @@ mod tests {
     fn jwt() -> Jwt {
         jwt_with(
             &Keyring::new(SecretKey::generate(), vec![]),
-            Arc::new(MemoryRevocations::default()),
+            Arc::new(MemoryRevocationStore::default()),
         )
     }
 
@@ -1188,7 +1188,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_records_follow_the_logins_not_the_refreshes() {
-        let store = Arc::new(MemoryRevocations::new(100_000));
+        let store = Arc::new(MemoryRevocationStore::new(100_000));
         assert_eq!(store.shards.len(), MAX_SHARDS);
         let jwt = jwt_with(&Keyring::new(SecretKey::generate(), vec![]), store.clone());
         for user in 0..20 {
@@ -1203,7 +1203,7 @@ mod tests {
 
     #[tokio::test]
     async fn deadlines_include_the_leeway() {
-        let store = Arc::new(MemoryRevocations::default());
+        let store = Arc::new(MemoryRevocationStore::default());
         let jwt = jwt_with(&Keyring::new(SecretKey::generate(), vec![]), store.clone());
         let pair = jwt.issue(1).await.unwrap();
         let claims = jwt.decode(&pair.refresh_token).unwrap();

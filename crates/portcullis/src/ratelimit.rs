@@ -40,8 +40,8 @@
 //! whole world; the client-info layer refuses such requests instead
 //! ([`crate::client_ip::MissingPeerAddress`]).
 //!
-//! The counting lives behind [`RateLimitBackend`], so a shared store (Redis, for
-//! several instances) can replace the in-process [`MemoryBackend`], which runs the
+//! The counting lives behind [`RateLimitStore`], so a shared store (Redis, for
+//! several instances) can replace the in-process [`MemoryRateLimitStore`], which runs the
 //! `governor` crate's GCRA and keeps its memory bounded under a flood of distinct keys.
 //! [`RateLimitMode::Bench`] multiplies every limit by 1,000,000: the limiter still
 //! decides every request, but never refuses one.
@@ -50,11 +50,11 @@
 //! use std::sync::Arc;
 //! use axum::{routing::post, Router};
 //! use portcullis::client_ip::ClientInfoConfig;
-//! use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitConfig, RateLimitGroup};
+//! use portcullis::ratelimit::{MemoryRateLimitStore, Quota, RateLimitConfig, RateLimitGroup};
 //!
 //! let limits = RateLimitConfig::default()
 //!     .group(RateLimitGroup::auth().per_ip(Quota::per_minute(20)))
-//!     .layer(Arc::new(MemoryBackend::new()))
+//!     .layer(Arc::new(MemoryRateLimitStore::new()))
 //!     .unwrap();
 //! let app: Router = Router::new()
 //!     .route("/login", post(|| async { "welcome" }))
@@ -105,7 +105,7 @@ pub const BENCH_FACTOR: u32 = 1_000_000;
 /// The default largest body read for a username: 1 MiB, as the stack's body limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The default cap on the keys a [`MemoryBackend`] keeps.
+/// The default cap on the keys a [`MemoryRateLimitStore`] keeps.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
 /// How many requests a key may make in a period: a bucket of `burst` requests that
@@ -226,19 +226,19 @@ impl Decision {
 /// lets requests through when its store is down protects nothing when it matters.
 ///
 /// ```
-/// use portcullis::ratelimit::BackendError;
+/// use portcullis::ratelimit::RateLimitStoreError;
 ///
-/// let e = BackendError::Unavailable("connection refused".into());
+/// let e = RateLimitStoreError::Unavailable("connection refused".into());
 /// assert!(e.to_string().contains("connection refused"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum BackendError {
+pub enum RateLimitStoreError {
     /// The store could not be reached or answered nonsense.
     #[error("rate-limit backend unavailable: {0}")]
     Unavailable(String),
     /// The store holds as many keys of this kind as it may, all in use, and would have
-    /// to forget one to count this request (see [`MemoryBackend`]).
+    /// to forget one to count this request (see [`MemoryRateLimitStore`]).
     #[error("rate-limit backend full: too many keys are active at once")]
     Full,
     /// The quota has a zero size or period.
@@ -252,7 +252,7 @@ pub enum BackendError {
 }
 
 /// Where buckets live. Object-safe so that a shared store (Redis) can replace
-/// [`MemoryBackend`] without touching the layer.
+/// [`MemoryRateLimitStore`] without touching the layer.
 ///
 /// Keys already name the group and the key kind (`auth:ip:192.0.2.7`,
 /// `auth:user:alice`); a backend only has to count under them. Each call counts one
@@ -260,43 +260,43 @@ pub enum BackendError {
 ///
 /// ```
 /// use futures_util::future::BoxFuture;
-/// use portcullis::ratelimit::{BackendError, Decision, Quota, RateLimitBackend};
+/// use portcullis::ratelimit::{RateLimitStoreError, Decision, Quota, RateLimitStore};
 ///
 /// /// Refuses nothing and counts nothing: for a test, never for production.
 /// #[derive(Debug)]
 /// struct Unlimited;
 ///
-/// impl RateLimitBackend for Unlimited {
+/// impl RateLimitStore for Unlimited {
 ///     fn check<'a>(
 ///         &'a self,
 ///         _key: &'a str,
 ///         quota: &'a Quota,
-///     ) -> BoxFuture<'a, Result<Decision, BackendError>> {
+///     ) -> BoxFuture<'a, Result<Decision, RateLimitStoreError>> {
 ///         let limit = quota.burst();
 ///         Box::pin(async move { Ok(Decision::allowed(limit, limit, Default::default())) })
 ///     }
 /// }
 /// ```
-pub trait RateLimitBackend: Send + Sync + fmt::Debug + 'static {
+pub trait RateLimitStore: Send + Sync + fmt::Debug + 'static {
     /// Counts one request under `key` against `quota`.
     fn check<'a>(
         &'a self,
         key: &'a str,
         quota: &'a Quota,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>>;
+    ) -> BoxFuture<'a, Result<Decision, RateLimitStoreError>>;
 }
 
 type Limiter =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
-/// Settings of [`MemoryBackend`]. `Default`: at most 100,000 address keys and 100,000
+/// Settings of [`MemoryRateLimitStore`]. `Default`: at most 100,000 address keys and 100,000
 /// username keys, idle keys dropped every minute.
 ///
 /// ```
 /// use std::time::Duration;
-/// use portcullis::ratelimit::MemoryBackendConfig;
+/// use portcullis::ratelimit::MemoryRateLimitStoreConfig;
 ///
-/// let backend = MemoryBackendConfig::default()
+/// let backend = MemoryRateLimitStoreConfig::default()
 ///     .max_keys(10_000)
 ///     .max_username_keys(5_000)
 ///     .sweep_interval(Duration::from_secs(30))
@@ -305,13 +305,13 @@ type Limiter =
 /// assert_eq!(backend.max_username_keys(), 5_000);
 /// ```
 #[derive(Debug, Clone)]
-pub struct MemoryBackendConfig {
+pub struct MemoryRateLimitStoreConfig {
     max_keys: usize,
     max_username_keys: usize,
     sweep_interval: Duration,
 }
 
-impl Default for MemoryBackendConfig {
+impl Default for MemoryRateLimitStoreConfig {
     fn default() -> Self {
         Self {
             max_keys: DEFAULT_MAX_KEYS,
@@ -329,9 +329,9 @@ const MIN_MAX_KEYS: usize = 16;
 // scans every key, which must not happen on every request of a flood.
 const FULL_RECHECK: Duration = Duration::from_secs(1);
 
-impl MemoryBackendConfig {
+impl MemoryRateLimitStoreConfig {
     /// The most address keys (and keys of any kind but usernames) kept at once (at
-    /// least 16). See [`MemoryBackend`] for what happens when a flood of distinct keys
+    /// least 16). See [`MemoryRateLimitStore`] for what happens when a flood of distinct keys
     /// reaches it.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = max_keys.max(MIN_MAX_KEYS);
@@ -356,7 +356,7 @@ impl MemoryBackendConfig {
     }
 
     /// The backend.
-    pub fn build(self) -> MemoryBackend {
+    pub fn build(self) -> MemoryRateLimitStore {
         let inner = Arc::new(MemoryInner {
             addresses: Pool::new(self.max_keys, WhenFull::ForgetBusiest),
             usernames: Pool::new(self.max_username_keys, WhenFull::Refuse),
@@ -366,7 +366,7 @@ impl MemoryBackendConfig {
             let weak = Arc::downgrade(&inner);
             runtime.spawn(sweep_periodically(weak, self.sweep_interval));
         }
-        MemoryBackend { inner }
+        MemoryRateLimitStore { inner }
     }
 }
 
@@ -408,7 +408,7 @@ fn is_username_key(key: &str) -> bool {
 /// the number of keys in each pool is capped:
 ///
 /// - a background task drops idle keys (those whose bucket is full again, so that
-///   forgetting them changes nothing) every [`MemoryBackendConfig::sweep_interval`];
+///   forgetting them changes nothing) every [`MemoryRateLimitStoreConfig::sweep_interval`];
 /// - when a pool's count reaches seven eighths of its cap, its idle keys are dropped at
 ///   once, key by key (the stored count so stays under the cap itself);
 /// - when that still leaves the **address** pool more than three quarters full — a
@@ -419,7 +419,7 @@ fn is_username_key(key: &str) -> bool {
 ///   gets fresh address buckets, which such a pool of addresses has anyway;
 /// - the **username** pool never forgets an active bucket: forgetting one would hand a
 ///   password guesser a fresh count for the account it attacks. When idle keys do not
-///   make room, username checks fail with [`BackendError::Full`] — the layer answers
+///   make room, username checks fail with [`RateLimitStoreError::Full`] — the layer answers
 ///   503, fail closed — until keys go idle again (counted again at most once a second).
 ///   A flood of addresses cannot reach this pool at all.
 ///
@@ -427,10 +427,10 @@ fn is_username_key(key: &str) -> bool {
 /// checks, never on each one. Clones share the buckets.
 ///
 /// ```
-/// use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitBackend};
+/// use portcullis::ratelimit::{MemoryRateLimitStore, Quota, RateLimitStore};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-/// let backend = MemoryBackend::new();
+/// let backend = MemoryRateLimitStore::new();
 /// let quota = Quota::per_minute(2);
 /// assert!(backend.check("demo:ip:192.0.2.1", &quota).await.unwrap().allowed);
 /// assert!(backend.check("demo:ip:192.0.2.1", &quota).await.unwrap().allowed);
@@ -441,7 +441,7 @@ fn is_username_key(key: &str) -> bool {
 /// # });
 /// ```
 #[derive(Clone)]
-pub struct MemoryBackend {
+pub struct MemoryRateLimitStore {
     inner: Arc<MemoryInner>,
 }
 
@@ -472,9 +472,9 @@ struct Pool {
     sweeping: Mutex<Option<Instant>>,
 }
 
-impl fmt::Debug for MemoryBackend {
+impl fmt::Debug for MemoryRateLimitStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryBackend")
+        f.debug_struct("MemoryRateLimitStore")
             .field("address_keys", &self.inner.addresses.len())
             .field("max_keys", &self.inner.addresses.max_keys)
             .field("username_keys", &self.inner.usernames.len())
@@ -483,16 +483,16 @@ impl fmt::Debug for MemoryBackend {
     }
 }
 
-impl Default for MemoryBackend {
+impl Default for MemoryRateLimitStore {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl MemoryBackend {
-    /// A backend with the default settings ([`MemoryBackendConfig`]).
+impl MemoryRateLimitStore {
+    /// A backend with the default settings ([`MemoryRateLimitStoreConfig`]).
     pub fn new() -> Self {
-        MemoryBackendConfig::default().build()
+        MemoryRateLimitStoreConfig::default().build()
     }
 
     /// How many keys are stored now, across every quota and both pools.
@@ -526,8 +526,8 @@ impl MemoryBackend {
         self.inner.drop_idle_keys();
     }
 
-    fn decide(&self, key: &str, quota: &Quota) -> Result<Decision, BackendError> {
-        let invalid = || BackendError::InvalidQuota {
+    fn decide(&self, key: &str, quota: &Quota) -> Result<Decision, RateLimitStoreError> {
+        let invalid = || RateLimitStoreError::InvalidQuota {
             burst: quota.burst,
             period: quota.period,
         };
@@ -538,7 +538,7 @@ impl MemoryBackend {
         };
         let limiter = pool.limiter(quota).ok_or_else(invalid)?;
         if pool.headroom.fetch_sub(1, Ordering::AcqRel) <= 0 && !pool.enforce_cap() {
-            return Err(BackendError::Full);
+            return Err(RateLimitStoreError::Full);
         }
         let interval = quota.interval();
         let until_full = |used: u32| interval.saturating_mul(used);
@@ -706,12 +706,12 @@ fn new_limiter(quota: &Quota) -> Option<Limiter> {
     Some(RateLimiter::keyed(quota.governor()?).with_middleware::<StateInformationMiddleware>())
 }
 
-impl RateLimitBackend for MemoryBackend {
+impl RateLimitStore for MemoryRateLimitStore {
     fn check<'a>(
         &'a self,
         key: &'a str,
         quota: &'a Quota,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
+    ) -> BoxFuture<'a, Result<Decision, RateLimitStoreError>> {
         let decision = self.decide(key, quota);
         Box::pin(std::future::ready(decision))
     }
@@ -879,19 +879,19 @@ pub enum RateLimitConfigError {
 /// ```
 /// use std::sync::Arc;
 /// use portcullis::config::RateLimitMode;
-/// use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitConfig, RateLimitGroup};
+/// use portcullis::ratelimit::{MemoryRateLimitStore, Quota, RateLimitConfig, RateLimitGroup};
 ///
 /// let layer = RateLimitConfig::default()
 ///     .group(RateLimitGroup::new("comments").path("/comments").per_ip(Quota::per_minute(30)))
 ///     .default_per_ip(Quota::per_minute(1200))
 ///     .mode(RateLimitMode::Normal)
-///     .layer(Arc::new(MemoryBackend::new()))
+///     .layer(Arc::new(MemoryRateLimitStore::new()))
 ///     .unwrap();
 ///
 /// // Misconfiguration is found here, not while serving.
 /// let zero = RateLimitConfig::default()
 ///     .group(RateLimitGroup::auth().per_ip(Quota::per_minute(0)))
-///     .layer(Arc::new(MemoryBackend::new()));
+///     .layer(Arc::new(MemoryRateLimitStore::new()));
 /// assert!(zero.is_err());
 /// ```
 #[derive(Debug, Clone)]
@@ -974,7 +974,7 @@ impl RateLimitConfig {
     /// layer (its refusals are rendered there); [`crate::stack::SecureStack`] does both.
     pub fn layer(
         self,
-        backend: Arc<dyn RateLimitBackend>,
+        backend: Arc<dyn RateLimitStore>,
     ) -> Result<RateLimitLayer, RateLimitConfigError> {
         if self.max_body_bytes == 0 {
             return Err(RateLimitConfigError::ZeroBodyLimit);
@@ -1071,7 +1071,7 @@ struct Rule {
 struct Shared {
     rules: Vec<Rule>,
     default: Option<Rule>,
-    backend: Arc<dyn RateLimitBackend>,
+    backend: Arc<dyn RateLimitStore>,
     max_body_bytes: usize,
 }
 
@@ -1088,10 +1088,10 @@ impl Shared {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use portcullis::ratelimit::{MemoryBackend, RateLimitConfig, RateLimitLayer};
+/// use portcullis::ratelimit::{MemoryRateLimitStore, RateLimitConfig, RateLimitLayer};
 ///
 /// let layer: RateLimitLayer = RateLimitConfig::default()
-///     .layer(Arc::new(MemoryBackend::new()))
+///     .layer(Arc::new(MemoryRateLimitStore::new()))
 ///     .unwrap();
 /// ```
 #[derive(Debug, Clone)]
@@ -1114,10 +1114,10 @@ impl<S> Layer<S> for RateLimitLayer {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use portcullis::ratelimit::{MemoryBackend, RateLimit, RateLimitConfig};
+/// use portcullis::ratelimit::{MemoryRateLimitStore, RateLimit, RateLimitConfig};
 /// use tower::Layer;
 ///
-/// let layer = RateLimitConfig::default().layer(Arc::new(MemoryBackend::new())).unwrap();
+/// let layer = RateLimitConfig::default().layer(Arc::new(MemoryRateLimitStore::new())).unwrap();
 /// let service: RateLimit<_> = layer.layer(tower::service_fn(|_req: axum::http::Request<axum::body::Body>| async {
 ///     Ok::<_, std::convert::Infallible>(axum::http::Response::new(axum::body::Body::empty()))
 /// }));
@@ -1395,7 +1395,7 @@ fn refuse(refusal: Refusal<'_>, decision: &Decision) -> Response<Body> {
     response
 }
 
-fn unavailable(error: &BackendError, group: &str, path: &str) -> Response<Body> {
+fn unavailable(error: &RateLimitStoreError, group: &str, path: &str) -> Response<Body> {
     tracing::error!(
         target: "portcullis::security",
         event = "rate_limit_backend_error",
@@ -1656,7 +1656,7 @@ mod tests {
 
     #[test]
     fn invalid_configuration_is_refused() {
-        let backend: Arc<dyn RateLimitBackend> = Arc::new(MemoryBackend::new());
+        let backend: Arc<dyn RateLimitStore> = Arc::new(MemoryRateLimitStore::new());
         let build = |config: RateLimitConfig| config.layer(backend.clone());
         let base = RateLimitConfig::default;
         assert!(build(base()).is_ok());
@@ -1695,7 +1695,7 @@ mod tests {
     #[test]
     fn decisions_count_down_and_say_when_to_retry() {
         block_on(async {
-            let backend = MemoryBackend::new();
+            let backend = MemoryRateLimitStore::new();
             let quota = Quota::per_minute(3);
             let mut remaining = Vec::new();
             for _ in 0..3 {
@@ -1722,7 +1722,7 @@ mod tests {
             );
             assert_eq!(
                 backend.check("t:ip:1", &Quota::per_minute(0)).await,
-                Err(BackendError::InvalidQuota {
+                Err(RateLimitStoreError::InvalidQuota {
                     burst: 0,
                     period: Duration::from_secs(60)
                 })
@@ -1742,7 +1742,7 @@ mod tests {
         );
         let layer = RateLimitConfig::default()
             .mode(RateLimitMode::Bench)
-            .layer(Arc::new(MemoryBackend::new()))
+            .layer(Arc::new(MemoryRateLimitStore::new()))
             .unwrap();
         let auth = &layer.shared.rules[0];
         assert_eq!(auth.per_ip.unwrap().burst(), 10_000_000);
@@ -1762,7 +1762,9 @@ mod tests {
     #[test]
     fn the_key_count_never_passes_the_cap() {
         block_on(async {
-            let backend = MemoryBackendConfig::default().max_keys(1_000).build();
+            let backend = MemoryRateLimitStoreConfig::default()
+                .max_keys(1_000)
+                .build();
             let quota = Quota::per_minute(10);
             for i in 0..20_000 {
                 backend.check(&format!("t:ip:{i}"), &quota).await.unwrap();
@@ -1774,7 +1776,9 @@ mod tests {
     #[test]
     fn idle_keys_are_dropped_without_forgetting_active_ones() {
         block_on(async {
-            let backend = MemoryBackendConfig::default().max_keys(1_000).build();
+            let backend = MemoryRateLimitStoreConfig::default()
+                .max_keys(1_000)
+                .build();
             let slow = Quota::per_minute(1);
             // Spent: must survive every sweep.
             assert!(backend.check("t:user:victim", &slow).await.unwrap().allowed);
@@ -1798,7 +1802,7 @@ mod tests {
     #[test]
     fn the_background_task_sweeps_and_does_not_keep_the_backend_alive() {
         block_on(async {
-            let backend = MemoryBackendConfig::default()
+            let backend = MemoryRateLimitStoreConfig::default()
                 .sweep_interval(Duration::from_millis(20))
                 .build();
             let weak = Arc::downgrade(&backend.inner);
@@ -1824,7 +1828,9 @@ mod tests {
     #[test]
     fn a_flood_of_addresses_leaves_a_spent_username_bucket_spent() {
         block_on(async {
-            let backend = MemoryBackendConfig::default().max_keys(1_000).build();
+            let backend = MemoryRateLimitStoreConfig::default()
+                .max_keys(1_000)
+                .build();
             // The contract's auth quota, for the username and the addresses alike.
             let quota = Quota::per_minute(10);
             for _ in 0..10 {
@@ -1861,7 +1867,7 @@ mod tests {
     #[test]
     fn a_full_username_pool_refuses_rather_than_forgets() {
         block_on(async {
-            let backend = MemoryBackendConfig::default()
+            let backend = MemoryRateLimitStoreConfig::default()
                 .max_username_keys(1_000)
                 .build();
             let quota = Quota::per_minute(10);
@@ -1872,7 +1878,7 @@ mod tests {
             for i in 0..2_000 {
                 match backend.check(&format!("auth:user:guess{i}"), &quota).await {
                     Ok(decision) => assert!(decision.allowed),
-                    Err(BackendError::Full) => full += 1,
+                    Err(RateLimitStoreError::Full) => full += 1,
                     Err(other) => panic!("{other}"),
                 }
                 assert!(backend.username_len() < 1_000);
@@ -1881,7 +1887,7 @@ mod tests {
                 assert!(
                     matches!(
                         victim,
-                        Ok(Decision { allowed: false, .. }) | Err(BackendError::Full)
+                        Ok(Decision { allowed: false, .. }) | Err(RateLimitStoreError::Full)
                     ),
                     "{victim:?} after {i}"
                 );
@@ -1901,7 +1907,7 @@ mod tests {
     #[test]
     fn idle_username_keys_make_room_one_by_one() {
         block_on(async {
-            let backend = MemoryBackendConfig::default()
+            let backend = MemoryRateLimitStoreConfig::default()
                 .max_username_keys(1_000)
                 .build();
             let slow = Quota::per_minute(1);
@@ -1927,7 +1933,7 @@ mod tests {
     #[test]
     fn a_million_distinct_keys_stay_under_the_cap() {
         block_on(async {
-            let backend = MemoryBackend::new();
+            let backend = MemoryRateLimitStore::new();
             let quota = Quota::per_minute(10);
             let started = Instant::now();
             let mut key = String::with_capacity(32);

@@ -1,13 +1,13 @@
 //! Sessions, rate limits and revocations in Redis, shared by every instance of an app.
 //!
-//! One [`RedisBackend`] (one `fred` client, one connection that pipelines every
+//! One [`RedisConnection`] (one `fred` client, one connection that pipelines every
 //! command) hands out the three stores the other modules take behind their traits:
 //!
 //! | store | trait | keys |
 //! |---|---|---|
 //! | [`RedisSessionStore`] | [`SessionStore`] | `{prefix}:sess:{key}` (the record as JSON), `{prefix}:sessuser:{user}` (a set: the user's sessions) |
-//! | [`RedisRateLimiter`] | [`RateLimitBackend`] | `{prefix}:rl:{key}` (the bucket's theoretical arrival time, Unix ms) |
-//! | [`RedisRevocations`] | [`RevocationStore`] | `{prefix}:fam:{family}`, `{prefix}:user:{user}`, `{prefix}:ufam:{user}` (hashes and a sorted set: one per live login, two per user) |
+//! | [`RedisRateLimitStore`] | [`RateLimitStore`] | `{prefix}:rl:{key}` (the bucket's theoretical arrival time, Unix ms) |
+//! | [`RedisRevocationStore`] | [`RevocationStore`] | `{prefix}:fam:{family}`, `{prefix}:user:{user}`, `{prefix}:ufam:{user}` (hashes and a sorted set: one per live login, two per user) |
 //!
 //! Every key carries a TTL, so nothing outlives its purpose: a session its expiry, a
 //! bucket the moment it is full again, a revocation the deadline it was given.
@@ -17,11 +17,11 @@
 //! clock, so the instances' clocks do not matter), each step of a refresh family,
 //! saving a session together with its user's index, and ending a user's sessions.
 //!
-//! Failure is never silent. [`RedisBackend::connect`] fails within three seconds when
+//! Failure is never silent. [`RedisConnection::connect`] fails within three seconds when
 //! nothing answers, instead of starting an app that cannot work; afterwards the client
 //! reconnects on its own, forever, with backoff (100 ms doubling to 5 s), so service
 //! resumes when Redis comes back without a restart. Every operation has a deadline
-//! (2 s by default, [`RedisBackend::connect_with`]): a stalled or unreachable Redis is
+//! (2 s by default, [`RedisConnection::connect_with`]): a stalled or unreachable Redis is
 //! an error, which the layers turn into `503` (fail closed), never a hang, an
 //! anonymous session, an unlimited client or an unrevoked token. A command that was in
 //! flight when its connection dropped fails rather than being sent again, since running
@@ -31,10 +31,10 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use portcullis::ratelimit::RateLimitConfig;
-//! use portcullis::redis::RedisBackend;
+//! use portcullis::redis::RedisConnection;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let redis = RedisBackend::connect("redis://127.0.0.1:6379", "myapp").await?;
+//! let redis = RedisConnection::connect("redis://127.0.0.1:6379", "myapp").await?;
 //! redis.ping().await?; // for /healthz
 //! let limits = RateLimitConfig::default().layer(Arc::new(redis.rate_limits()))?;
 //! let sessions = Arc::new(redis.sessions());
@@ -57,13 +57,13 @@ use fred::types::Builder;
 use futures_util::future::BoxFuture;
 
 use crate::jwt::{Claims, RefreshUse, RevocationError, RevocationStore};
-use crate::ratelimit::{BackendError, Decision, Quota, RateLimitBackend};
-use crate::session::{SessionRecord, SessionStore, StoreError};
+use crate::ratelimit::{Decision, Quota, RateLimitStore, RateLimitStoreError};
+use crate::session::{SessionRecord, SessionStore, SessionStoreError};
 
 /// How long one operation may take by default before it is an error.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long [`RedisBackend::connect`] waits for the first connection at most.
+/// How long [`RedisConnection::connect`] waits for the first connection at most.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 // Reconnection backoff: 100 ms, doubling, at most 5 s between attempts, forever.
@@ -108,7 +108,7 @@ pub enum RedisConnectError {
 ///
 /// `Debug` shows the server without the URL's password.
 #[derive(Clone)]
-pub struct RedisBackend {
+pub struct RedisConnection {
     inner: Arc<Inner>,
 }
 
@@ -132,9 +132,9 @@ impl Drop for Inner {
     }
 }
 
-impl fmt::Debug for RedisBackend {
+impl fmt::Debug for RedisConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisBackend")
+        f.debug_struct("RedisConnection")
             .field("endpoint", &self.inner.endpoint)
             .field("prefix", &self.inner.prefix)
             .field("timeout", &self.inner.timeout)
@@ -167,7 +167,7 @@ fn describe(error: &FredError) -> String {
     text
 }
 
-impl RedisBackend {
+impl RedisConnection {
     /// Connects to `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` for
     /// TLS) with [`DEFAULT_TIMEOUT`]; every key starts with `prefix:`.
     ///
@@ -282,15 +282,15 @@ impl RedisBackend {
     }
 
     /// The rate-limit backend on this connection.
-    pub fn rate_limits(&self) -> RedisRateLimiter {
-        RedisRateLimiter {
+    pub fn rate_limits(&self) -> RedisRateLimitStore {
+        RedisRateLimitStore {
             backend: self.clone(),
         }
     }
 
     /// The revocation store on this connection.
-    pub fn revocations(&self) -> RedisRevocations {
-        RedisRevocations {
+    pub fn revocations(&self) -> RedisRevocationStore {
+        RedisRevocationStore {
             backend: self.clone(),
         }
     }
@@ -426,7 +426,7 @@ return removed
 /// without a scan.
 ///
 /// ```no_run
-/// # async fn run(redis: portcullis::redis::RedisBackend, keyring: portcullis::keys::Keyring) {
+/// # async fn run(redis: portcullis::redis::RedisConnection, keyring: portcullis::keys::Keyring) {
 /// use std::sync::Arc;
 /// use portcullis::session::SessionConfig;
 ///
@@ -435,11 +435,11 @@ return removed
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisSessionStore {
-    backend: RedisBackend,
+    backend: RedisConnection,
 }
 
-fn session_error(failure: Failure) -> StoreError {
-    StoreError(failure.to_string())
+fn session_error(failure: Failure) -> SessionStoreError {
+    SessionStoreError(failure.to_string())
 }
 
 impl RedisSessionStore {
@@ -450,11 +450,11 @@ impl RedisSessionStore {
         record: &SessionRecord,
         expires_at: i64,
         mode: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, SessionStoreError> {
         static SCRIPT: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::from_lua(SAVE_SESSION));
         let json = serde_json::to_string(record)
-            .map_err(|e| StoreError(format!("cannot encode a session: {e}")))?;
+            .map_err(|e| SessionStoreError(format!("cannot encode a session: {e}")))?;
         let mut keys = vec![self.backend.key("sess", key)];
         if let Some(user_id) = record.user_id {
             keys.push(self.user_index(user_id));
@@ -482,7 +482,7 @@ impl SessionStore for RedisSessionStore {
     fn load<'a>(
         &'a self,
         key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, SessionStoreError>> {
         Box::pin(async move {
             let json: Option<String> = self
                 .backend
@@ -500,7 +500,7 @@ impl SessionStore for RedisSessionStore {
         key: &'a str,
         record: &'a SessionRecord,
         expires_at: i64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<(), SessionStoreError>> {
         Box::pin(async move {
             self.write(key, record, expires_at, "ANY").await?;
             Ok(())
@@ -512,11 +512,11 @@ impl SessionStore for RedisSessionStore {
         key: &'a str,
         record: &'a SessionRecord,
         expires_at: i64,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+    ) -> BoxFuture<'a, Result<bool, SessionStoreError>> {
         Box::pin(self.write(key, record, expires_at, "XX"))
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), SessionStoreError>> {
         static SCRIPT: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::from_lua(DELETE_SESSION));
         Box::pin(async move {
@@ -534,7 +534,7 @@ impl SessionStore for RedisSessionStore {
         &'a self,
         user_id: i64,
         except: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+    ) -> BoxFuture<'a, Result<u64, SessionStoreError>> {
         static SCRIPT: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::from_lua(DELETE_USER_SESSIONS));
         Box::pin(async move {
@@ -556,7 +556,7 @@ impl SessionStore for RedisSessionStore {
 
 // --- Rate limits ----------------------------------------------------------------------
 
-/// One GCRA step, as `governor` takes it in [`crate::ratelimit::MemoryBackend`], on
+/// One GCRA step, as `governor` takes it in [`crate::ratelimit::MemoryRateLimitStore`], on
 /// Redis's clock. KEYS: the bucket. ARGV: the interval between two requests (µs, at
 /// least 1), the burst. The bucket holds the theoretical arrival time in Unix ms (with
 /// a µs fraction) and expires when the bucket is full again. Returns allowed (1/0),
@@ -584,10 +584,10 @@ return {1, remaining, interval * (burst - remaining), 0}
 
 /// Rate-limit buckets in Redis, shared by every instance: one atomic script per check
 /// (GCRA, with Redis's clock), the same answers as
-/// [`MemoryBackend`](crate::ratelimit::MemoryBackend).
+/// [`MemoryRateLimitStore`](crate::ratelimit::MemoryRateLimitStore).
 ///
 /// ```no_run
-/// # async fn run(redis: portcullis::redis::RedisBackend) {
+/// # async fn run(redis: portcullis::redis::RedisConnection) {
 /// use std::sync::Arc;
 /// use portcullis::ratelimit::RateLimitConfig;
 ///
@@ -595,22 +595,22 @@ return {1, remaining, interval * (burst - remaining), 0}
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct RedisRateLimiter {
-    backend: RedisBackend,
+pub struct RedisRateLimitStore {
+    backend: RedisConnection,
 }
 
-impl RateLimitBackend for RedisRateLimiter {
+impl RateLimitStore for RedisRateLimitStore {
     fn check<'a>(
         &'a self,
         key: &'a str,
         quota: &'a Quota,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
+    ) -> BoxFuture<'a, Result<Decision, RateLimitStoreError>> {
         static SCRIPT: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::from_lua(GCRA));
         Box::pin(async move {
             let burst = quota.burst();
             if burst == 0 || quota.period().is_zero() {
-                return Err(BackendError::InvalidQuota {
+                return Err(RateLimitStoreError::InvalidQuota {
                     burst,
                     period: quota.period(),
                 });
@@ -624,9 +624,9 @@ impl RateLimitBackend for RedisRateLimiter {
                 .backend
                 .script(&SCRIPT, keys, args)
                 .await
-                .map_err(|failure| BackendError::Unavailable(failure.to_string()))?;
+                .map_err(|failure| RateLimitStoreError::Unavailable(failure.to_string()))?;
             let &[allowed, remaining, reset_us, retry_us] = answer.as_slice() else {
-                return Err(BackendError::Unavailable(
+                return Err(RateLimitStoreError::Unavailable(
                     "Redis: unexpected answer from the rate-limit script".to_owned(),
                 ));
             };
@@ -772,7 +772,7 @@ return 1
 /// refresh racing a user's revocation loses to it.
 ///
 /// ```no_run
-/// # async fn run(redis: portcullis::redis::RedisBackend, config: portcullis::jwt::JwtConfig, keys: portcullis::jwt::JwtKeys) {
+/// # async fn run(redis: portcullis::redis::RedisConnection, config: portcullis::jwt::JwtConfig, keys: portcullis::jwt::JwtKeys) {
 /// use std::sync::Arc;
 /// use portcullis::jwt::Jwt;
 ///
@@ -780,15 +780,15 @@ return 1
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct RedisRevocations {
-    backend: RedisBackend,
+pub struct RedisRevocationStore {
+    backend: RedisConnection,
 }
 
 fn revocation_error(failure: Failure) -> RevocationError {
     RevocationError(failure.to_string())
 }
 
-impl RedisRevocations {
+impl RedisRevocationStore {
     /// The keys a family's scripts take: the family, its user, the user's families.
     fn family_keys(&self, user: &str, family: &str) -> Vec<String> {
         vec![
@@ -819,7 +819,7 @@ macro_rules! script {
     }};
 }
 
-impl RevocationStore for RedisRevocations {
+impl RevocationStore for RedisRevocationStore {
     fn is_revoked<'a>(
         &'a self,
         claims: &'a Claims,
@@ -939,7 +939,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_url_is_refused_without_repeating_it() {
-        let error = RedisBackend::connect("redis://user:s3cret@[::1", "t")
+        let error = RedisConnection::connect("redis://user:s3cret@[::1", "t")
             .await
             .unwrap_err();
         assert_eq!(error, RedisConnectError::InvalidUrl);

@@ -14,8 +14,8 @@
 //!   deletes the record, so a replayed cookie is anonymous, and
 //!   [`Session::end_other_sessions`] ends every other session of the user (after a
 //!   password change).
-//! - Stores sit behind one async trait, [`SessionStore`]: [`MemoryStore`] (sharded,
-//!   TTL and a size cap, purged in the background) and [`SqliteStore`].
+//! - Stores sit behind one async trait, [`SessionStore`]: [`MemorySessionStore`] (sharded,
+//!   TTL and a size cap, purged in the background) and [`SqliteSessionStore`].
 //!
 //! Portcullis writes this itself rather than using tower-sessions 0.14 because that
 //! crate draws ids from a user-space PRNG, has no absolute lifetime, no way to end all
@@ -25,11 +25,11 @@
 //! ```
 //! use std::sync::Arc;
 //! use portcullis::keys::{Keyring, SecretKey};
-//! use portcullis::session::{MemoryStore, Session, SessionConfig};
+//! use portcullis::session::{MemorySessionStore, Session, SessionConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let keyring = Keyring::new(SecretKey::generate(), vec![]);
-//! let layer = SessionConfig::default().layer(&keyring, Arc::new(MemoryStore::default()));
+//! let layer = SessionConfig::default().layer(&keyring, Arc::new(MemorySessionStore::default()));
 //! let app: axum::Router = axum::Router::new()
 //!     .route("/", axum::routing::get(|session: Session| async move {
 //!         format!("user: {:?}", session.user_id())
@@ -127,13 +127,15 @@ impl SessionRecord {
 /// get 503 (fail closed), never a silently anonymous or silently lost session.
 #[derive(Debug, thiserror::Error)]
 #[error("session store: {0}")]
-pub struct StoreError(pub String);
+pub struct SessionStoreError(pub String);
 
 /// Where session records live. Keys are opaque strings (the SHA-256 of the id).
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The record under `key`, if it exists and has not expired.
-    fn load<'a>(&'a self, key: &'a str)
-        -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>>;
+    fn load<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, SessionStoreError>>;
     /// Stores `record` under `key` until `expires_at` (Unix milliseconds), replacing
     /// whatever was there. The layer calls it for a new id only.
     fn save<'a>(
@@ -141,7 +143,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         key: &'a str,
         record: &'a SessionRecord,
         expires_at: i64,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<(), SessionStoreError>>;
     /// Replaces the record under `key` only if it still exists (and has not expired);
     /// returns whether it did. The layer saves an existing session with this, so that
     /// a request still in flight when the session was ended (a logout, another
@@ -152,15 +154,15 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         key: &'a str,
         record: &'a SessionRecord,
         expires_at: i64,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    ) -> BoxFuture<'a, Result<bool, SessionStoreError>>;
     /// Deletes the record under `key`.
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), SessionStoreError>>;
     /// Deletes every record of `user_id` except the one under `except`; returns how many.
     fn delete_user<'a>(
         &'a self,
         user_id: i64,
         except: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+    ) -> BoxFuture<'a, Result<u64, SessionStoreError>>;
 }
 
 #[derive(Debug, Default)]
@@ -230,26 +232,26 @@ const SHARDS: usize = 16;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use portcullis::session::{MemoryStore, SessionStore};
+/// use portcullis::session::{MemorySessionStore, SessionStore};
 ///
-/// let store = MemoryStore::new(10_000);
+/// let store = MemorySessionStore::new(10_000);
 /// assert_eq!(store.len(), 0);
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct MemoryStore {
+pub struct MemorySessionStore {
     shards: Arc<Vec<Mutex<Shard>>>,
     per_shard: usize,
 }
 
-impl Default for MemoryStore {
+impl Default for MemorySessionStore {
     /// 100,000 sessions at most.
     fn default() -> Self {
         Self::new(100_000)
     }
 }
 
-impl MemoryStore {
+impl MemorySessionStore {
     /// A store of at most `capacity` signed-in and `capacity` anonymous records. Inside
     /// a Tokio runtime it starts a task
     /// that purges expired records every minute; the task ends with the store.
@@ -302,11 +304,11 @@ fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl SessionStore for MemoryStore {
+impl SessionStore for MemorySessionStore {
     fn load<'a>(
         &'a self,
         key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, SessionStoreError>> {
         let now = now();
         let mut shard = lock(self.shard(key));
         let found = match shard.entries.get(key) {
@@ -325,7 +327,7 @@ impl SessionStore for MemoryStore {
         key: &'a str,
         record: &'a SessionRecord,
         expires_at: i64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<(), SessionStoreError>> {
         lock(self.shard(key)).insert(key, record.clone(), expires_at, self.per_shard, now());
         Box::pin(async { Ok(()) })
     }
@@ -335,7 +337,7 @@ impl SessionStore for MemoryStore {
         key: &'a str,
         record: &'a SessionRecord,
         expires_at: i64,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+    ) -> BoxFuture<'a, Result<bool, SessionStoreError>> {
         let now = now();
         let mut shard = lock(self.shard(key));
         let live = shard.entries.get(key).is_some_and(|(_, at)| *at > now);
@@ -345,7 +347,7 @@ impl SessionStore for MemoryStore {
         Box::pin(async move { Ok(live) })
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), SessionStoreError>> {
         lock(self.shard(key)).remove(key);
         Box::pin(async { Ok(()) })
     }
@@ -354,7 +356,7 @@ impl SessionStore for MemoryStore {
         &'a self,
         user_id: i64,
         except: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+    ) -> BoxFuture<'a, Result<u64, SessionStoreError>> {
         let mut removed = 0;
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
@@ -376,29 +378,29 @@ impl SessionStore for MemoryStore {
 }
 
 /// Sessions in an SQLite database (the table `portcullis_sessions`, created by
-/// [`SqliteStore::migrate`]); expired rows are purged in the background. Like
-/// [`MemoryStore`] it holds at most `capacity` signed-in and `capacity` anonymous
+/// [`SqliteSessionStore::migrate`]); expired rows are purged in the background. Like
+/// [`MemorySessionStore`] it holds at most `capacity` signed-in and `capacity` anonymous
 /// sessions (100,000 each by default), each pool evicting its own rows closest to
 /// expiry, so a flood of anonymous visitors neither fills the disk nor ends anyone's
 /// signed-in session.
 ///
 /// ```no_run
-/// # async fn run(pool: sqlx::SqlitePool) -> Result<(), portcullis::session::StoreError> {
-/// let store = portcullis::session::SqliteStore::new(pool);
+/// # async fn run(pool: sqlx::SqlitePool) -> Result<(), portcullis::session::SessionStoreError> {
+/// let store = portcullis::session::SqliteSessionStore::new(pool);
 /// store.migrate().await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
+pub struct SqliteSessionStore {
     pool: sqlx::SqlitePool,
     capacity: i64,
 }
 
-fn store_error(error: impl fmt::Display) -> StoreError {
-    StoreError(error.to_string())
+fn store_error(error: impl fmt::Display) -> SessionStoreError {
+    SessionStoreError(error.to_string())
 }
 
-impl SqliteStore {
+impl SqliteSessionStore {
     /// A store on `pool`, of at most 100,000 signed-in and 100,000 anonymous sessions.
     pub fn new(pool: sqlx::SqlitePool) -> Self {
         Self {
@@ -419,7 +421,7 @@ impl SqliteStore {
     }
 
     /// Creates the table if needed and starts the background purge (every 5 minutes).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    pub async fn migrate(&self) -> Result<(), SessionStoreError> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS portcullis_sessions (\
                 key TEXT PRIMARY KEY NOT NULL, \
@@ -465,11 +467,11 @@ impl SqliteStore {
     }
 }
 
-impl SessionStore for SqliteStore {
+impl SessionStore for SqliteSessionStore {
     fn load<'a>(
         &'a self,
         key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, SessionStoreError>> {
         Box::pin(async move {
             let row: Option<(String,)> = sqlx::query_as(
                 "SELECT record FROM portcullis_sessions WHERE key = ? AND expires_at > ?",
@@ -489,7 +491,7 @@ impl SessionStore for SqliteStore {
         key: &'a str,
         record: &'a SessionRecord,
         expires_at: i64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<(), SessionStoreError>> {
         Box::pin(async move {
             let json = serde_json::to_string(record).map_err(store_error)?;
             let anonymous = record.user_id.is_none();
@@ -534,7 +536,7 @@ impl SessionStore for SqliteStore {
         key: &'a str,
         record: &'a SessionRecord,
         expires_at: i64,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+    ) -> BoxFuture<'a, Result<bool, SessionStoreError>> {
         Box::pin(async move {
             let json = serde_json::to_string(record).map_err(store_error)?;
             let result = sqlx::query(
@@ -553,7 +555,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), SessionStoreError>> {
         Box::pin(async move {
             sqlx::query("DELETE FROM portcullis_sessions WHERE key = ?")
                 .bind(key)
@@ -568,7 +570,7 @@ impl SessionStore for SqliteStore {
         &'a self,
         user_id: i64,
         except: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+    ) -> BoxFuture<'a, Result<u64, SessionStoreError>> {
         Box::pin(async move {
             let result =
                 sqlx::query("DELETE FROM portcullis_sessions WHERE user_id = ? AND key IS NOT ?")
@@ -835,7 +837,7 @@ impl Session {
 
     /// Ends every other session of the logged-in user (after a password change, or
     /// "log out everywhere"); returns how many ended.
-    pub async fn end_other_sessions(&self) -> Result<u64, StoreError> {
+    pub async fn end_other_sessions(&self) -> Result<u64, SessionStoreError> {
         let Some(user_id) = self.user_id() else {
             return Ok(0);
         };
@@ -1002,7 +1004,7 @@ where
 
             let state =
                 std::mem::take(&mut *handle.state.lock().unwrap_or_else(|p| p.into_inner()));
-            let unavailable = |error: StoreError| {
+            let unavailable = |error: SessionStoreError| {
                 tracing::error!(%error, "cannot write a session");
                 Ok(Error::service_unavailable(5).into_response())
             };
@@ -1097,7 +1099,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_store_stays_within_its_capacity() {
-        let store = MemoryStore::new(160);
+        let store = MemorySessionStore::new(160);
         for i in 0..10_000 {
             store
                 .save(&format!("key{i}"), &record(None), now() + 1_000_000 + i)
@@ -1112,7 +1114,7 @@ mod tests {
 
     #[tokio::test]
     async fn expired_records_are_not_returned() {
-        let store = MemoryStore::new(10);
+        let store = MemorySessionStore::new(10);
         store.save("old", &record(None), now() - 1).await.unwrap();
         assert!(store.load("old").await.unwrap().is_none());
         assert_eq!(store.len(), 0);
@@ -1120,7 +1122,7 @@ mod tests {
 
     #[tokio::test]
     async fn deleting_a_users_sessions_spares_the_current_one_and_other_users() {
-        let store = MemoryStore::new(100);
+        let store = MemorySessionStore::new(100);
         let later = now() + 1_000_000;
         store.save("a1", &record(Some(1)), later).await.unwrap();
         store.save("a2", &record(Some(1)), later).await.unwrap();
@@ -1140,7 +1142,7 @@ mod tests {
             .connect("sqlite::memory:")
             .await
             .unwrap();
-        let store = SqliteStore::new(pool);
+        let store = SqliteSessionStore::new(pool);
         store.migrate().await.unwrap();
         let later = now() + 1_000_000;
         let mut r = record(Some(7));

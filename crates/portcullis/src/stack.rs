@@ -246,10 +246,10 @@ impl SecureStack {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use portcullis::ratelimit::{MemoryBackend, RateLimitConfig};
+    /// use portcullis::ratelimit::{MemoryRateLimitStore, RateLimitConfig};
     /// use portcullis::stack::SecureStack;
     ///
-    /// let limits = RateLimitConfig::default().layer(Arc::new(MemoryBackend::new())).unwrap();
+    /// let limits = RateLimitConfig::default().layer(Arc::new(MemoryRateLimitStore::new())).unwrap();
     /// let stack = SecureStack::default().rate_limit(limits);
     /// ```
     pub fn rate_limit(mut self, layer: RateLimitLayer) -> Self {

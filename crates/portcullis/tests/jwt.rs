@@ -7,14 +7,16 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use portcullis::jwt::{Claims, Jwt, JwtConfig, JwtError, JwtKeys, MemoryRevocations, TokenType};
+use portcullis::jwt::{
+    Claims, Jwt, JwtConfig, JwtError, JwtKeys, MemoryRevocationStore, TokenType,
+};
 use portcullis::keys::{Keyring, Purpose, SecretKey};
 
 fn service(keyring: &Keyring) -> Jwt {
     Jwt::new(
         JwtConfig::default(),
         JwtKeys::from_keyring(keyring),
-        Arc::new(MemoryRevocations::default()),
+        Arc::new(MemoryRevocationStore::default()),
     )
 }
 
@@ -248,7 +250,7 @@ async fn hs256_signed_with_the_eddsa_public_key_is_refused() {
     let jwt = Jwt::new(
         JwtConfig::default(),
         JwtKeys::ed25519(&private, &[&public]).unwrap(),
-        Arc::new(MemoryRevocations::default()),
+        Arc::new(MemoryRevocationStore::default()),
     );
     let genuine = jwt.issue(1).await.unwrap();
     let claims = jwt.verify_access(&genuine.access_token).await.unwrap();
@@ -316,7 +318,7 @@ async fn leeway_is_capped_at_thirty_seconds() {
     let jwt = Jwt::new(
         JwtConfig::default().leeway(Duration::from_secs(3600)),
         JwtKeys::from_keyring(&keyring),
-        Arc::new(MemoryRevocations::default()),
+        Arc::new(MemoryRevocationStore::default()),
     );
     let expired = Claims {
         exp: now() - 120,
@@ -418,22 +420,22 @@ async fn a_users_logins_are_capped(store: Arc<dyn portcullis::jwt::RevocationSto
 #[tokio::test]
 async fn a_refresh_flood_revives_no_revoked_family_or_used_token_in_memory() {
     // Small, so that the old design's eviction would have struck within the flood.
-    a_refresh_flood_revives_nothing(Arc::new(MemoryRevocations::new(64))).await;
+    a_refresh_flood_revives_nothing(Arc::new(MemoryRevocationStore::new(64))).await;
 }
 
 #[tokio::test]
 async fn a_revocation_beats_a_refresh_in_flight_in_memory() {
-    a_revocation_beats_a_refresh_in_flight(Arc::new(MemoryRevocations::default())).await;
+    a_revocation_beats_a_refresh_in_flight(Arc::new(MemoryRevocationStore::default())).await;
 }
 
 #[tokio::test]
 async fn a_users_logins_are_capped_in_memory() {
-    a_users_logins_are_capped(Arc::new(MemoryRevocations::default())).await;
+    a_users_logins_are_capped(Arc::new(MemoryRevocationStore::default())).await;
 }
 
 #[tokio::test]
 async fn a_full_memory_store_refuses_new_logins_and_forgets_nothing() {
-    let jwt = service_on(Arc::new(MemoryRevocations::new(8)));
+    let jwt = service_on(Arc::new(MemoryRevocationStore::new(8)));
     let first = jwt.issue(1).await.unwrap();
     let claims = jwt.verify_access(&first.access_token).await.unwrap();
     jwt.revoke(&claims).await.unwrap();
@@ -455,7 +457,7 @@ async fn a_full_memory_store_refuses_new_logins_and_forgets_nothing() {
 
 #[cfg(feature = "redis")]
 async fn redis_store() -> Option<(
-    portcullis::redis::RedisBackend,
+    portcullis::redis::RedisConnection,
     Arc<dyn portcullis::jwt::RevocationStore>,
 )> {
     let Ok(url) = std::env::var("PORTCULLIS_TEST_REDIS") else {
@@ -467,7 +469,7 @@ async fn redis_store() -> Option<(
         return None;
     };
     let prefix = format!("portcullis-test-{}", portcullis::upload::random_id());
-    let backend = portcullis::redis::RedisBackend::connect(&url, &prefix)
+    let backend = portcullis::redis::RedisConnection::connect(&url, &prefix)
         .await
         .unwrap();
     let store = Arc::new(backend.revocations());
@@ -475,7 +477,7 @@ async fn redis_store() -> Option<(
 }
 
 #[cfg(feature = "redis")]
-async fn redis_keys(backend: &portcullis::redis::RedisBackend) -> Vec<String> {
+async fn redis_keys(backend: &portcullis::redis::RedisConnection) -> Vec<String> {
     use fred::interfaces::ClientLike as _;
     let pattern = format!("{}:*", backend.prefix());
     let (_, keys): (String, Vec<String>) = backend
@@ -490,7 +492,7 @@ async fn redis_keys(backend: &portcullis::redis::RedisBackend) -> Vec<String> {
 }
 
 #[cfg(feature = "redis")]
-async fn redis_clean(backend: &portcullis::redis::RedisBackend) {
+async fn redis_clean(backend: &portcullis::redis::RedisConnection) {
     use fred::interfaces::KeysInterface as _;
     for key in redis_keys(backend).await {
         let _: i64 = backend.client().del(key).await.unwrap();

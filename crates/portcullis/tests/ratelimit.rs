@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use portcullis::client_ip::ClientInfoConfig;
 use portcullis::config::RateLimitMode;
 use portcullis::ratelimit::{
-    BackendError, Decision, MemoryBackend, Quota, RateLimitBackend, RateLimitConfig,
+    Decision, MemoryRateLimitStore, Quota, RateLimitConfig, RateLimitStore, RateLimitStoreError,
 };
 
 /// Echoes the body, so that a test sees the handler got it intact after the limiter
@@ -39,7 +39,7 @@ struct Server {
 
 async fn serve_with(
     config: RateLimitConfig,
-    backend: Arc<dyn RateLimitBackend>,
+    backend: Arc<dyn RateLimitStore>,
     client_info: ClientInfoConfig,
 ) -> Server {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -63,7 +63,7 @@ async fn serve_with(
 async fn serve(config: RateLimitConfig) -> Server {
     serve_with(
         config,
-        Arc::new(MemoryBackend::new()),
+        Arc::new(MemoryRateLimitStore::new()),
         ClientInfoConfig::default(),
     )
     .await
@@ -72,7 +72,7 @@ async fn serve(config: RateLimitConfig) -> Server {
 async fn behind_proxy() -> Server {
     serve_with(
         RateLimitConfig::default(),
-        Arc::new(MemoryBackend::new()),
+        Arc::new(MemoryRateLimitStore::new()),
         ClientInfoConfig::default().trusted_proxies("127.0.0.1".parse().unwrap()),
     )
     .await
@@ -371,13 +371,17 @@ async fn a_body_that_breaks_mid_read_is_a_400_not_a_413_nor_a_truncated_body() {
 #[derive(Debug)]
 struct Unreachable;
 
-impl RateLimitBackend for Unreachable {
+impl RateLimitStore for Unreachable {
     fn check<'a>(
         &'a self,
         _key: &'a str,
         _quota: &'a Quota,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
-        Box::pin(async { Err(BackendError::Unavailable("connection refused".into())) })
+    ) -> BoxFuture<'a, Result<Decision, RateLimitStoreError>> {
+        Box::pin(async {
+            Err(RateLimitStoreError::Unavailable(
+                "connection refused".into(),
+            ))
+        })
     }
 }
 
@@ -452,7 +456,7 @@ async fn refusals_are_logged_without_the_username() {
 /// spent bucket, and the victim's name never gets another try.
 #[tokio::test]
 async fn a_full_username_pool_fails_closed_over_http() {
-    let backend = portcullis::ratelimit::MemoryBackendConfig::default()
+    let backend = portcullis::ratelimit::MemoryRateLimitStoreConfig::default()
         .max_username_keys(16)
         .build();
     let server = serve_with(
@@ -500,7 +504,7 @@ async fn a_full_username_pool_fails_closed_over_http() {
 /// be forgotten; the victim's username bucket is not.
 #[tokio::test]
 async fn a_flood_of_addresses_does_not_reset_a_username_bucket_over_http() {
-    let backend = portcullis::ratelimit::MemoryBackendConfig::default()
+    let backend = portcullis::ratelimit::MemoryRateLimitStoreConfig::default()
         .max_keys(1_000)
         .build();
     let server = serve_with(

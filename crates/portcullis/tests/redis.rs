@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use fred::cmd;
 use fred::interfaces::{ClientLike, KeysInterface};
 use portcullis::jwt::{Claims, RefreshUse, RevocationStore, TokenType};
-use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitBackend};
-use portcullis::redis::{RedisBackend, RedisConnectError};
+use portcullis::ratelimit::{MemoryRateLimitStore, Quota, RateLimitStore};
+use portcullis::redis::{RedisConnectError, RedisConnection};
 use portcullis::session::{SessionRecord, SessionStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -38,19 +38,25 @@ fn random_prefix() -> String {
 }
 
 /// A backend on a fresh prefix, or `None` when the tests are skipped.
-async fn backend() -> Option<RedisBackend> {
+async fn backend() -> Option<RedisConnection> {
     let url = redis_url()?;
-    Some(RedisBackend::connect(&url, &random_prefix()).await.unwrap())
+    Some(
+        RedisConnection::connect(&url, &random_prefix())
+            .await
+            .unwrap(),
+    )
 }
 
 /// A second client ("another instance") on the same prefix.
-async fn second_instance(first: &RedisBackend) -> RedisBackend {
+async fn second_instance(first: &RedisConnection) -> RedisConnection {
     let url = redis_url().unwrap();
-    RedisBackend::connect(&url, first.prefix()).await.unwrap()
+    RedisConnection::connect(&url, first.prefix())
+        .await
+        .unwrap()
 }
 
 /// Every key under the backend's prefix.
-async fn keys_of(backend: &RedisBackend) -> Vec<String> {
+async fn keys_of(backend: &RedisConnection) -> Vec<String> {
     let pattern = format!("{}:*", backend.prefix());
     let mut cursor = "0".to_owned();
     let mut keys = Vec::new();
@@ -72,7 +78,7 @@ async fn keys_of(backend: &RedisBackend) -> Vec<String> {
 }
 
 /// Deletes every key under the backend's prefix.
-async fn clean_up(backend: &RedisBackend) {
+async fn clean_up(backend: &RedisConnection) {
     for key in keys_of(backend).await {
         let _: i64 = backend.client().del(key).await.unwrap();
     }
@@ -223,7 +229,7 @@ async fn deleting_a_users_sessions_spares_the_current_one_and_other_users() {
 async fn gcra_admits_exactly_the_burst_like_the_memory_backend() {
     let Some(redis) = backend().await else { return };
     let limiter = redis.rate_limits();
-    let memory = MemoryBackend::new();
+    let memory = MemoryRateLimitStore::new();
 
     // The demo's login limit: 10 a minute.
     let quota = Quota::per_minute(10);
@@ -289,7 +295,7 @@ async fn gcra_admits_exactly_the_burst_like_the_memory_backend() {
         limiter
             .check("x", &Quota::new(0, Duration::from_secs(1)))
             .await,
-        Err(portcullis::ratelimit::BackendError::InvalidQuota { .. })
+        Err(portcullis::ratelimit::RateLimitStoreError::InvalidQuota { .. })
     ));
 
     clean_up(&redis).await;
@@ -571,7 +577,7 @@ async fn every_key_has_a_ttl() {
 async fn connecting_to_nothing_fails_fast() {
     // Needs no server: nothing listens on port 1.
     let started = Instant::now();
-    let error = RedisBackend::connect("redis://127.0.0.1:1", "t")
+    let error = RedisConnection::connect("redis://127.0.0.1:1", "t")
         .await
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "{error}");
@@ -585,7 +591,7 @@ async fn connecting_to_nothing_fails_fast() {
     assert!(error.to_string().contains("127.0.0.1:1"), "{error}");
 
     // Credentials never appear in the error.
-    let error = RedisBackend::connect("redis://user:s3cret-pw@127.0.0.1:1", "t")
+    let error = RedisConnection::connect("redis://user:s3cret-pw@127.0.0.1:1", "t")
         .await
         .unwrap_err();
     assert!(!error.to_string().contains("s3cret-pw"), "{error}");
@@ -605,7 +611,7 @@ async fn a_black_hole_fails_within_the_connect_timeout() {
         }
     });
     let started = Instant::now();
-    let error = RedisBackend::connect(&format!("redis://{addr}"), "t")
+    let error = RedisConnection::connect(&format!("redis://{addr}"), "t")
         .await
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "{error}");
@@ -659,7 +665,7 @@ async fn a_stalled_server_is_an_error_within_the_timeout_never_a_hang() {
     let stalled = Arc::new(AtomicBool::new(false));
     let addr = stalling_server(stalled.clone()).await;
     let redis =
-        RedisBackend::connect_with(&format!("redis://{addr}"), "t", Duration::from_millis(500))
+        RedisConnection::connect_with(&format!("redis://{addr}"), "t", Duration::from_millis(500))
             .await
             .unwrap();
     redis.ping().await.unwrap();

@@ -478,7 +478,7 @@ async fn each_request_carries_its_peer_address() {
 async fn an_app_served_without_the_peer_address_refuses_every_request() {
     let calls = Arc::new(AtomicUsize::new(0));
     let limits = portcullis::ratelimit::RateLimitConfig::default()
-        .layer(Arc::new(portcullis::ratelimit::MemoryBackend::new()))
+        .layer(Arc::new(portcullis::ratelimit::MemoryRateLimitStore::new()))
         .unwrap();
     let app = SecureStack::default()
         .without_https_redirect()

@@ -9,7 +9,9 @@ use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
 use portcullis::keys::{Keyring, SecretKey};
-use portcullis::session::{MemoryStore, Session, SessionConfig, SessionStore, SqliteStore};
+use portcullis::session::{
+    MemorySessionStore, Session, SessionConfig, SessionStore, SqliteSessionStore,
+};
 
 fn routes() -> Router {
     Router::new()
@@ -79,7 +81,7 @@ async fn fetch(client: &reqwest::Client, addr: SocketAddr, path: &str) -> String
 async fn idle_sessions_expire() {
     let addr = serve(
         SessionConfig::default().idle_timeout(Duration::from_secs(1)),
-        Arc::new(MemoryStore::default()),
+        Arc::new(MemorySessionStore::default()),
     )
     .await;
     let user = agent();
@@ -95,7 +97,7 @@ async fn sessions_end_at_their_absolute_lifetime_however_active() {
         SessionConfig::default()
             .idle_timeout(Duration::from_secs(60))
             .absolute_lifetime(Duration::from_secs(2)),
-        Arc::new(MemoryStore::default()),
+        Arc::new(MemorySessionStore::default()),
     )
     .await;
     let user = agent();
@@ -124,7 +126,7 @@ async fn password_change_ends_every_other_session(store: Arc<dyn SessionStore>) 
 
 #[tokio::test]
 async fn password_change_ends_every_other_session_in_memory() {
-    password_change_ends_every_other_session(Arc::new(MemoryStore::default())).await;
+    password_change_ends_every_other_session(Arc::new(MemorySessionStore::default())).await;
 }
 
 #[tokio::test]
@@ -136,7 +138,7 @@ async fn password_change_ends_every_other_session_in_sqlite() {
     ))
     .await
     .unwrap();
-    let store = SqliteStore::new(pool);
+    let store = SqliteSessionStore::new(pool);
     store.migrate().await.unwrap();
     password_change_ends_every_other_session(Arc::new(store)).await;
 }
@@ -149,7 +151,7 @@ async fn a_store_that_is_gone_fails_closed_with_503() {
         .connect("sqlite::memory:")
         .await
         .unwrap();
-    let store = SqliteStore::new(pool.clone());
+    let store = SqliteSessionStore::new(pool.clone());
     store.migrate().await.unwrap();
     let addr = serve(SessionConfig::default(), Arc::new(store)).await;
     let user = agent();
@@ -177,7 +179,7 @@ async fn a_store_that_is_gone_fails_closed_with_503() {
 
 #[tokio::test]
 async fn cookies_signed_with_a_retired_key_are_anonymous_and_fallbacks_still_verify() {
-    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::default());
+    let store: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::default());
     let old = SecretKey::generate();
     let serve_with = |keyring: Keyring| {
         let store = store.clone();
@@ -340,7 +342,7 @@ async fn a_request_in_flight_cannot_revive(
     );
 }
 
-async fn sqlite_store(capacity: Option<usize>) -> (SqliteStore, tempfile::TempDir) {
+async fn sqlite_store(capacity: Option<usize>) -> (SqliteSessionStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let pool = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}?mode=rwc",
@@ -348,7 +350,7 @@ async fn sqlite_store(capacity: Option<usize>) -> (SqliteStore, tempfile::TempDi
     ))
     .await
     .unwrap();
-    let mut store = SqliteStore::new(pool);
+    let mut store = SqliteSessionStore::new(pool);
     if let Some(capacity) = capacity {
         store = store.with_capacity(capacity);
     }
@@ -358,7 +360,8 @@ async fn sqlite_store(capacity: Option<usize>) -> (SqliteStore, tempfile::TempDi
 
 #[tokio::test]
 async fn a_request_in_flight_cannot_undo_a_logout_in_memory() {
-    a_request_in_flight_cannot_revive(Arc::new(MemoryStore::default()), "/logout", false).await;
+    a_request_in_flight_cannot_revive(Arc::new(MemorySessionStore::default()), "/logout", false)
+        .await;
 }
 
 #[tokio::test]
@@ -369,8 +372,12 @@ async fn a_request_in_flight_cannot_undo_a_logout_in_sqlite() {
 
 #[tokio::test]
 async fn a_request_in_flight_cannot_undo_ending_other_sessions_in_memory() {
-    a_request_in_flight_cannot_revive(Arc::new(MemoryStore::default()), "/password-changed", true)
-        .await;
+    a_request_in_flight_cannot_revive(
+        Arc::new(MemorySessionStore::default()),
+        "/password-changed",
+        true,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -391,7 +398,7 @@ async fn a_request_in_flight_cannot_undo_a_logout_or_ending_other_sessions_in_re
         return;
     };
     let prefix = format!("portcullis-test-{}", portcullis::upload::random_id());
-    let redis = portcullis::redis::RedisBackend::connect(&url, &prefix)
+    let redis = portcullis::redis::RedisConnection::connect(&url, &prefix)
         .await
         .unwrap();
     a_request_in_flight_cannot_revive(Arc::new(redis.sessions()), "/logout", false).await;
@@ -421,7 +428,7 @@ async fn anonymous_visitors_cannot_evict(store: Arc<dyn SessionStore>) {
 
 #[tokio::test]
 async fn anonymous_visitors_cannot_evict_a_signed_in_user_in_memory() {
-    anonymous_visitors_cannot_evict(Arc::new(MemoryStore::new(32))).await;
+    anonymous_visitors_cannot_evict(Arc::new(MemorySessionStore::new(32))).await;
 }
 
 #[tokio::test]
@@ -458,7 +465,7 @@ async fn another_user_does_not_inherit_the_session_data() {
     let addr = serve_routes(
         app,
         SessionConfig::default(),
-        Arc::new(MemoryStore::default()),
+        Arc::new(MemorySessionStore::default()),
     )
     .await;
 

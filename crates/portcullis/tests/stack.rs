@@ -483,11 +483,11 @@ async fn csp_report_collector_accepts_reports_and_refuses_abuse() {
 #[tokio::test]
 async fn cors_preflights_are_answered_before_the_rate_limiter_with_every_header() {
     use portcullis::cors::CorsConfig;
-    use portcullis::ratelimit::{MemoryBackend, Quota, RateLimitConfig};
+    use portcullis::ratelimit::{MemoryRateLimitStore, Quota, RateLimitConfig};
 
     let limits = RateLimitConfig::default()
         .default_per_ip(Quota::per_minute(1))
-        .layer(std::sync::Arc::new(MemoryBackend::new()))
+        .layer(std::sync::Arc::new(MemoryRateLimitStore::new()))
         .unwrap();
     let cors = CorsConfig::default()
         .origin("https://app.example")
