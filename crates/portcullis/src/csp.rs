@@ -560,7 +560,7 @@ async fn collect(
         )
         .into_response();
     }
-    let bytes: Bytes = match crate::stack::read_body(body, state.max_body_bytes).await {
+    let bytes: Bytes = match crate::body::read_body(body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(refused) => return refused,
     };

@@ -45,6 +45,7 @@
 //! ```
 
 pub mod auth;
+pub mod body;
 pub mod client_ip;
 pub mod config;
 pub mod cors;
@@ -59,6 +60,7 @@ pub mod input;
 pub mod jwt;
 pub mod keys;
 pub mod logging;
+pub mod origin;
 pub mod password;
 pub mod ratelimit;
 #[cfg(feature = "redis")]
@@ -67,4 +69,5 @@ pub mod serve;
 pub mod session;
 pub mod stack;
 pub mod templates;
+pub mod timeout;
 pub mod upload;
