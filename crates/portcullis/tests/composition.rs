@@ -188,6 +188,7 @@ async fn a_cookieless_post_needs_no_token_but_still_passes_the_origin_line() {
     let with_cookie = http
         .post(format!("http://{addr}/form"))
         .header("cookie", "__Host-session=anything")
+        .header("accept", "application/json")
         .header("content-type", "application/x-www-form-urlencoded")
         .body("comment=hi")
         .send()
