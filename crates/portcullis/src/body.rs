@@ -37,6 +37,7 @@ struct BodyLimits {
 /// request back with the same bytes as its body, so the handler still reads it. A
 /// larger body is answered 413, one that fails while it is read 400 (see
 /// [`body_error_response`]).
+#[cfg(any(feature = "csrf", feature = "ratelimit"))]
 pub(crate) async fn buffer_body(
     req: Request<Body>,
     limit: usize,
@@ -192,4 +193,3 @@ where
         futures_util::future::Either::Left(self.inner.call(req))
     }
 }
-

@@ -256,6 +256,7 @@ impl IntoResponse for MissingLayer {
 /// message from `Display`, and a `portcullis::security` warning naming the event and
 /// the code (the request span adds who asked and where). Implements `code()`,
 /// `status()` and `IntoResponse`.
+#[cfg_attr(not(feature = "csrf"), allow(unused_macros))]
 macro_rules! security_rejection {
     ($ty:ty, event = $event:literal, { $($variant:ident => ($status:ident, $code:literal)),+ $(,)? }) => {
         impl $ty {
@@ -288,6 +289,7 @@ macro_rules! security_rejection {
         }
     };
 }
+#[cfg(feature = "csrf")]
 pub(crate) use security_rejection;
 
 /// Renders an HTML error page. The message is plain text: escape it. The nonce is the

@@ -369,7 +369,13 @@ mod tests {
 
     #[test]
     fn only_loopback_names_count_as_local() {
-        for local in ["localhost", "LOCALHOST:3000", "127.0.0.1", "127.1.2.3:80", "[::1]:8080"] {
+        for local in [
+            "localhost",
+            "LOCALHOST:3000",
+            "127.0.0.1",
+            "127.1.2.3:80",
+            "[::1]:8080",
+        ] {
             assert!(is_loopback_name(local), "{local}");
         }
         for remote in [

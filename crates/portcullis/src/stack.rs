@@ -54,19 +54,48 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::body::BodyLimitLayer;
 use crate::client_ip::ClientInfoConfig;
+#[cfg(feature = "cors")]
 use crate::cors::CorsConfigError;
+#[cfg(feature = "csrf")]
 use crate::csrf::{CsrfConfigError, CsrfLayer};
 use crate::error::{panic_response, ErrorPagesConfig};
 use crate::headers::{HeadersError, SecureHeadersConfig};
 use crate::hosts::AllowedHosts;
 use crate::https::HttpsRedirectConfig;
+#[cfg(feature = "jwt")]
 use crate::jwt::Jwt;
+#[cfg(feature = "ratelimit")]
 use crate::ratelimit::{RateLimitConfigError, RateLimitLayer};
+#[cfg(feature = "session")]
 use crate::session::SessionLayer;
 use crate::timeout::RequestTimeoutLayer;
 
 // Until the rate limiter reads bodies through `crate::body` itself.
+#[cfg(feature = "ratelimit")]
 pub(crate) use crate::body::buffer_body;
+
+// Each optional part is a layer slot; without its feature the slot holds a layer that
+// does nothing, so that `apply` composes the same chain whatever is compiled in.
+#[cfg(feature = "session")]
+type SessionSlot = SessionLayer;
+#[cfg(not(feature = "session"))]
+type SessionSlot = tower::layer::util::Identity;
+#[cfg(feature = "csrf")]
+type CsrfSlot = CsrfLayer;
+#[cfg(not(feature = "csrf"))]
+type CsrfSlot = tower::layer::util::Identity;
+#[cfg(feature = "ratelimit")]
+type RateLimitSlot = RateLimitLayer;
+#[cfg(not(feature = "ratelimit"))]
+type RateLimitSlot = tower::layer::util::Identity;
+#[cfg(feature = "cors")]
+type CorsSlot = tower_http::cors::CorsLayer;
+#[cfg(not(feature = "cors"))]
+type CorsSlot = tower::layer::util::Identity;
+#[cfg(feature = "jwt")]
+type JwtSlot = axum::Extension<Jwt>;
+#[cfg(not(feature = "jwt"))]
+type JwtSlot = tower::layer::util::Identity;
 
 pub use crate::body::DEFAULT_BODY_LIMIT;
 
@@ -96,17 +125,22 @@ pub enum StackError {
     #[error(transparent)]
     Headers(#[from] HeadersError),
     /// The CSRF configuration is invalid.
+    #[cfg(feature = "csrf")]
     #[error(transparent)]
     Csrf(#[from] CsrfConfigError),
     /// The CORS configuration is invalid.
+    #[cfg(feature = "cors")]
     #[error(transparent)]
     Cors(#[from] CorsConfigError),
     /// The rate-limit configuration is invalid.
+    #[cfg(feature = "ratelimit")]
     #[error(transparent)]
     RateLimit(#[from] RateLimitConfigError),
     /// CSRF protection without sessions: its tokens are bound to the session, so every
     /// unsafe request with a cookie would be refused.
-    #[error("CSRF protection needs sessions: add SecureStack::sessions(…) before SecureStack::csrf(…)")]
+    #[error(
+        "CSRF protection needs sessions: add SecureStack::sessions(…) before SecureStack::csrf(…)"
+    )]
     CsrfWithoutSessions,
     /// A body limit of zero bytes: every request with a body would get 413.
     #[error("the body limit for {route} is 0 bytes: every request with a body would be refused")]
@@ -144,11 +178,11 @@ pub struct SecureStack {
     body_limit: usize,
     route_body_limits: Vec<(String, usize)>,
     request_timeout: Duration,
-    sessions: Option<SessionLayer>,
-    csrf: Option<CsrfLayer>,
-    rate_limit: Option<RateLimitLayer>,
-    cors: Option<tower_http::cors::CorsLayer>,
-    jwt: Option<Jwt>,
+    sessions: Option<SessionSlot>,
+    csrf: Option<CsrfSlot>,
+    rate_limit: Option<RateLimitSlot>,
+    cors: Option<CorsSlot>,
+    jwt: Option<JwtSlot>,
 }
 
 impl Default for SecureStack {
@@ -247,18 +281,21 @@ impl SecureStack {
         self
     }
 
+    #[cfg(feature = "session")]
     /// Server-side sessions (see [`crate::session`]).
     pub fn sessions(mut self, layer: SessionLayer) -> Self {
         self.sessions = Some(layer);
         self
     }
 
+    #[cfg(feature = "csrf")]
     /// CSRF protection (see [`crate::csrf`]); needs [`SecureStack::sessions`].
     pub fn csrf(mut self, layer: CsrfLayer) -> Self {
         self.csrf = Some(layer);
         self
     }
 
+    #[cfg(feature = "ratelimit")]
     /// Rate limits (see [`crate::ratelimit`]).
     ///
     /// ```
@@ -274,6 +311,7 @@ impl SecureStack {
         self
     }
 
+    #[cfg(feature = "cors")]
     /// Cross-origin requests (see [`crate::cors`]); without it, none are allowed.
     ///
     /// ```
@@ -288,6 +326,7 @@ impl SecureStack {
         self
     }
 
+    #[cfg(feature = "jwt")]
     /// API tokens (see [`crate::jwt`]): the stack makes the [`Jwt`] available to the
     /// `BearerUser` extractor and to handlers (`Extension<Jwt>`), so that forgetting
     /// the extension cannot turn every API call into a 500.
@@ -307,7 +346,7 @@ impl SecureStack {
     /// let stack = SecureStack::default().jwt(jwt);
     /// ```
     pub fn jwt(mut self, jwt: Jwt) -> Self {
-        self.jwt = Some(jwt);
+        self.jwt = Some(axum::Extension(jwt));
         self
     }
 
@@ -353,14 +392,15 @@ impl SecureStack {
             .host_check_exempt
             .into_iter()
             .fold(self.allowed_hosts.layer(), |layer, path| layer.exempt(path));
-        let body_limit = self
-            .route_body_limits
-            .into_iter()
-            .fold(BodyLimitLayer::new(self.body_limit), |layer, (route, bytes)| {
-                layer.route(route, bytes)
-            });
+        let body_limit = self.route_body_limits.into_iter().fold(
+            BodyLimitLayer::new(self.body_limit),
+            |layer, (route, bytes)| layer.route(route, bytes),
+        );
         // The layers inside read bodies up to the stack's limit, never a second one.
+        #[cfg(feature = "csrf")]
         let csrf = self.csrf.map(CsrfLayer::within_body_limit);
+        #[cfg(not(feature = "csrf"))]
+        let csrf = self.csrf;
         let rate_limit = self.rate_limit;
         // From the outside in. The CSRF check reads form bodies, so it sits inside the
         // body limit; it needs the session, so it sits inside the session layer.
@@ -411,7 +451,7 @@ impl SecureStack {
             .option_layer(rate_limit)
             .option_layer(self.sessions)
             .option_layer(csrf)
-            .option_layer(self.jwt.map(axum::Extension))
+            .option_layer(self.jwt)
             .service(router);
         Ok(Router::new().fallback_service(service))
     }

@@ -127,4 +127,3 @@ where
         Poll::Pending
     }
 }
-

@@ -47,7 +47,10 @@ fn csrf_without_sessions_is_refused_when_the_stack_is_built() {
         .apply(Router::new())
         .unwrap_err();
     assert!(matches!(error, StackError::CsrfWithoutSessions), "{error}");
-    assert!(error.to_string().contains("SecureStack::sessions"), "{error}");
+    assert!(
+        error.to_string().contains("SecureStack::sessions"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -34,7 +34,8 @@ mod presets;
 mod settings;
 
 pub use audit::{AuditFailed, Check, Report, Status};
+#[cfg(feature = "redis")]
+pub(crate) use settings::url_parts;
 pub use settings::{
     redact_url_password, ConfigError, Environment, RateLimitMode, Settings, TlsFiles,
 };
-pub(crate) use settings::url_parts;

@@ -3,6 +3,7 @@
 //! app reads its configuration.
 
 use crate::client_ip::{ClientInfoConfig, Scheme};
+#[cfg(feature = "cors")]
 use crate::cors::CorsConfig;
 use crate::https::HttpsRedirectConfig;
 use crate::stack::SecureStack;
@@ -50,6 +51,7 @@ impl Settings {
         stack.client_info(client_info)
     }
 
+    #[cfg(feature = "cors")]
     /// The CORS settings: the origins of `PORTCULLIS_CORS_ORIGINS` and the
     /// credentials setting of `PORTCULLIS_CORS_CREDENTIALS`; the rest as `Default`.
     ///

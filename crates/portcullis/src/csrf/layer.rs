@@ -188,8 +188,9 @@ where
             // Without the app's own origin every same-origin browser request would
             // look foreign while a client that sends no `Origin` passed: refuse to guess.
             let Some(client) = req.extensions().get::<ClientInfo>() else {
-                return Ok(MissingLayer::new("the CSRF layer", "the client-info layer")
-                    .into_response());
+                return Ok(
+                    MissingLayer::new("the CSRF layer", "the client-info layer").into_response()
+                );
             };
             if let Err(rejection) = check_origin(req.headers(), client, &shared.origins) {
                 return Ok(rejection.into_response());
@@ -198,9 +199,7 @@ where
                 return inner.call(req).await;
             }
             let Some(session) = req.extensions().get::<Session>().cloned() else {
-                return Ok(
-                    MissingLayer::new("the CSRF layer", "the session layer").into_response()
-                );
+                return Ok(MissingLayer::new("the CSRF layer", "the session layer").into_response());
             };
             let header_token = req
                 .headers()

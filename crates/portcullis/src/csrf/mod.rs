@@ -84,4 +84,3 @@ pub fn hidden_field(token: &str) -> String {
         crate::error::escape_html(token)
     )
 }
-

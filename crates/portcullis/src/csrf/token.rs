@@ -90,8 +90,7 @@ impl CsrfMinter {
         };
         let (issued, unmasked) = decode(&payload).ok_or(CsrfRejection::Invalid)?;
         let age = now.saturating_sub(issued);
-        if age > i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX) || age < -CLOCK_SKEW_SECS
-        {
+        if age > i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX) || age < -CLOCK_SKEW_SECS {
             return Err(CsrfRejection::Expired);
         }
         // The session ended (logout, expiry): its tokens ended with it.
@@ -239,9 +238,10 @@ mod tests {
         }
         // Signed for another purpose with the same keyring: not a CSRF token (its key
         // id names no CSRF key, so it reads as a form from a retired key).
-        let session_signed = keyring
-            .signer(Purpose::SESSION)
-            .sign(&encode(NOW, &secret(3), &[1; SECRET_LEN]));
+        let session_signed =
+            keyring
+                .signer(Purpose::SESSION)
+                .sign(&encode(NOW, &secret(3), &[1; SECRET_LEN]));
         assert!(check(&session_signed).is_err());
         // A well-signed payload of another shape.
         let short = keyring.signer(Purpose::CSRF).sign(b"short");
