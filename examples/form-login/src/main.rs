@@ -24,7 +24,6 @@ use portcullis::stack::SecureStack;
 use serde::Deserialize;
 
 /// Your users table: `CredentialStore` is all `auth::login` needs from it.
-#[derive(Default)]
 struct Users(Mutex<HashMap<String, (i64, String)>>);
 
 impl CredentialStore for Users {
@@ -141,15 +140,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (`portcullis::config::Settings::from_env()?.keyring()`); this one lasts the process.
     let keyring = Keyring::new(SecretKey::generate(), vec![]);
     let passwords = Passwords::new(PasswordConfig::default())?;
-    let users = Users::default();
+    // One account, alice (id 1), with an Argon2id hash of her password.
     let hash = passwords
         .hash("correct horse battery staple".to_owned())
         .await?;
-    users
-        .0
-        .lock()
-        .unwrap()
-        .insert("alice".to_owned(), (1, hash));
+    let users = Users(Mutex::new(HashMap::from([("alice".to_owned(), (1, hash))])));
 
     let router = Router::new()
         .route("/", get(home))

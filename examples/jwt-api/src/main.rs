@@ -25,7 +25,6 @@ use portcullis::stack::SecureStack;
 use serde::Deserialize;
 
 /// Your users table: `CredentialStore` is all `auth::login` needs from it.
-#[derive(Default)]
 struct Users(Mutex<HashMap<String, (i64, String)>>);
 
 impl CredentialStore for Users {
@@ -62,9 +61,16 @@ struct Credentials {
 /// `Cache-Control: no-store`.
 async fn token(
     State(state): State<AppState>,
-    Json(c): Json<Credentials>,
+    Json(credentials): Json<Credentials>,
 ) -> Result<Response, Error> {
-    match login(&state.passwords, &*state.users, &c.username, &c.password).await? {
+    match login(
+        &state.passwords,
+        &*state.users,
+        &credentials.username,
+        &credentials.password,
+    )
+    .await?
+    {
         Some(id) => Ok(state.jwt.issue(id).await.into_response()),
         None => Err(Error::unauthorized("Unknown username or wrong password.")),
     }
@@ -115,15 +121,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         revocations,
     );
     let passwords = Passwords::new(PasswordConfig::default())?;
-    let users = Users::default();
+    // One account, alice (id 1), with an Argon2id hash of her password.
     let hash = passwords
         .hash("correct horse battery staple".to_owned())
         .await?;
-    users
-        .0
-        .lock()
-        .unwrap()
-        .insert("alice".to_owned(), (1, hash));
+    let users = Users(Mutex::new(HashMap::from([("alice".to_owned(), (1, hash))])));
 
     let router = Router::new()
         .route("/api/token", post(token))
