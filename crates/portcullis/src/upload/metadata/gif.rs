@@ -82,7 +82,7 @@ pub(super) fn strip_gif(bytes: &[u8]) -> Result<Vec<u8>, UploadError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::upload::metadata::tests::assert_damaged;
     use crate::upload::{strip_metadata, FileKind};
 
     /// A two-frame looping GIF from a real encoder, with a comment and an XMP
@@ -160,16 +160,13 @@ mod tests {
             memchr::memmem::find(&strip_metadata(FileKind::Gif, smuggled).unwrap(), b"GPS48")
                 .is_none()
         );
-        for damaged in [
-            &b"GIF89a"[..],
-            b"GIF89a\x01\0\x01\0\x80\0\0",
-            b"GIF89a\x01\0\x01\0\0\0\0\x21\xfe\x09ab",
-        ] {
-            assert_eq!(
-                strip_metadata(FileKind::Gif, damaged.to_vec()),
-                Err(UploadError::Damaged),
-                "{damaged:?}"
-            );
-        }
+        assert_damaged(
+            FileKind::Gif,
+            &[
+                b"GIF89a",
+                b"GIF89a\x01\0\x01\0\x80\0\0",
+                b"GIF89a\x01\0\x01\0\0\0\0\x21\xfe\x09ab",
+            ],
+        );
     }
 }

@@ -109,7 +109,7 @@ pub(super) fn strip_jpeg(bytes: &[u8]) -> Result<Vec<u8>, UploadError> {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::*;
+    use crate::upload::metadata::tests::assert_damaged;
     use crate::upload::{strip_metadata, FileKind};
 
     /// A TIFF block with a GPS position (latitude 48° N, longitude 2° E), as cameras
@@ -266,17 +266,14 @@ pub(super) mod tests {
         assert!(memchr::memmem::find(&stripped, b"Adobe").is_some());
         assert!(memchr::memmem::find(&stripped, b"xmpmeta").is_none());
         assert!(memchr::memmem::find(&stripped, b"a comment").is_none());
-        for damaged in [
-            &b"\xFF\xD8"[..],
-            b"\xFF\xD8\xFF\xE1\x00",
-            b"\xFF\xD8junk",
-            b"GIF89a",
-        ] {
-            assert_eq!(
-                strip_metadata(FileKind::Jpeg, damaged.to_vec()),
-                Err(UploadError::Damaged),
-                "{damaged:?}"
-            );
-        }
+        assert_damaged(
+            FileKind::Jpeg,
+            &[
+                b"\xFF\xD8",
+                b"\xFF\xD8\xFF\xE1\x00",
+                b"\xFF\xD8junk",
+                b"GIF89a",
+            ],
+        );
     }
 }

@@ -64,6 +64,17 @@ mod tests {
     use super::*;
     use jpeg::tests::encode_jpeg;
 
+    /// Asserts that each of `files`, read as `kind`, is refused as damaged.
+    pub(super) fn assert_damaged(kind: FileKind, files: &[&[u8]]) {
+        for damaged in files {
+            assert_eq!(
+                strip_metadata(kind, damaged.to_vec()),
+                Err(UploadError::Damaged),
+                "{damaged:?}"
+            );
+        }
+    }
+
     #[test]
     fn png_and_webp_end_at_their_last_chunk() {
         use base64::Engine as _;
