@@ -187,6 +187,17 @@ async fn a_cookieless_post_needs_no_token_but_still_passes_the_origin_line() {
         assert_eq!(forged.status(), 403, "{name}");
         assert!(forged.text().await.unwrap().contains("csrf_origin"));
     }
+    // A cookie-less form post is the sign-in form: a forged one would sign the visitor
+    // in to the attacker's account, so it still needs the token.
+    let login_csrf = http
+        .post(format!("http://{addr}/form"))
+        .header("accept", "application/json")
+        .form(&[("username", "mallory"), ("password", "mallory's")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login_csrf.status(), 403);
+    assert!(login_csrf.text().await.unwrap().contains("csrf_missing"));
     // A browser that holds a cookie must bring the token.
     let with_cookie = http
         .post(format!("http://{addr}/form"))

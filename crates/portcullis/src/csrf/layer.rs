@@ -158,9 +158,31 @@ fn bearer_without_cookies(headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
 }
 
-/// No cookie, no session to ride: see the module docs.
-fn without_cookies(headers: &HeaderMap) -> bool {
-    !headers.contains_key(header::COOKIE)
+/// No cookie, no session to ride, and not a body an HTML form could send: see the
+/// module docs. A cookie-less form post still needs its token, so that another site
+/// cannot sign a visitor in to the attacker's account (login CSRF) through a browser
+/// that sends no `Origin`.
+fn needs_no_token(headers: &HeaderMap) -> bool {
+    if headers.contains_key(header::COOKIE) {
+        return false;
+    }
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        // No body type: nothing a form sends (forms always say what they send).
+        return true;
+    };
+    let essence = content_type
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    // The types a cross-site `<form>` can send without a preflight.
+    !matches!(
+        essence.as_str(),
+        "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
+    ) && !essence.is_empty()
 }
 
 impl<S> Service<Request<Body>> for Csrf<S>
@@ -195,7 +217,7 @@ where
             if let Err(rejection) = check_origin(req.headers(), client, &shared.origins) {
                 return Ok(rejection.into_response());
             }
-            if without_cookies(req.headers()) {
+            if needs_no_token(req.headers()) {
                 return inner.call(req).await;
             }
             let Some(session) = req.extensions().get::<Session>().cloned() else {
@@ -416,8 +438,25 @@ mod tests {
     }
 
     #[test]
-    fn requests_without_cookies_skip_the_token() {
-        assert!(without_cookies(&headers(&[("authorization", "Basic abc")])));
-        assert!(!without_cookies(&headers(&[("cookie", "session=x")])));
+    fn only_cookieless_requests_no_form_could_send_skip_the_token() {
+        assert!(needs_no_token(&headers(&[(
+            "content-type",
+            "application/json"
+        )])));
+        assert!(needs_no_token(&headers(&[])));
+        for form in [
+            "application/x-www-form-urlencoded",
+            "Multipart/Form-Data; boundary=x",
+            "text/plain;charset=utf-8",
+            "",
+        ] {
+            let mut map = HeaderMap::new();
+            map.insert("content-type", HeaderValue::from_str(form).unwrap());
+            assert!(!needs_no_token(&map), "{form:?}");
+        }
+        assert!(!needs_no_token(&headers(&[
+            ("cookie", "session=x"),
+            ("content-type", "application/json")
+        ])));
     }
 }

@@ -20,12 +20,13 @@
 //! bytes. A multipart boundary RFC 2046 does not allow (over 70 characters, say) is a
 //! 400, and so is a body that breaks while it is read.
 //!
-//! Requests that carry no cookie at all pass the first line but skip the token: with
-//! no cookie there is no session for a forged request to ride, so an API client that
-//! signs in with a password (`POST /api/token`) or a Bearer token needs no exemption.
-//! A browser that holds the app's cookies always sends them on a same-site request,
-//! and a cross-site one is already refused by the first line. Exemptions are explicit
-//! and greppable: [`CsrfConfig::exempt`].
+//! Requests that carry no cookie at all and whose body is not one an HTML form can
+//! send (JSON, say, or no body) pass the first line but skip the token: with no cookie
+//! there is no session for a forged request to ride, so an API client that signs in
+//! with a password (`POST /api/token`) or a Bearer token needs no exemption. A
+//! cookie-less form post (urlencoded, multipart or `text/plain`) still needs its
+//! token: that is the sign-in form, and a forged one would sign the visitor in to the
+//! attacker's account. Exemptions are explicit and greppable: [`CsrfConfig::exempt`].
 //!
 //! Taking a [`CsrfToken`] (or calling `csrf_token()` in a template) gives the visitor
 //! a session to hold the secret, signed in or not: render forms only on pages that
