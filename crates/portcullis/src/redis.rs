@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`RedisSessionStore`] | [`SessionStore`] | `{prefix}:sess:{key}` (the record as JSON), `{prefix}:sessuser:{user}` (a set: the user's sessions) |
 //! | [`RedisRateLimitStore`] | [`RateLimitStore`] | `{prefix}:rl:{key}` (the bucket's theoretical arrival time, Unix ms) |
-//! | [`RedisRevocationStore`](crate::jwt::RedisRevocationStore) | [`RevocationStore`](crate::jwt::RevocationStore) | `{prefix}:fam:{family}`, `{prefix}:user:{user}`, `{prefix}:ufam:{user}` (hashes and a sorted set: one per live login, two per user) |
+//! | [`RedisRevocationStore`] | [`RevocationStore`](crate::jwt::RevocationStore) | `{prefix}:fam:{family}`, `{prefix}:user:{user}`, `{prefix}:ufam:{user}` (hashes and a sorted set: one per live login, two per user) |
 //!
 //! Every key carries a TTL, so nothing outlives its purpose: a session its expiry, a
 //! bucket the moment it is full again, a revocation the deadline it was given.

@@ -7,7 +7,7 @@
 //! | store | state | for |
 //! |---|---|---|
 //! | [`MemoryRevocationStore`] | one process, bounded, purged in the background | one instance, tests |
-//! | [`RedisRevocationStore`] (feature `redis`) | `{prefix}:fam:{family}`, `{prefix}:user:{user}`, `{prefix}:ufam:{user}` | every instance of an app |
+//! | `RedisRevocationStore` (feature `redis`) | `{prefix}:fam:{family}`, `{prefix}:user:{user}`, `{prefix}:ufam:{user}` | every instance of an app |
 //!
 //! A store that cannot answer is an error, and the token endpoint and the extractor
 //! answer 503: a token is never taken as valid because its state could not be read,
