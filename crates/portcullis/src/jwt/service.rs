@@ -63,6 +63,22 @@ impl IntoResponse for TokenPair {
 }
 
 /// Issues, verifies, refreshes and revokes tokens. Cheap to clone.
+///
+/// ```
+/// use std::sync::Arc;
+/// use portcullis::jwt::{Jwt, JwtConfig, JwtError, JwtKeys, MemoryRevocationStore};
+/// use portcullis::keys::{Keyring, SecretKey};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let keys = JwtKeys::from_keyring(&Keyring::new(SecretKey::generate(), vec![]));
+/// let jwt = Jwt::new(JwtConfig::default(), keys, Arc::new(MemoryRevocationStore::default()));
+/// let login = jwt.issue(7).await.unwrap();
+/// let next = jwt.refresh(&login.refresh_token).await.unwrap();
+/// // The first refresh token again: a stolen copy. The whole login is revoked.
+/// assert_eq!(jwt.refresh(&login.refresh_token).await.unwrap_err(), JwtError::RefreshReused);
+/// assert_eq!(jwt.verify_access(&next.access_token).await, Err(JwtError::Revoked));
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Jwt {
     inner: Arc<JwtInner>,
@@ -85,7 +101,7 @@ impl fmt::Debug for Jwt {
 }
 
 fn unavailable(error: RevocationError) -> JwtError {
-    tracing::error!(%error, "revocation store unavailable");
+    tracing::error!(%error, "the revocation store could not answer; refused with 503");
     JwtError::Unavailable
 }
 
