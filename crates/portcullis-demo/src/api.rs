@@ -1,7 +1,7 @@
 //! The `/api` routes: JSON in, JSON out, bearer tokens instead of cookies. Every error
 //! is the contract's `{"error":{"code","message"}}` with a 4xx.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use portcullis::auth::login;
 use portcullis::error::Error;
+use portcullis::extract::JsonBody;
 use portcullis::input::TextRules;
 use portcullis::jwt::{BearerUser, Jwt, JwtError};
 use serde::Deserialize;
@@ -29,42 +30,6 @@ pub fn router(jwt: Jwt) -> Router<AppState> {
 fn unavailable(error: sqlx::Error) -> Error {
     tracing::error!(%error, "database error");
     Error::service_unavailable(5)
-}
-
-/// A JSON body, with the framework's rejection turned into the contract's error: the
-/// rejection text can quote parser internals, which stay in the log.
-struct JsonBody<T>(T);
-
-impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = Error;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_error(rejection)),
-        }
-    }
-}
-
-fn json_error(rejection: JsonRejection) -> Error {
-    tracing::debug!(%rejection, "rejected a JSON body");
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            Error::unsupported_media_type("Send the body as application/json.")
-        }
-        JsonRejection::JsonSyntaxError(_) => Error::bad_request("The body is not valid JSON."),
-        JsonRejection::JsonDataError(_) => Error::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input",
-            "The JSON body does not have the expected fields.",
-        ),
-        JsonRejection::BytesRejection(_) => Error::payload_too_large(),
-        _ => Error::bad_request("The body could not be read."),
-    }
 }
 
 #[derive(Debug, Deserialize)]

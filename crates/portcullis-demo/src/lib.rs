@@ -31,6 +31,7 @@ use portcullis::redis::RedisConnection;
 use portcullis::serve::ServeConfig;
 use portcullis::session::SessionStore;
 use portcullis::session::{MemorySessionStore, SessionConfig};
+use portcullis::stack::StackError;
 use portcullis::templates::{Page, Templates};
 use portcullis::upload::{LocalStorage, UploadPolicy, UploadStorage};
 
@@ -41,9 +42,9 @@ pub enum DemoError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] db::DbError),
-    /// The security stack's configuration is invalid.
+    /// The security stack's configuration is invalid (any of its parts').
     #[error("configuration: {0}")]
-    Stack(#[from] portcullis::stack::StackError),
+    Stack(#[from] StackError),
     /// A template does not compile.
     #[error("templates: {0}")]
     Templates(#[from] portcullis::templates::TemplateError),
@@ -56,18 +57,9 @@ pub enum DemoError {
     /// TLS could not be set up.
     #[error("tls: {0}")]
     Tls(#[from] portcullis::https::TlsError),
-    /// The CSRF configuration is invalid.
-    #[error("csrf: {0}")]
-    Csrf(#[from] portcullis::csrf::CsrfConfigError),
     /// Redis, named by `REDIS_URL`, cannot be reached.
     #[error("redis: {0}")]
     Redis(String),
-    /// The rate limits are invalid.
-    #[error("rate limits: {0}")]
-    RateLimit(#[from] portcullis::ratelimit::RateLimitConfigError),
-    /// The CORS configuration is invalid (`*` with credentials, a malformed origin).
-    #[error("cors: {0}")]
-    Cors(#[from] portcullis::cors::CorsConfigError),
     /// The password hasher's parameters are invalid.
     #[error("passwords: {0}")]
     Passwords(#[from] portcullis::password::PasswordError),
@@ -221,8 +213,11 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .exempt(portcullis::csp::DEFAULT_REPORT_PATH)
         .exempt("/api/token")
         .exempt("/api/token/refresh")
-        .layer(&keyring)?;
-    let rate_limit = RateLimitConfig::from_settings(settings).layer(shared.rate_limits.clone())?;
+        .layer(&keyring)
+        .map_err(StackError::from)?;
+    let rate_limit = RateLimitConfig::from_settings(settings)
+        .layer(shared.rate_limits.clone())
+        .map_err(StackError::from)?;
     let mut stack = stack
         .headers(headers)
         .error_pages(error_pages)
@@ -232,7 +227,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     // No origins configured: no CORS layer at all, so that preflights are refused
     // like any unknown OPTIONS request rather than answered.
     if !settings.cors_origins.is_empty() {
-        stack = stack.cors(settings.cors_config().layer()?);
+        stack = stack.cors(settings.cors_config().layer().map_err(StackError::from)?);
     }
     Ok(stack.apply(router)?)
 }

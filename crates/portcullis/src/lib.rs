@@ -55,6 +55,7 @@ pub mod csp;
 #[cfg(feature = "csrf")]
 pub mod csrf;
 pub mod error;
+pub mod extract;
 #[cfg(feature = "csrf")]
 mod form;
 pub mod headers;
