@@ -161,7 +161,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .secure(false)
         .layer(&keyring, Arc::new(MemorySessionStore::default()));
     let app = SecureStack::default()
-        .without_https_redirect() // development only: plain HTTP on loopback
         .sessions(sessions)
         .csrf(CsrfConfig::default().layer(&keyring)?)
         .apply(router)?;

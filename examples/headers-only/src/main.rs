@@ -35,11 +35,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One call wraps the whole router: secure headers and a fresh CSP nonce on every
     // response (errors and 404s included), request ids, allowed hosts, body and time
     // limits, uniform error pages, caught panics.
-    let app = SecureStack::default()
-        // Development only: plain HTTP on loopback. Behind HTTPS, remove this line so
-        // that plain HTTP is redirected (or use `SecureStack::from_settings`).
-        .without_https_redirect()
-        .apply(existing_app())?;
+    // Plain HTTP is served only to this machine asking for a loopback name; anything
+    // else is redirected to HTTPS. In production, `Settings::from_env()?.secure_stack()`
+    // also reads the allowed hosts and trusted proxies.
+    let app = SecureStack::default().apply(existing_app())?;
 
     let port: u16 = std::env::var("PORT")
         .ok()

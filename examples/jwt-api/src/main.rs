@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use portcullis::auth::{login, CredentialStore};
 use portcullis::error::Error;
 use portcullis::input::username_key;
@@ -132,17 +132,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/api/token/refresh", post(refresh))
         .route("/api/token/revoke", post(revoke))
         .route("/api/me", get(me))
-        // `BearerUser` finds the token service here; without it, every call is a 500.
-        .layer(Extension(jwt.clone()))
         .with_state(AppState {
             passwords,
             users: Arc::new(users),
-            jwt,
+            jwt: jwt.clone(),
         });
     // Errors under `/api` are JSON: `{"error":{"code","message"}}`.
-    let app = SecureStack::default()
-        .without_https_redirect() // development only: plain HTTP on loopback
-        .apply(router)?;
+    // The stack installs the token service for `BearerUser`. Plain HTTP is served to
+    // this machine only (http://127.0.0.1:PORT); anything else is sent to HTTPS.
+    let app = SecureStack::default().jwt(jwt).apply(router)?;
 
     let port: u16 = std::env::var("PORT")
         .ok()

@@ -75,10 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Counters live in memory; several instances share a Redis store instead
         // (`portcullis::redis::RedisConnection::rate_limits`).
         .layer(Arc::new(MemoryRateLimitStore::new()))?;
-    let app = SecureStack::default()
-        .without_https_redirect() // development only: plain HTTP on loopback
-        .rate_limit(limits)
-        .apply(router)?;
+    let app = SecureStack::default().rate_limit(limits).apply(router)?;
 
     let port: u16 = std::env::var("PORT")
         .ok()

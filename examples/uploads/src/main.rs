@@ -115,7 +115,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/files/{id}", get(download))
         .with_state(state);
     let app = SecureStack::default()
-        .without_https_redirect() // development only: plain HTTP on loopback
         // Every other route keeps the 1 MiB default; larger gets 413.
         .route_body_limit("/upload", request_limit)
         .apply(router)?;
