@@ -173,7 +173,7 @@ async fn deleting_a_users_sessions_spares_the_current_one_and_other_users() {
 }
 
 #[tokio::test]
-async fn gcra_admits_exactly_the_burst_like_the_memory_backend() {
+async fn gcra_admits_exactly_the_burst_like_the_memory_store() {
     let Some(redis) = backend().await else { return };
     let limiter = redis.rate_limits();
     let memory = MemoryRateLimitStore::new();
@@ -208,7 +208,7 @@ async fn gcra_admits_exactly_the_burst_like_the_memory_backend() {
             assert!(reset <= Duration::from_secs(60), "{reset:?}");
         }
     }
-    // The same answers as the in-process backend (times aside, which differ by the
+    // The same answers as the in-process store (times aside, which differ by the
     // microseconds between the calls).
     let shape = |d: &portcullis::ratelimit::Decision| (d.allowed, d.remaining, d.limit);
     assert_eq!(

@@ -148,7 +148,7 @@ fn assert_refused(rule: &str, decision: &Decision, quota: &Quota) -> Duration {
     if !ok {
         broken!(
             rule,
-            "expected {expected:?} with a retry of at most {:?}, got {decision:?}",
+            "expected a retry of at most {:?} and {expected:?}, got {decision:?}",
             quota.interval()
         );
     }
