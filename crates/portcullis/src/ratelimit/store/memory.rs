@@ -258,7 +258,8 @@ impl RateLimitStore for MemoryRateLimitStore {
 mod tests {
     use super::*;
 
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    /// Runs `future` as the store runs in an app: a Tokio runtime with its timer on.
+    pub(super) fn block_on<F: std::future::Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()

@@ -217,13 +217,7 @@ mod tests {
         RateLimitStoreError, DEFAULT_MAX_KEYS,
     };
 
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap()
-            .block_on(future)
-    }
+    use crate::ratelimit::store::memory::tests::block_on;
 
     #[test]
     fn the_key_count_never_passes_the_cap() {
