@@ -45,6 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{RateLimitStore, RateLimitStoreError};
+use crate::ratelimit::key::{store_key, KeyKind};
 use crate::ratelimit::{Decision, Quota};
 
 /// How far a store's times may be from the arithmetic's: the time that passes between
@@ -70,13 +71,13 @@ const RACERS: usize = 50;
 pub async fn run<S: RateLimitStore>(store: S) {
     let store = Arc::new(store);
     let keys = Keys::new();
-    for kind in ["ip", "user"] {
+    for kind in [KeyKind::Ip, KeyKind::User] {
         exact_burst_then_refused(&*store, &keys.of(kind, "burst"), &SLOW).await;
     }
     keys_are_counted_apart(&*store, &keys).await;
-    refusals_use_nothing_and_requests_come_back(&*store, &keys.of("ip", "refill")).await;
-    concurrent_checks_admit_exactly_the_burst(&store, &keys.of("user", "race")).await;
-    invalid_quotas_are_refused(&*store, &keys.of("ip", "invalid")).await;
+    refusals_use_nothing_and_requests_come_back(&*store, &keys.of(KeyKind::Ip, "refill")).await;
+    concurrent_checks_admit_exactly_the_burst(&store, &keys.of(KeyKind::User, "race")).await;
+    invalid_quotas_are_refused(&*store, &keys.of(KeyKind::Ip, "invalid")).await;
 }
 
 /// Keys of one run: `conformance-{random}:{kind}:{name}`, as the layer shapes them.
@@ -91,8 +92,8 @@ impl Keys {
         }
     }
 
-    fn of(&self, kind: &str, name: &str) -> String {
-        format!("{}:{kind}:{name}", self.group)
+    fn of(&self, kind: KeyKind, name: &str) -> String {
+        store_key(&self.group, kind, name)
     }
 }
 
@@ -181,9 +182,12 @@ async fn exact_burst_then_refused<S: RateLimitStore + ?Sized>(store: &S, key: &s
 
 async fn keys_are_counted_apart<S: RateLimitStore + ?Sized>(store: &S, keys: &Keys) {
     let rule = "keys are counted apart";
-    let spent = keys.of("ip", "apart");
+    let spent = keys.of(KeyKind::Ip, "apart");
     spend(rule, store, &spent, &SLOW).await;
-    for other in [keys.of("ip", "apart2"), keys.of("user", "apart")] {
+    for other in [
+        keys.of(KeyKind::Ip, "apart2"),
+        keys.of(KeyKind::User, "apart"),
+    ] {
         let decision = check(store, &other, &SLOW).await;
         assert_allowed(rule, &decision, &SLOW, SLOW.burst() - 1);
     }
