@@ -12,6 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use crate::client_ip::client_block;
+
 #[derive(Clone, Copy)]
 pub(crate) enum KeyKind {
     Ip,
@@ -36,19 +38,6 @@ pub(crate) fn store_key(group: &str, kind: KeyKind, value: &str) -> String {
 /// Whether a store key names a user (see [`store_key`]).
 pub(crate) fn is_username_key(key: &str) -> bool {
     key.split(':').nth(1) == Some(KeyKind::User.as_str())
-}
-
-/// The part of an address that identifies a client: the whole IPv4 address (an
-/// IPv4-mapped IPv6 one included), the /64 of an IPv6 one, with the host bits zeroed
-/// (a single host is routinely given a whole /64). Every per-client limit keys by
-/// this, so that one machine cannot get a fresh bucket per address it picks.
-pub(crate) fn client_block(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(
-            v6.to_bits() & !u128::from(u64::MAX),
-        )),
-    }
 }
 
 /// [`client_block`] as a key: `192.0.2.7`, `2001:db8:1:2::/64`.

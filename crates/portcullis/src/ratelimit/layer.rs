@@ -17,9 +17,9 @@ use super::key::{
     find_username, ip_key, store_key, KeyKind, UnreadableUsername, Username, UsernameSources,
 };
 use super::{Decision, Quota, RateLimitGroup, RateLimitStore, RateLimitStoreError};
+use crate::body::buffer_body;
 use crate::client_ip::ClientInfo;
 use crate::error::Error;
-use crate::stack::buffer_body;
 
 /// `RateLimit-Limit`: the bucket's size.
 pub const LIMIT_HEADER: HeaderName = HeaderName::from_static("ratelimit-limit");

@@ -84,7 +84,6 @@ pub use config::{
     RateLimitConfig, RateLimitConfigError, RateLimitGroup, BENCH_FACTOR, DEFAULT_GROUP,
     DEFAULT_MAX_BODY_BYTES,
 };
-pub(crate) use key::client_block;
 pub use layer::{RateLimit, RateLimitLayer, LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER};
 pub use quota::{Decision, Quota};
 #[cfg(feature = "redis")]

@@ -88,7 +88,7 @@ struct Keys {
 impl Keys {
     fn new() -> Self {
         Self {
-            group: format!("conformance-{}", crate::upload::random_id()),
+            group: format!("conformance-{:032x}", rand::random::<u128>()),
         }
     }
 

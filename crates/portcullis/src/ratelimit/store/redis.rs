@@ -95,11 +95,16 @@ impl RateLimitStore for RedisRateLimitStore {
     }
 }
 
+impl RedisRateLimitStore {
+    /// The store on `connection` (what [`RedisConnection::rate_limits`] returns).
+    pub fn new(connection: RedisConnection) -> Self {
+        Self { connection }
+    }
+}
+
 impl RedisConnection {
     /// The rate-limit store on this connection: buckets under `{prefix}:rl:{key}`.
     pub fn rate_limits(&self) -> RedisRateLimitStore {
-        RedisRateLimitStore {
-            connection: self.clone(),
-        }
+        RedisRateLimitStore::new(self.clone())
     }
 }
