@@ -437,26 +437,26 @@ fn passwords(c: &mut Criterion) {
     group.finish();
 }
 
-/// One decision of the in-memory GCRA backend.
+/// One decision of the in-memory GCRA store.
 fn rate_limit(c: &mut Criterion) {
-    let backend = MemoryRateLimitStore::new();
+    let store = MemoryRateLimitStore::new();
     // The default per-client quota as `PORTCULLIS_RATE_LIMITS=bench` scales it: the
     // decision is made and always allows.
     let bench = Quota::per_minute(600 * BENCH_FACTOR);
     // The login quota, used up: every decision refuses.
     let login = Quota::per_minute(10);
     let refused_key = "auth:ip:127.0.0.2";
-    while ready(backend.check(refused_key, &login))
+    while ready(store.check(refused_key, &login))
         .expect("valid quota")
         .allowed
     {}
 
     let mut group = c.benchmark_group("ratelimit");
     group.bench_function("check_allowed", |b| {
-        b.iter(|| black_box(ready(backend.check("default:ip:127.0.0.1", &bench))))
+        b.iter(|| black_box(ready(store.check("default:ip:127.0.0.1", &bench))))
     });
     group.bench_function("check_refused", |b| {
-        b.iter(|| black_box(ready(backend.check(refused_key, &login))))
+        b.iter(|| black_box(ready(store.check(refused_key, &login))))
     });
     group.finish();
 }

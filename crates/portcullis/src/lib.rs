@@ -22,7 +22,7 @@
 //! | [`auth`] | login extractors, timing-safe authentication, safe `next` redirects |
 //! | [`csrf`] | fetch-metadata and `Origin` checks, session-bound masked tokens |
 //! | [`jwt`] | API tokens: access and refresh, rotation by `kid`, revocation, reuse detection |
-//! | [`ratelimit`] | GCRA limits per client IP and per username, fail-closed backends |
+//! | [`ratelimit`] | GCRA limits per client IP and per username, fail-closed stores |
 //! | [`redis`] | sessions, rate limits and revocations shared by every instance through Redis (feature `redis`) |
 //! | [`cors`] | validated CORS: explicit origins, deny by default, no `*` with credentials |
 //! | [`input`] | trimming, normalisation and length rules for typed input |

@@ -6,7 +6,7 @@
 //! | store | trait | keys |
 //! |---|---|---|
 //! | [`RedisSessionStore`] | [`SessionStore`] | `{prefix}:sess:{key}` (the record as JSON), `{prefix}:sessuser:{user}` (a set: the user's sessions) |
-//! | [`RedisRateLimitStore`] | [`RateLimitStore`] | `{prefix}:rl:{key}` (the bucket's theoretical arrival time, Unix ms) |
+//! | [`RedisRateLimitStore`] | [`RateLimitStore`](crate::ratelimit::RateLimitStore) | `{prefix}:rl:{key}` (the bucket's theoretical arrival time, Unix ms) |
 //! | [`RedisRevocationStore`] | [`RevocationStore`](crate::jwt::RevocationStore) | `{prefix}:fam:{family}`, `{prefix}:user:{user}`, `{prefix}:ufam:{user}` (hashes and a sorted set: one per live login, two per user) |
 //!
 //! Every key carries a TTL, so nothing outlives its purpose: a session its expiry, a
@@ -56,13 +56,18 @@ use fred::types::scripts::Script;
 use fred::types::Builder;
 use futures_util::future::BoxFuture;
 
-use crate::ratelimit::{Decision, Quota, RateLimitStore, RateLimitStoreError};
 use crate::session::{SessionRecord, SessionStore, SessionStoreError};
 
 /// The revocation store lives beside its trait, in [`crate::jwt`]; it is named here
 /// too, with the connection that makes it.
 #[doc(no_inline)]
 pub use crate::jwt::RedisRevocationStore;
+
+/// The rate-limit store lives beside its trait, in [`crate::ratelimit`]; it is named
+/// here too, and [`RedisConnection::rate_limits`] makes it.
+#[cfg(feature = "ratelimit")]
+#[doc(no_inline)]
+pub use crate::ratelimit::RedisRateLimitStore;
 
 /// How long one operation may take by default before it is an error.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -285,13 +290,6 @@ impl RedisConnection {
         }
     }
 
-    /// The rate-limit backend on this connection.
-    pub fn rate_limits(&self) -> RedisRateLimitStore {
-        RedisRateLimitStore {
-            backend: self.clone(),
-        }
-    }
-
     /// The revocation store on this connection.
     pub fn revocations(&self) -> RedisRevocationStore {
         RedisRevocationStore::new(self.clone())
@@ -313,6 +311,7 @@ impl RedisConnection {
         &self.inner.client
     }
 
+    /// `{prefix}:{kind}:{name}`: every key a store writes.
     pub(crate) fn key(&self, kind: &str, name: &str) -> String {
         format!("{}:{kind}:{name}", self.inner.prefix)
     }
@@ -555,96 +554,6 @@ impl SessionStore for RedisSessionStore {
                 .await
                 .map_err(session_error)?;
             Ok(u64::try_from(removed).unwrap_or_default())
-        })
-    }
-}
-
-// --- Rate limits ----------------------------------------------------------------------
-
-/// One GCRA step, as `governor` takes it in [`crate::ratelimit::MemoryRateLimitStore`], on
-/// Redis's clock. KEYS: the bucket. ARGV: the interval between two requests (µs, at
-/// least 1), the burst. The bucket holds the theoretical arrival time in Unix ms (with
-/// a µs fraction) and expires when the bucket is full again. Returns allowed (1/0),
-/// remaining, reset-after (µs), retry-after (µs).
-const GCRA: &str = r"
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local tau = interval * (burst - 1)
-local tat = now
-local stored = tonumber(redis.call('GET', KEYS[1]) or '')
-if stored then tat = math.floor(stored * 1000 + 0.5) end
-local earliest = tat - tau
-if now < earliest then
-  local retry = earliest - now
-  return {0, 0, retry + tau, retry}
-end
-local next_tat = math.max(tat, now) + interval
-redis.call('SET', KEYS[1], string.format('%.3f', next_tat / 1000),
-  'PX', math.ceil((next_tat - now) / 1000))
-local remaining = math.floor(math.min(now + tau + interval - next_tat, tau + interval) / interval)
-return {1, remaining, interval * (burst - remaining), 0}
-";
-
-/// Rate-limit buckets in Redis, shared by every instance: one atomic script per check
-/// (GCRA, with Redis's clock), the same answers as
-/// [`MemoryRateLimitStore`](crate::ratelimit::MemoryRateLimitStore).
-///
-/// ```no_run
-/// # async fn run(redis: portcullis::redis::RedisConnection) {
-/// use std::sync::Arc;
-/// use portcullis::ratelimit::RateLimitConfig;
-///
-/// let layer = RateLimitConfig::default().layer(Arc::new(redis.rate_limits())).unwrap();
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct RedisRateLimitStore {
-    backend: RedisConnection,
-}
-
-impl RateLimitStore for RedisRateLimitStore {
-    fn check<'a>(
-        &'a self,
-        key: &'a str,
-        quota: &'a Quota,
-    ) -> BoxFuture<'a, Result<Decision, RateLimitStoreError>> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(GCRA));
-        Box::pin(async move {
-            let burst = quota.burst();
-            if burst == 0 || quota.period().is_zero() {
-                return Err(RateLimitStoreError::InvalidQuota {
-                    burst,
-                    period: quota.period(),
-                });
-            }
-            // Whole microseconds keep the script's arithmetic exact in Lua's doubles.
-            let period_us = u64::try_from(quota.period().as_micros()).unwrap_or(u64::MAX);
-            let interval_us = (period_us / u64::from(burst)).max(1);
-            let keys = vec![self.backend.key("rl", key)];
-            let args = vec![interval_us.to_string(), burst.to_string()];
-            let answer: Vec<i64> = self
-                .backend
-                .script(&SCRIPT, keys, args)
-                .await
-                .map_err(|failure| RateLimitStoreError::Unavailable(failure.to_string()))?;
-            let &[allowed, remaining, reset_us, retry_us] = answer.as_slice() else {
-                return Err(RateLimitStoreError::Unavailable(
-                    "Redis: unexpected answer from the rate-limit script".to_owned(),
-                ));
-            };
-            let micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or_default());
-            Ok(if allowed == 1 {
-                Decision::allowed(
-                    burst,
-                    u32::try_from(remaining).unwrap_or_default().min(burst),
-                    micros(reset_us),
-                )
-            } else {
-                Decision::refused(burst, micros(reset_us), micros(retry_us))
-            })
         })
     }
 }

@@ -70,10 +70,6 @@ use crate::ratelimit::{RateLimitConfigError, RateLimitLayer};
 use crate::session::SessionLayer;
 use crate::timeout::RequestTimeoutLayer;
 
-// Until the rate limiter reads bodies through `crate::body` itself.
-#[cfg(feature = "ratelimit")]
-pub(crate) use crate::body::buffer_body;
-
 // Each optional part is a layer slot; without its feature the slot holds a layer that
 // does nothing, so that `apply` composes the same chain whatever is compiled in.
 #[cfg(feature = "session")]

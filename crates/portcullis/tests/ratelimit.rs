@@ -39,13 +39,13 @@ struct Server {
 
 async fn serve_with(
     config: RateLimitConfig,
-    backend: Arc<dyn RateLimitStore>,
+    store: Arc<dyn RateLimitStore>,
     client_info: ClientInfoConfig,
 ) -> Server {
     let calls = Arc::new(AtomicUsize::new(0));
     // As `SecureStack` does: the client-info layer outside the limiter.
     let app = routes(calls.clone())
-        .layer(config.layer(backend).unwrap())
+        .layer(config.layer(store).unwrap())
         .layer(client_info.layer());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -367,7 +367,7 @@ async fn a_body_that_breaks_mid_read_is_a_400_not_a_413_nor_a_truncated_body() {
     assert_eq!(server.calls.load(Ordering::SeqCst), 0);
 }
 
-/// Stands for a network backend (Redis) that cannot be reached.
+/// Stands for a network store (Redis) that cannot be reached.
 #[derive(Debug)]
 struct Unreachable;
 
@@ -386,7 +386,7 @@ impl RateLimitStore for Unreachable {
 }
 
 #[tokio::test]
-async fn a_failing_backend_fails_closed_with_503() {
+async fn a_failing_store_fails_closed_with_503() {
     let server = serve_with(
         RateLimitConfig::default(),
         Arc::new(Unreachable),
@@ -456,12 +456,12 @@ async fn refusals_are_logged_without_the_username() {
 /// spent bucket, and the victim's name never gets another try.
 #[tokio::test]
 async fn a_full_username_pool_fails_closed_over_http() {
-    let backend = portcullis::ratelimit::MemoryRateLimitStoreConfig::default()
+    let store = portcullis::ratelimit::MemoryRateLimitStoreConfig::default()
         .max_username_keys(16)
         .build();
     let server = serve_with(
         RateLimitConfig::default(),
-        Arc::new(backend),
+        Arc::new(store),
         ClientInfoConfig::default().trusted_proxies("127.0.0.1".parse().unwrap()),
     )
     .await;
@@ -504,12 +504,12 @@ async fn a_full_username_pool_fails_closed_over_http() {
 /// be forgotten; the victim's username bucket is not.
 #[tokio::test]
 async fn a_flood_of_addresses_does_not_reset_a_username_bucket_over_http() {
-    let backend = portcullis::ratelimit::MemoryRateLimitStoreConfig::default()
+    let store = portcullis::ratelimit::MemoryRateLimitStoreConfig::default()
         .max_keys(1_000)
         .build();
     let server = serve_with(
         RateLimitConfig::default(),
-        Arc::new(backend),
+        Arc::new(store),
         ClientInfoConfig::default().trusted_proxies("127.0.0.1".parse().unwrap()),
     )
     .await;

@@ -19,33 +19,9 @@ use portcullis::redis::{RedisConnectError, RedisConnection};
 use portcullis::session::{SessionRecord, SessionStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn redis_url() -> Option<String> {
-    match std::env::var("PORTCULLIS_TEST_REDIS") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("PORTCULLIS_REQUIRE_REDIS").is_none(),
-                "PORTCULLIS_REQUIRE_REDIS is set but PORTCULLIS_TEST_REDIS is not"
-            );
-            eprintln!("SKIPPED: PORTCULLIS_TEST_REDIS is not set; Redis store tests did not run");
-            None
-        }
-    }
-}
+mod support;
 
-fn random_prefix() -> String {
-    format!("portcullis-test-{}", portcullis::upload::random_id())
-}
-
-/// A backend on a fresh prefix, or `None` when the tests are skipped.
-async fn backend() -> Option<RedisConnection> {
-    let url = redis_url()?;
-    Some(
-        RedisConnection::connect(&url, &random_prefix())
-            .await
-            .unwrap(),
-    )
-}
+use support::redis::{backend, clean_up, keys_of, redis_url};
 
 /// A second client ("another instance") on the same prefix.
 async fn second_instance(first: &RedisConnection) -> RedisConnection {
@@ -53,35 +29,6 @@ async fn second_instance(first: &RedisConnection) -> RedisConnection {
     RedisConnection::connect(&url, first.prefix())
         .await
         .unwrap()
-}
-
-/// Every key under the backend's prefix.
-async fn keys_of(backend: &RedisConnection) -> Vec<String> {
-    let pattern = format!("{}:*", backend.prefix());
-    let mut cursor = "0".to_owned();
-    let mut keys = Vec::new();
-    loop {
-        let (next, batch): (String, Vec<String>) = backend
-            .client()
-            .custom(
-                cmd!("SCAN"),
-                vec![cursor.as_str(), "MATCH", &pattern, "COUNT", "1000"],
-            )
-            .await
-            .unwrap();
-        keys.extend(batch);
-        if next == "0" {
-            return keys;
-        }
-        cursor = next;
-    }
-}
-
-/// Deletes every key under the backend's prefix.
-async fn clean_up(backend: &RedisConnection) {
-    for key in keys_of(backend).await {
-        let _: i64 = backend.client().del(key).await.unwrap();
-    }
 }
 
 fn now_ms() -> i64 {
@@ -226,7 +173,7 @@ async fn deleting_a_users_sessions_spares_the_current_one_and_other_users() {
 }
 
 #[tokio::test]
-async fn gcra_admits_exactly_the_burst_like_the_memory_backend() {
+async fn gcra_admits_exactly_the_burst_like_the_memory_store() {
     let Some(redis) = backend().await else { return };
     let limiter = redis.rate_limits();
     let memory = MemoryRateLimitStore::new();
@@ -261,7 +208,7 @@ async fn gcra_admits_exactly_the_burst_like_the_memory_backend() {
             assert!(reset <= Duration::from_secs(60), "{reset:?}");
         }
     }
-    // The same answers as the in-process backend (times aside, which differ by the
+    // The same answers as the in-process store (times aside, which differ by the
     // microseconds between the calls).
     let shape = |d: &portcullis::ratelimit::Decision| (d.allowed, d.remaining, d.limit);
     assert_eq!(

@@ -1,0 +1,4 @@
+//! What several test files share.
+
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
