@@ -26,7 +26,7 @@ use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocationStore, Revocation
 use portcullis::keys::Keyring;
 use portcullis::password::{PasswordConfig, PasswordPolicy, Passwords};
 use portcullis::ratelimit::RateLimitStore;
-use portcullis::ratelimit::{MemoryRateLimitStore, RateLimitConfig};
+use portcullis::ratelimit::MemoryRateLimitStore;
 use portcullis::redis::RedisConnection;
 use portcullis::serve::ServeConfig;
 use portcullis::session::SessionStore;
@@ -215,7 +215,8 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .exempt("/api/token/refresh")
         .layer(&keyring)
         .map_err(StackError::from)?;
-    let rate_limit = RateLimitConfig::from_settings(settings)
+    let rate_limit = settings
+        .rate_limit_config()
         .layer(shared.rate_limits.clone())
         .map_err(StackError::from)?;
     let mut stack = stack

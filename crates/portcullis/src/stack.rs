@@ -397,6 +397,9 @@ impl SecureStack {
         let csrf = self.csrf.map(CsrfLayer::within_body_limit);
         #[cfg(not(feature = "csrf"))]
         let csrf = self.csrf;
+        #[cfg(feature = "ratelimit")]
+        let rate_limit = self.rate_limit.map(RateLimitLayer::within_body_limit);
+        #[cfg(not(feature = "ratelimit"))]
         let rate_limit = self.rate_limit;
         // From the outside in. The CSRF check reads form bodies, so it sits inside the
         // body limit; it needs the session, so it sits inside the session layer.

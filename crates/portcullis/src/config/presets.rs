@@ -6,6 +6,8 @@ use crate::client_ip::{ClientInfoConfig, Scheme};
 #[cfg(feature = "cors")]
 use crate::cors::CorsConfig;
 use crate::https::HttpsRedirectConfig;
+#[cfg(feature = "ratelimit")]
+use crate::ratelimit::RateLimitConfig;
 use crate::stack::SecureStack;
 
 use super::Settings;
@@ -70,5 +72,21 @@ impl Settings {
         CorsConfig::default()
             .origins(self.cors_origins.iter().cloned())
             .allow_credentials(self.cors_credentials)
+    }
+
+    /// The contract's rate limits, in the mode `PORTCULLIS_RATE_LIMITS` names.
+    ///
+    /// ```
+    /// use portcullis::config::Settings;
+    ///
+    /// let settings = Settings::from_lookup(|name| {
+    ///     (name == "PORTCULLIS_RATE_LIMITS").then(|| "bench".to_owned())
+    /// })
+    /// .unwrap();
+    /// let config = settings.rate_limit_config();
+    /// ```
+    #[cfg(feature = "ratelimit")]
+    pub fn rate_limit_config(&self) -> RateLimitConfig {
+        RateLimitConfig::default().mode(self.rate_limits)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! 1. **Fetch metadata and `Origin`.** An unsafe request (`POST`, `PUT`, `PATCH`,
 //!    `DELETE` …) whose `Sec-Fetch-Site` says `cross-site` or `same-site`, or whose
-//!    `Origin` is neither the app's own origin (from [`ClientInfo`]) nor a configured
+//!    `Origin` is neither the app's own origin (from [`crate::client_ip::ClientInfo`]) nor a configured
 //!    trusted origin, is refused before anything else runs. Browsers send these
 //!    headers and pages cannot forge them.
 //! 2. **A token bound to the session.** The session keeps a random secret; every page

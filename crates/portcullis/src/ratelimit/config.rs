@@ -7,7 +7,7 @@ use axum::http::Method;
 
 use super::layer::{RateLimitLayer, Rule, Shared};
 use super::{Quota, RateLimitStore};
-use crate::config::{RateLimitMode, Settings};
+use crate::config::RateLimitMode;
 
 /// The name of the rule for requests that no group matches; reserved.
 pub const DEFAULT_GROUP: &str = "default";
@@ -175,7 +175,8 @@ pub enum RateLimitConfigError {
 }
 
 /// Settings of [`RateLimitLayer`]. `Default` is the contract: the [`RateLimitGroup::auth`]
-/// group, and 600 a minute per client IP for every other request.
+/// group, and 600 a minute per client IP for every other request. To limit sign-in
+/// alone, add [`RateLimitConfig::without_default_limit`].
 ///
 /// ```
 /// use std::sync::Arc;
@@ -215,22 +216,6 @@ impl Default for RateLimitConfig {
 }
 
 impl RateLimitConfig {
-    /// The contract's limits in the mode `settings.rate_limits` names.
-    ///
-    /// ```
-    /// use portcullis::config::Settings;
-    /// use portcullis::ratelimit::RateLimitConfig;
-    ///
-    /// let settings = Settings::from_lookup(|name| {
-    ///     (name == "PORTCULLIS_RATE_LIMITS").then(|| "bench".to_owned())
-    /// })
-    /// .unwrap();
-    /// let config = RateLimitConfig::from_settings(&settings);
-    /// ```
-    pub fn from_settings(settings: &Settings) -> Self {
-        Self::default().mode(settings.rate_limits)
-    }
-
     /// Adds `group`, replacing the group of the same name if there is one.
     pub fn group(mut self, group: RateLimitGroup) -> Self {
         match self.groups.iter_mut().find(|g| g.name == group.name) {

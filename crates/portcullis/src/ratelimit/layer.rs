@@ -29,7 +29,7 @@ pub const REMAINING_HEADER: HeaderName = HeaderName::from_static("ratelimit-rema
 pub const RESET_HEADER: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// A group as the layer applies it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Rule {
     pub(super) group: RateLimitGroup,
     // The effective quotas, after the mode's factor.
@@ -69,6 +69,25 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub struct RateLimitLayer {
     pub(super) shared: Arc<Shared>,
+}
+
+impl RateLimitLayer {
+    /// Inside a stack whose body-limit layer bounds every body, login bodies are read
+    /// up to that limit, not a second one of the layer's own that would have to agree.
+    pub(crate) fn within_body_limit(self) -> Self {
+        let shared = Arc::try_unwrap(self.shared).unwrap_or_else(|shared| Shared {
+            rules: shared.rules.clone(),
+            default: shared.default.clone(),
+            store: shared.store.clone(),
+            max_body_bytes: shared.max_body_bytes,
+        });
+        Self {
+            shared: Arc::new(Shared {
+                max_body_bytes: usize::MAX,
+                ..shared
+            }),
+        }
+    }
 }
 
 impl<S> Layer<S> for RateLimitLayer {
