@@ -30,12 +30,12 @@
 //!
 //! let layer = CorsConfig::default()
 //!     .origin("https://app.example.com")
-//!     .allow_credentials(true)
+//!     .allow_credentials()
 //!     .layer()
 //!     .unwrap();
 //! let app: axum::Router = axum::Router::new().layer(layer);
 //!
-//! assert!(CorsConfig::default().origin("*").allow_credentials(true).layer().is_err());
+//! assert!(CorsConfig::default().origin("*").allow_credentials().layer().is_err());
 //! ```
 
 use std::time::Duration;
@@ -138,9 +138,21 @@ impl CorsConfig {
         self
     }
 
-    /// Whether cross-origin requests may carry cookies and `Authorization`.
-    pub fn allow_credentials(mut self, allow: bool) -> Self {
-        self.credentials = allow;
+    /// Lets cross-origin requests from the listed origins carry cookies and
+    /// `Authorization`, and their scripts read the answers. Off by default; refused
+    /// with `*`.
+    ///
+    /// ```
+    /// use portcullis::cors::CorsConfig;
+    ///
+    /// let layer = CorsConfig::default()
+    ///     .origin("https://app.example.com")
+    ///     .allow_credentials()
+    ///     .layer()
+    ///     .unwrap();
+    /// ```
+    pub fn allow_credentials(mut self) -> Self {
+        self.credentials = true;
         self
     }
 
@@ -244,7 +256,7 @@ mod tests {
         assert_eq!(
             CorsConfig::default()
                 .origin("*")
-                .allow_credentials(true)
+                .allow_credentials()
                 .layer()
                 .unwrap_err(),
             CorsConfigError::WildcardWithCredentials
@@ -358,7 +370,7 @@ mod tests {
         let addr = serve(
             CorsConfig::default()
                 .origins(["https://app.example", "https://admin.example"])
-                .allow_credentials(true)
+                .allow_credentials()
                 .layer()
                 .unwrap(),
         )
@@ -392,7 +404,7 @@ mod tests {
     async fn no_origins_means_no_cors_headers() {
         let addr = serve(
             CorsConfig::default()
-                .allow_credentials(true)
+                .allow_credentials()
                 .layer()
                 .unwrap(),
         )

@@ -491,7 +491,7 @@ async fn cors_preflights_are_answered_before_the_rate_limiter_with_every_header(
         .unwrap();
     let cors = CorsConfig::default()
         .origin("https://app.example")
-        .allow_credentials(true)
+        .allow_credentials()
         .layer()
         .unwrap();
     let app = SecureStack::default()

@@ -69,9 +69,12 @@ impl Settings {
     /// assert!(settings.cors_config().layer().is_ok());
     /// ```
     pub fn cors_config(&self) -> CorsConfig {
-        CorsConfig::default()
-            .origins(self.cors_origins.iter().cloned())
-            .allow_credentials(self.cors_credentials)
+        let config = CorsConfig::default().origins(self.cors_origins.iter().cloned());
+        if self.cors_credentials {
+            config.allow_credentials()
+        } else {
+            config
+        }
     }
 
     /// The contract's rate limits, in the mode `PORTCULLIS_RATE_LIMITS` names.
