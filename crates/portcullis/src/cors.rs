@@ -402,13 +402,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_origins_means_no_cors_headers() {
-        let addr = serve(
-            CorsConfig::default()
-                .allow_credentials()
-                .layer()
-                .unwrap(),
-        )
-        .await;
+        let addr = serve(CorsConfig::default().allow_credentials().layer().unwrap()).await;
         let response = preflight(addr, "https://app.example").await;
         for name in [
             "access-control-allow-origin",
