@@ -42,7 +42,7 @@ use axum::http::{HeaderMap, Request};
 use ipnet::IpNet;
 use tower::{Layer, Service};
 
-use crate::error::Error;
+use crate::error::{Error, MissingLayer};
 
 /// The scheme the client used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,17 +98,14 @@ impl ClientInfo {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
-    type Rejection = Error;
+    type Rejection = MissingLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
             .get::<ClientInfo>()
             .cloned()
-            .ok_or_else(|| {
-                tracing::error!("ClientInfo requested but the client-info layer is not installed");
-                Error::internal()
-            })
+            .ok_or(MissingLayer::new("ClientInfo", "the client-info layer"))
     }
 }
 

@@ -34,7 +34,7 @@ use futures_util::future::{self, Either, Ready};
 use tower::{Layer, Service};
 
 use crate::client_ip::ClientInfo;
-use crate::error::Error;
+use crate::error::{Error, MissingLayer};
 
 /// The host names an app answers to.
 ///
@@ -285,8 +285,8 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let Some(client) = req.extensions().get::<ClientInfo>() else {
-            tracing::error!("AllowedHostsLayer needs the client-info layer outside it");
-            return Either::Right(future::ready(Ok(Error::internal().into_response())));
+            let missing = MissingLayer::new("AllowedHostsLayer", "the client-info layer");
+            return Either::Right(future::ready(Ok(missing.into_response())));
         };
         let allowed = client
             .host

@@ -19,7 +19,7 @@ use super::key::{
 use super::{Decision, Quota, RateLimitGroup, RateLimitStore, RateLimitStoreError};
 use crate::body::buffer_body;
 use crate::client_ip::ClientInfo;
-use crate::error::Error;
+use crate::error::{Error, MissingLayer};
 
 /// `RateLimit-Limit`: the bucket's size.
 pub const LIMIT_HEADER: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -225,8 +225,8 @@ where
             };
             let Some(client) = req.extensions().get::<ClientInfo>().map(|c| c.ip) else {
                 // Counting by a header here would let any client pick its bucket.
-                tracing::error!("the rate limiter needs the client-info layer outside it");
-                return Ok(Error::internal().into_response());
+                let missing = MissingLayer::new("the rate limiter", "the client-info layer");
+                return Ok(missing.into_response());
             };
             let group = rule.group.name();
             let mut tightest = None;
