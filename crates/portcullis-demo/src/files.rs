@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -20,19 +20,13 @@ use serde_json::json;
 use crate::db::StoredFile;
 use crate::AppState;
 
-/// The largest upload request: one file at the policy's limit plus the form around it.
-pub fn request_limit(policy: &UploadPolicy) -> usize {
-    usize::try_from(policy.file_limit()).unwrap_or(usize::MAX) + 64 * 1024
-}
-
 /// The upload routes.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/files", get(list))
         .route("/files/{id}", get(download))
-        // The stack's per-route body limit governs this route; axum's own default
-        // (2 MB) would otherwise cut uploads short.
-        .route("/upload", post(upload).layer(DefaultBodyLimit::disable()))
+        // The stack's upload route sets this route's body limit from the policy.
+        .route("/upload", post(upload))
 }
 
 fn unavailable(error: impl std::fmt::Display) -> Error {

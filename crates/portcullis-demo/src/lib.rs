@@ -184,7 +184,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     }));
     let stack = settings
         .secure_stack()
-        .route_body_limit("/upload", files::request_limit(&upload_policy));
+        .upload_route("/upload", &upload_policy);
     let headers = stack
         .headers_config()
         .clone()

@@ -271,6 +271,27 @@ impl SecureStack {
         self
     }
 
+    /// An upload route: requests to exactly `path` may be as large as `policy` allows
+    /// ([`crate::upload::UploadPolicy::request_limit`]), so the policy's file limit and
+    /// the body limit cannot disagree. Every route's body is bounded by the stack
+    /// alone: axum's own 2 MB default is lifted inside it.
+    ///
+    /// ```
+    /// use portcullis::stack::SecureStack;
+    /// use portcullis::upload::UploadPolicy;
+    ///
+    /// let policy = UploadPolicy::default().max_file_bytes(8 * 1024 * 1024);
+    /// let stack = SecureStack::default().upload_route("/upload", &policy);
+    /// ```
+    #[cfg(feature = "upload")]
+    pub fn upload_route(
+        self,
+        path: impl Into<String>,
+        policy: &crate::upload::UploadPolicy,
+    ) -> Self {
+        self.route_body_limit(path, policy.request_limit())
+    }
+
     /// The longest a request may take, body included; longer gets 408.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
@@ -443,6 +464,10 @@ impl SecureStack {
             .option_layer(self.https_redirect.map(HttpsRedirectConfig::layer))
             .layer(RequestTimeoutLayer::new(self.request_timeout))
             .layer(body_limit)
+            // The body limit above bounds every body; axum's extractors would
+            // otherwise add their own 2 MB cap, and an upload route would need it
+            // lifted by hand.
+            .layer(axum::extract::DefaultBodyLimit::disable())
             // The panic answer's body type is tower-http's; the layers inside and
             // outside speak axum's.
             .map_response(axum::response::IntoResponse::into_response)

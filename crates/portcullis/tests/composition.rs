@@ -244,3 +244,42 @@ async fn the_stack_installs_the_jwt_its_extractor_needs() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+#[tokio::test]
+async fn an_upload_routes_limit_follows_its_policy_and_no_other_limit_cuts_in() {
+    use portcullis::upload::UploadPolicy;
+    let policy = UploadPolicy::default().max_file_bytes(3 * 1024 * 1024);
+    let echo = || post(|body: axum::body::Bytes| async move { body.len().to_string() });
+    let app = SecureStack::default()
+        .upload_route("/upload", &policy)
+        .apply(
+            Router::new()
+                .route("/upload", echo())
+                .route("/comment", echo()),
+        )
+        .unwrap();
+    let addr = start(app).await;
+    let http = client();
+    let send = |path: &'static str, bytes: usize| {
+        http.post(format!("http://{addr}{path}"))
+            .body(vec![b'a'; bytes])
+            .send()
+    };
+    // Over axum's own 2 MB default, within the policy: the whole body arrives.
+    let within = send("/upload", 3 * 1024 * 1024).await.unwrap();
+    assert_eq!(within.status(), 200);
+    assert_eq!(within.text().await.unwrap(), (3 * 1024 * 1024).to_string());
+    assert_eq!(
+        send("/upload", policy.request_limit() + 1)
+            .await
+            .unwrap()
+            .status(),
+        413
+    );
+    // Every other route keeps the stack's 1 MiB.
+    assert_eq!(
+        send("/comment", 1024 * 1024 + 1).await.unwrap().status(),
+        413
+    );
+    assert_eq!(send("/comment", 1024 * 1024).await.unwrap().status(), 200);
+}

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -100,24 +100,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let folder = std::env::var("UPLOAD_DIR")
         .map(Into::into)
         .unwrap_or_else(|_| std::env::temp_dir().join("portcullis-example-uploads"));
+    // The upload route's body limit follows the policy: its files and the form around
+    // them. Every other route keeps the 1 MiB default; larger gets 413.
+    let stack = SecureStack::default().upload_route("/upload", &policy);
     let state = AppState {
         policy,
         storage: Arc::new(LocalStorage::new(folder)?),
         files: Arc::default(),
     };
 
-    // One file plus the form around it.
-    let request_limit = MAX_FILE as usize + 64 * 1024;
     let router = Router::new()
         .route("/", get(form))
-        // axum's own 2 MB default would cut in first; the stack's limit below governs.
-        .route("/upload", post(upload).layer(DefaultBodyLimit::disable()))
+        .route("/upload", post(upload))
         .route("/files/{id}", get(download))
         .with_state(state);
-    let app = SecureStack::default()
-        // Every other route keeps the 1 MiB default; larger gets 413.
-        .route_body_limit("/upload", request_limit)
-        .apply(router)?;
+    let app = stack.apply(router)?;
 
     let port: u16 = std::env::var("PORT")
         .ok()

@@ -163,6 +163,24 @@ impl UploadPolicy {
         self.max_file_bytes
     }
 
+    /// The largest upload request this policy can accept: every file at the limit,
+    /// and 64 KiB for the form around them (field names, part headers, the CSRF
+    /// token). [`crate::stack::SecureStack::upload_route`] sets the route's body limit
+    /// to it.
+    ///
+    /// ```
+    /// use portcullis::upload::UploadPolicy;
+    ///
+    /// let policy = UploadPolicy::default().max_file_bytes(1024 * 1024);
+    /// assert_eq!(policy.request_limit(), 1024 * 1024 + 64 * 1024);
+    /// ```
+    pub fn request_limit(&self) -> usize {
+        let files = usize::try_from(self.max_file_bytes).unwrap_or(usize::MAX);
+        files
+            .saturating_mul(self.max_files.max(1))
+            .saturating_add(64 * 1024)
+    }
+
     /// The per-request file count limit.
     pub fn file_count_limit(&self) -> usize {
         self.max_files
