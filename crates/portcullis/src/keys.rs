@@ -395,6 +395,20 @@ impl Keyring {
         }
     }
 
+    /// A keyring with a fresh random key known to this process only: for examples,
+    /// tests and development. Everything it signs (sessions, CSRF tokens, API tokens)
+    /// stops verifying when the process ends, and instances never share it; a
+    /// deployment reads its key with [`crate::config::Settings::keyring`].
+    ///
+    /// ```
+    /// use portcullis::keys::Keyring;
+    ///
+    /// let keyring = Keyring::ephemeral();
+    /// ```
+    pub fn ephemeral() -> Self {
+        Self::new(SecretKey::generate(), Vec::new())
+    }
+
     /// The secret that signs.
     pub fn current(&self) -> &SecretKey {
         &self.inner.current

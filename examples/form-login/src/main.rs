@@ -16,7 +16,7 @@ use portcullis::auth::{login, safe_next, CredentialStore, CurrentUser, MaybeUser
 use portcullis::csrf::{hidden_field, CsrfConfig, CsrfToken};
 use portcullis::error::{escape_html, Error};
 use portcullis::input::username_key;
-use portcullis::keys::{Keyring, SecretKey};
+use portcullis::keys::Keyring;
 use portcullis::password::{PasswordConfig, Passwords};
 use portcullis::serve::ServeConfig;
 use portcullis::session::{MemorySessionStore, Session, SessionConfig};
@@ -138,7 +138,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _logs = portcullis::logging::init("info");
     // A real app loads its key from `PORTCULLIS_SECRET_KEY`
     // (`portcullis::config::Settings::from_env()?.keyring()`); this one lasts the process.
-    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let keyring = Keyring::ephemeral();
     let passwords = Passwords::new(PasswordConfig::default())?;
     // One account, alice (id 1), with an Argon2id hash of her password.
     let hash = passwords

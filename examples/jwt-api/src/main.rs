@@ -18,7 +18,7 @@ use portcullis::auth::{login, CredentialStore};
 use portcullis::error::Error;
 use portcullis::input::username_key;
 use portcullis::jwt::{BearerUser, Jwt, JwtConfig, JwtError, JwtKeys, MemoryRevocationStore};
-use portcullis::keys::{Keyring, SecretKey};
+use portcullis::keys::Keyring;
 use portcullis::password::{PasswordConfig, Passwords};
 use portcullis::serve::ServeConfig;
 use portcullis::stack::SecureStack;
@@ -111,7 +111,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _logs = portcullis::logging::init("info");
     // A real app loads its key from `PORTCULLIS_SECRET_KEY`
     // (`portcullis::config::Settings::from_env()?.keyring()`); this one lasts the process.
-    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let keyring = Keyring::ephemeral();
     // Revoked families live here; several instances share a Redis store instead
     // (`portcullis::redis::RedisConnection::revocations`).
     let revocations = Arc::new(MemoryRevocationStore::default());
