@@ -61,6 +61,16 @@ impl SessionRecord {
         }
     }
 
+    /// A record of `user_id` (anonymous with `None`) begun now, with a new CSRF
+    /// secret: what store tests save.
+    #[cfg(any(test, feature = "test-util"))]
+    pub(crate) fn begun_now(user_id: Option<i64>) -> Self {
+        Self {
+            user_id,
+            ..Self::new(now())
+        }
+    }
+
     /// The record as stores keep it: JSON.
     pub(crate) fn to_json(&self) -> Result<String, SessionStoreError> {
         Ok(serde_json::to_string(self)?)

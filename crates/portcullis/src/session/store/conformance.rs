@@ -359,8 +359,7 @@ fn later() -> i64 {
 }
 
 fn record(user_id: Option<i64>, theme: &str) -> SessionRecord {
-    let mut record = SessionRecord::new(now());
-    record.user_id = user_id;
+    let mut record = SessionRecord::begun_now(user_id);
     record.data.insert("theme".into(), theme.into());
     record
 }

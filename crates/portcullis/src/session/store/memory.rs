@@ -231,10 +231,7 @@ mod tests {
     use super::*;
 
     fn record(user: Option<i64>) -> SessionRecord {
-        SessionRecord {
-            user_id: user,
-            ..SessionRecord::new(now())
-        }
+        SessionRecord::begun_now(user)
     }
 
     #[tokio::test]

@@ -68,6 +68,19 @@ pub(crate) fn is_live(expires_at: i64, now: i64) -> bool {
 }
 
 /// Where session records live. Keys are opaque strings (the SHA-256 of the id).
+///
+/// Each method's documentation states a rule the session layer relies on; a store
+/// written elsewhere checks that it keeps them all with the conformance suite,
+/// `store::conformance::run` (feature `test-util`), as the stores here do.
+///
+/// ```
+/// use std::sync::Arc;
+/// use portcullis::session::{MemorySessionStore, SessionStore};
+///
+/// // The layer takes any store behind the trait.
+/// let store: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::default());
+/// # let _ = store;
+/// ```
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The record under `key`, if it exists and has not expired.
     fn load<'a>(

@@ -9,7 +9,7 @@ use crate::session::record::{now, SessionRecord};
 
 /// Sessions in an SQLite database (the table `portcullis_sessions`, created by
 /// [`SqliteSessionStore::migrate`]); expired rows are purged in the background. Like
-/// [`MemorySessionStore`] it holds at most `capacity` signed-in and `capacity` anonymous
+/// [`MemorySessionStore`](super::MemorySessionStore) it holds at most `capacity` signed-in and `capacity` anonymous
 /// sessions (100,000 each by default), each pool evicting its own rows closest to
 /// expiry, so a flood of anonymous visitors neither fills the disk nor ends anyone's
 /// signed-in session.
@@ -218,10 +218,7 @@ mod tests {
     use super::*;
 
     fn record(user: Option<i64>) -> SessionRecord {
-        SessionRecord {
-            user_id: user,
-            ..SessionRecord::new(now())
-        }
+        SessionRecord::begun_now(user)
     }
 
     #[tokio::test]
