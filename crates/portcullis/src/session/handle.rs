@@ -52,6 +52,19 @@ impl fmt::Debug for SessionIdSlot {
 ///
 /// Nothing is stored and no cookie is set until something is written (a login, a
 /// value, a CSRF secret), so anonymous readers of public pages cost nothing.
+///
+/// ```
+/// use portcullis::session::Session;
+///
+/// async fn sign_in(session: Session) -> &'static str {
+///     // After the password was checked: a new id, so a planted one is worthless.
+///     session.login(42);
+///     session.insert("theme", "dark");
+///     "welcome"
+/// }
+///
+/// let _route: axum::routing::MethodRouter = axum::routing::post(sign_in);
+/// ```
 #[derive(Clone)]
 pub struct Session {
     state: Arc<Mutex<State>>,

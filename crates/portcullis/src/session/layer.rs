@@ -35,7 +35,9 @@ impl Shared {
     }
 }
 
-/// Loads the session before the handler and saves it after.
+/// Loads the session before the handler and saves it after. Built by
+/// [`SessionConfig::layer`]; a store that fails makes the request a 503, never an
+/// anonymous or silently unsaved session.
 #[derive(Clone)]
 pub struct SessionLayer {
     shared: Arc<Shared>,
