@@ -72,8 +72,12 @@ if [ -z "$OHA" ]; then
 fi
 
 # ---------------------------------------------------------------- builds
+# The floor is a workspace of its own (bench/Cargo.toml); both builds go to one target
+# folder, so the floor reuses the demo's compiled dependencies.
 say "building the demo and the floor (release)"
-cargo build --release -p portcullis-demo -p portcullis-bench-floor >&2
+CARGO_TARGET_DIR=$TARGET cargo build --release -p portcullis-demo >&2
+CARGO_TARGET_DIR=$TARGET cargo build --release --manifest-path "$BENCH/Cargo.toml" \
+  -p portcullis-bench-floor >&2
 DEMO_BIN=$TARGET/release/portcullis-demo
 FLOOR_BIN=$TARGET/release/portcullis-bench-floor
 

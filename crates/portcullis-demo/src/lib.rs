@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use portcullis::config::Settings;
-use portcullis::cors::CorsConfig;
 use portcullis::csp::{ContentSecurityPolicy, ReportCollectorConfig};
 use portcullis::csrf::CsrfConfig;
 use portcullis::error::ErrorPagesConfig;
@@ -32,7 +31,6 @@ use portcullis::redis::RedisConnection;
 use portcullis::serve::ServeConfig;
 use portcullis::session::SessionStore;
 use portcullis::session::{MemorySessionStore, SessionConfig};
-use portcullis::stack::SecureStack;
 use portcullis::templates::{Page, Templates};
 use portcullis::upload::{LocalStorage, UploadPolicy, UploadStorage};
 
@@ -192,7 +190,8 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
             .render_string("error.html", &Page::new(*nonce), context)
             .unwrap_or_else(|_| format!("<!doctype html><title>{}</title>", status.as_u16()))
     }));
-    let stack = SecureStack::from_settings(settings)
+    let stack = settings
+        .secure_stack()
         .route_body_limit("/upload", files::request_limit(&upload_policy));
     let headers = stack
         .headers_config()
@@ -233,7 +232,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     // No origins configured: no CORS layer at all, so that preflights are refused
     // like any unknown OPTIONS request rather than answered.
     if !settings.cors_origins.is_empty() {
-        stack = stack.cors(CorsConfig::from_settings(settings).layer()?);
+        stack = stack.cors(settings.cors_config().layer()?);
     }
     Ok(stack.apply(router)?)
 }

@@ -14,7 +14,10 @@ async fn main() {
         }
     };
     // In production, one line per problem and exit status 2 before anything listens.
-    settings.enforce();
+    if let Err(refused) = settings.enforce() {
+        eprintln!("{refused}");
+        std::process::exit(2);
+    }
     let logs = portcullis::logging::init(&settings.log_filter);
     let served = portcullis_demo::serve(settings, shutdown_signal()).await;
     // Every queued line is written before the process ends, whichever way it ends.

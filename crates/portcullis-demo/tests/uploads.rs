@@ -641,8 +641,6 @@ async fn images_and_videos_hidden_after_a_photo_are_not_stored() {
 
 #[tokio::test]
 async fn active_pdfs_and_pdf_bombs_are_refused_with_bounded_memory() {
-    let demo = Demo::start(&[]);
-    let heidi = User::new(&demo, "heidi").await;
     let wrap = |body: &[u8]| {
         let mut doc = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n".to_vec();
         doc.extend_from_slice(body);
@@ -660,6 +658,14 @@ async fn active_pdfs_and_pdf_bombs_are_refused_with_bounded_memory() {
         out.extend_from_slice(b"\nendstream\nendobj");
         out
     };
+    // 512 MiB of object stream in well under the 5 MiB upload limit. Built before the
+    // first request: compressing takes seconds, and a client whose runtime is blocked
+    // that long cannot notice that the server closed its idle kept-alive connection.
+    let bomb = wrap(&object_stream(&vec![b' '; 512 << 20], 1));
+    let bomb_len = bomb.len();
+    assert!(bomb_len < 5 << 20, "{bomb_len} bytes");
+    let demo = Demo::start(&[]);
+    let heidi = User::new(&demo, "heidi").await;
     for (name, body, feature) in [
         (
             "escaped.pdf",
@@ -707,10 +713,6 @@ async fn active_pdfs_and_pdf_bombs_are_refused_with_bounded_memory() {
             "{name}: {page}"
         );
     }
-    // 512 MiB of object stream in well under the 5 MiB upload limit.
-    let bomb = wrap(&object_stream(&vec![b' '; 512 << 20], 1));
-    let bomb_len = bomb.len();
-    assert!(bomb_len < 5 << 20, "{bomb_len} bytes");
     let before = rss_kib(demo.pid());
     let response = heidi.upload(&demo, "bomb.pdf", bomb).await;
     assert_eq!(response.status(), 415);

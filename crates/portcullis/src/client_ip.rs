@@ -112,6 +112,28 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     }
 }
 
+/// The part of an address that identifies a client: the whole IPv4 address (an
+/// IPv4-mapped IPv6 one included), the /64 of an IPv6 one, with the host bits zeroed
+/// (a single host is routinely given a whole /64). Every per-client limit keys by
+/// this, so that one machine cannot get a fresh bucket per address it picks.
+///
+/// ```
+/// use portcullis::client_ip::client_block;
+///
+/// let a = client_block("2001:db8:1:2::7".parse().unwrap());
+/// let b = client_block("2001:db8:1:2:ffff::1".parse().unwrap());
+/// assert_eq!(a, b);
+/// assert_eq!(client_block("::ffff:192.0.2.7".parse().unwrap()).to_string(), "192.0.2.7");
+/// ```
+pub fn client_block(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => std::net::IpAddr::V4(v4),
+        std::net::IpAddr::V6(v6) => std::net::IpAddr::V6(std::net::Ipv6Addr::from_bits(
+            v6.to_bits() & !u128::from(u64::MAX),
+        )),
+    }
+}
+
 /// A list of proxy networks whose forwarding headers are believed.
 ///
 /// Parsed from a comma-separated list of CIDRs or bare addresses. Empty by default:

@@ -535,7 +535,7 @@ async fn collect(
     // bucket per address in it.
     if state
         .limiter
-        .check_key(&crate::ratelimit::client_block(client.ip))
+        .check_key(&crate::client_ip::client_block(client.ip))
         .is_err()
     {
         return Error::too_many_requests(60).into_response();
@@ -560,7 +560,7 @@ async fn collect(
         )
         .into_response();
     }
-    let bytes: Bytes = match crate::stack::read_body(body, state.max_body_bytes).await {
+    let bytes: Bytes = match crate::body::read_body(body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(refused) => return refused,
     };

@@ -569,11 +569,19 @@ mod tests {
                 SessionConfig::default()
                     .secure(false)
                     .layer(&keyring, std::sync::Arc::new(MemorySessionStore::default())),
-            );
+            )
+            .layer(crate::client_ip::ClientInfoConfig::default().layer());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         // Same thread as the test (a current-thread runtime): the scan's count is ours.
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap()
+        });
 
         let page = exchange(
             addr,

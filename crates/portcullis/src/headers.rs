@@ -47,6 +47,7 @@ use tower::{Layer, Service};
 
 use crate::client_ip::ClientInfo;
 use crate::csp::{CompiledCsp, ContentSecurityPolicy, CspError, CspNonce, Directive, Source};
+use crate::origin::{Origin, OriginError};
 
 /// `X-Frame-Options`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -142,9 +143,9 @@ pub enum HeadersError {
         /// The rejected value.
         value: String,
     },
-    /// A framing origin that is not `scheme://host[:port]`.
-    #[error("invalid framing origin {0:?}: expected scheme://host[:port]")]
-    InvalidOrigin(String),
+    /// A framing origin that is not `http[s]://host[:port]` as browsers send it.
+    #[error("framing: {0}")]
+    InvalidOrigin(#[from] OriginError),
     /// A route pattern that is not an absolute path.
     #[error("invalid route pattern {0:?}: expected /path or /prefix/*")]
     InvalidRoute(String),
@@ -293,8 +294,8 @@ impl SecureHeadersConfig {
         if !route.framing_origins.is_empty() {
             let mut sources = Vec::new();
             for origin in &route.framing_origins {
-                validate_origin(origin)?;
-                sources.push(Source::host(origin.clone()));
+                let origin = Origin::parse_web(origin)?;
+                sources.push(Source::host(origin.to_string()));
             }
             csp = Some(
                 csp.unwrap_or_else(ContentSecurityPolicy::empty)
@@ -424,20 +425,6 @@ impl RouteHeaders {
     pub fn csp(mut self, policy: ContentSecurityPolicy) -> Self {
         self.csp = Some(policy);
         self
-    }
-}
-
-fn validate_origin(origin: &str) -> Result<(), HeadersError> {
-    let invalid = || HeadersError::InvalidOrigin(origin.to_owned());
-    let (scheme, rest) = origin.split_once("://").ok_or_else(invalid)?;
-    let scheme_ok = matches!(scheme, "http" | "https");
-    let authority_ok = !rest.is_empty()
-        && !rest.contains(['/', '?', '#', '@', '*'])
-        && rest.parse::<axum::http::uri::Authority>().is_ok();
-    if scheme_ok && authority_ok {
-        Ok(())
-    } else {
-        Err(invalid())
     }
 }
 

@@ -34,7 +34,7 @@ use futures_util::future::{self, Either, Ready};
 use tower::{Layer, Service};
 
 use crate::client_ip::ClientInfo;
-use crate::error::Error;
+use crate::error::{Error, MissingLayer};
 
 /// Settings of [`HttpsRedirectLayer`].
 ///
@@ -50,6 +50,15 @@ use crate::error::Error;
 pub struct HttpsRedirectConfig {
     https_port: Option<u16>,
     exempt: Vec<String>,
+    plain_http_on_loopback: LoopbackHttp,
+}
+
+/// Whether plain HTTP is served to a loopback client that asked for a loopback name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum LoopbackHttp {
+    #[default]
+    Redirected,
+    Served,
 }
 
 impl HttpsRedirectConfig {
@@ -62,6 +71,23 @@ impl HttpsRedirectConfig {
     /// A path served over plain HTTP too (a load balancer's health check).
     pub fn exempt(mut self, path: impl Into<String>) -> Self {
         self.exempt.push(path.into());
+        self
+    }
+
+    /// Serves plain HTTP, unredirected, to a client on this machine that asked for a
+    /// loopback name (`localhost`, `127.0.0.1`, `[::1]`): such a request never crosses
+    /// a network, so HTTPS protects nothing there, and a developer's
+    /// `http://localhost:3000` just works. Both must hold; a `Host: localhost` from
+    /// elsewhere is still redirected (and refused by the allowed hosts outside
+    /// development). [`crate::stack::SecureStack`]'s default does this.
+    ///
+    /// ```
+    /// use portcullis::https::HttpsRedirectConfig;
+    ///
+    /// let layer = HttpsRedirectConfig::default().plain_http_on_loopback().layer();
+    /// ```
+    pub fn plain_http_on_loopback(mut self) -> Self {
+        self.plain_http_on_loopback = LoopbackHttp::Served;
         self
     }
 
@@ -142,11 +168,14 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let Some(client) = req.extensions().get::<ClientInfo>() else {
-            tracing::error!("HttpsRedirectLayer needs the client-info layer outside it");
-            return Either::Right(future::ready(Ok(Error::internal().into_response())));
+            let missing = MissingLayer::new("HttpsRedirectLayer", "the client-info layer");
+            return Either::Right(future::ready(Ok(missing.into_response())));
         };
         let path = req.uri().path();
-        if client.is_https() || self.config.exempt.iter().any(|p| p == path) {
+        let local = self.config.plain_http_on_loopback == LoopbackHttp::Served
+            && client.ip.is_loopback()
+            && client.host.as_deref().is_some_and(is_loopback_name);
+        if client.is_https() || local || self.config.exempt.iter().any(|p| p == path) {
             return Either::Left(self.inner.call(req));
         }
         let path_and_query = req
@@ -169,6 +198,22 @@ where
         };
         Either::Right(future::ready(Ok(response)))
     }
+}
+
+/// `localhost`, `127.0.0.1` (any of 127/8) or `[::1]`, with or without a port.
+fn is_loopback_name(host: &str) -> bool {
+    let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
+        return false;
+    };
+    let name = authority.host();
+    let name = name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Why TLS could not be set up.
@@ -320,5 +365,28 @@ mod tests {
             "https://[::1]/"
         );
         assert!(config.redirect_target("bad host", "/").is_none());
+    }
+
+    #[test]
+    fn only_loopback_names_count_as_local() {
+        for local in [
+            "localhost",
+            "LOCALHOST:3000",
+            "127.0.0.1",
+            "127.1.2.3:80",
+            "[::1]:8080",
+        ] {
+            assert!(is_loopback_name(local), "{local}");
+        }
+        for remote in [
+            "localhost.evil.example",
+            "example.com",
+            "10.0.0.1",
+            "[::2]",
+            "bad host",
+            "",
+        ] {
+            assert!(!is_loopback_name(remote), "{remote}");
+        }
     }
 }

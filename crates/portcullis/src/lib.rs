@@ -44,27 +44,41 @@
 //!     .unwrap();
 //! ```
 
+#[cfg(all(feature = "session", feature = "password"))]
 pub mod auth;
+pub mod body;
 pub mod client_ip;
 pub mod config;
+#[cfg(feature = "cors")]
 pub mod cors;
 pub mod csp;
+#[cfg(feature = "csrf")]
 pub mod csrf;
 pub mod error;
+#[cfg(feature = "csrf")]
 mod form;
 pub mod headers;
 pub mod hosts;
 pub mod https;
 pub mod input;
+#[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod keys;
+#[cfg(feature = "logging")]
 pub mod logging;
+pub mod origin;
+#[cfg(feature = "password")]
 pub mod password;
+#[cfg(feature = "ratelimit")]
 pub mod ratelimit;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod serve;
+#[cfg(feature = "session")]
 pub mod session;
 pub mod stack;
+#[cfg(feature = "templates")]
 pub mod templates;
+pub mod timeout;
+#[cfg(feature = "upload")]
 pub mod upload;

@@ -40,11 +40,10 @@
 //! // which gives every request its peer address.
 //! ```
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, HeaderName, Request, StatusCode};
+use axum::http::{header, HeaderName, Request};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -53,28 +52,108 @@ use tower_http::sensitive_headers::{
 };
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::client_ip::{ClientInfoConfig, Scheme};
-use crate::config::Settings;
-use crate::csrf::CsrfLayer;
+use crate::body::BodyLimitLayer;
+use crate::client_ip::ClientInfoConfig;
+#[cfg(feature = "cors")]
+use crate::cors::CorsConfigError;
+#[cfg(feature = "csrf")]
+use crate::csrf::{CsrfConfigError, CsrfLayer};
 use crate::error::{panic_response, ErrorPagesConfig};
 use crate::headers::{HeadersError, SecureHeadersConfig};
 use crate::hosts::AllowedHosts;
 use crate::https::HttpsRedirectConfig;
-use crate::ratelimit::RateLimitLayer;
+#[cfg(feature = "jwt")]
+use crate::jwt::Jwt;
+#[cfg(feature = "ratelimit")]
+use crate::ratelimit::{RateLimitConfigError, RateLimitLayer};
+#[cfg(feature = "session")]
 use crate::session::SessionLayer;
+use crate::timeout::RequestTimeoutLayer;
 
-/// The default largest request body: 1 MiB.
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+// Until the rate limiter reads bodies through `crate::body` itself.
+#[cfg(feature = "ratelimit")]
+pub(crate) use crate::body::buffer_body;
+
+// Each optional part is a layer slot; without its feature the slot holds a layer that
+// does nothing, so that `apply` composes the same chain whatever is compiled in.
+#[cfg(feature = "session")]
+type SessionSlot = SessionLayer;
+#[cfg(not(feature = "session"))]
+type SessionSlot = tower::layer::util::Identity;
+#[cfg(feature = "csrf")]
+type CsrfSlot = CsrfLayer;
+#[cfg(not(feature = "csrf"))]
+type CsrfSlot = tower::layer::util::Identity;
+#[cfg(feature = "ratelimit")]
+type RateLimitSlot = RateLimitLayer;
+#[cfg(not(feature = "ratelimit"))]
+type RateLimitSlot = tower::layer::util::Identity;
+#[cfg(feature = "cors")]
+type CorsSlot = tower_http::cors::CorsLayer;
+#[cfg(not(feature = "cors"))]
+type CorsSlot = tower::layer::util::Identity;
+#[cfg(feature = "jwt")]
+type JwtSlot = axum::Extension<Jwt>;
+#[cfg(not(feature = "jwt"))]
+type JwtSlot = tower::layer::util::Identity;
+
+pub use crate::body::DEFAULT_BODY_LIMIT;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Why the stack could not be built.
+/// Why the stack could not be built: every part's configuration error, and the
+/// mistakes that only show when the parts are put together. Each message says the fix.
+///
+/// ```
+/// use portcullis::csrf::CsrfConfig;
+/// use portcullis::keys::{Keyring, SecretKey};
+/// use portcullis::stack::{SecureStack, StackError};
+///
+/// fn build() -> Result<axum::Router, StackError> {
+///     let keyring = Keyring::new(SecretKey::generate(), vec![]);
+///     // `?` turns each part's configuration error into a `StackError`.
+///     let csrf = CsrfConfig::default().layer(&keyring)?;
+///     SecureStack::default().csrf(csrf).apply(axum::Router::new())
+/// }
+/// // CSRF tokens live in the session: without the session layer, nothing could pass.
+/// assert!(matches!(build(), Err(StackError::CsrfWithoutSessions)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StackError {
     /// The header configuration is invalid.
     #[error(transparent)]
     Headers(#[from] HeadersError),
+    /// The CSRF configuration is invalid.
+    #[cfg(feature = "csrf")]
+    #[error(transparent)]
+    Csrf(#[from] CsrfConfigError),
+    /// The CORS configuration is invalid.
+    #[cfg(feature = "cors")]
+    #[error(transparent)]
+    Cors(#[from] CorsConfigError),
+    /// The rate-limit configuration is invalid.
+    #[cfg(feature = "ratelimit")]
+    #[error(transparent)]
+    RateLimit(#[from] RateLimitConfigError),
+    /// CSRF protection without sessions: its tokens are bound to the session, so every
+    /// unsafe request with a cookie would be refused.
+    #[error(
+        "CSRF protection needs sessions: add SecureStack::sessions(…) before SecureStack::csrf(…)"
+    )]
+    CsrfWithoutSessions,
+    /// A body limit of zero bytes: every request with a body would get 413.
+    #[error("the body limit for {route} is 0 bytes: every request with a body would be refused")]
+    ZeroBodyLimit {
+        /// The route, or `every route` for the default.
+        route: String,
+    },
+    /// A per-route body limit for a path that is not absolute: it could never match.
+    #[error("the body limit route {0:?} must be an absolute path (it is compared with the request path)")]
+    InvalidBodyLimitRoute(String),
+    /// A request timeout of zero: every request would get 408.
+    #[error("the request timeout is zero: every request would get 408")]
+    ZeroRequestTimeout,
 }
 
 /// The settings of every layer. `Default` is secure: HTTPS redirect on, strict headers,
@@ -99,10 +178,11 @@ pub struct SecureStack {
     body_limit: usize,
     route_body_limits: Vec<(String, usize)>,
     request_timeout: Duration,
-    sessions: Option<SessionLayer>,
-    csrf: Option<CsrfLayer>,
-    rate_limit: Option<RateLimitLayer>,
-    cors: Option<tower_http::cors::CorsLayer>,
+    sessions: Option<SessionSlot>,
+    csrf: Option<CsrfSlot>,
+    rate_limit: Option<RateLimitSlot>,
+    cors: Option<CorsSlot>,
+    jwt: Option<JwtSlot>,
 }
 
 impl Default for SecureStack {
@@ -110,7 +190,8 @@ impl Default for SecureStack {
         Self {
             client_info: ClientInfoConfig::default(),
             headers: SecureHeadersConfig::default(),
-            https_redirect: Some(HttpsRedirectConfig::default()),
+            // A request from this machine for a loopback name never crosses a network.
+            https_redirect: Some(HttpsRedirectConfig::default().plain_http_on_loopback()),
             allowed_hosts: AllowedHosts::loopback(),
             host_check_exempt: Vec::new(),
             error_pages: ErrorPagesConfig::default(),
@@ -121,45 +202,12 @@ impl Default for SecureStack {
             csrf: None,
             rate_limit: None,
             cors: None,
+            jwt: None,
         }
     }
 }
 
 impl SecureStack {
-    /// The stack for `settings`: trusted proxies, the socket's scheme with built-in
-    /// TLS, the allowed hosts (`PORTCULLIS_ALLOWED_HOSTS`, plus the loopback names in
-    /// development; `/healthz` answers whatever the host), and the HTTPS redirect
-    /// outside development.
-    pub fn from_settings(settings: &Settings) -> Self {
-        let mut client_info =
-            ClientInfoConfig::default().trusted_proxies(settings.trusted_proxies.clone());
-        if settings.trust_forwarded_host {
-            client_info = client_info.trust_forwarded_host();
-        }
-        let mut stack = Self {
-            allowed_hosts: settings.served_hosts(),
-            host_check_exempt: vec!["/healthz".to_owned()],
-            ..Self::default()
-        };
-        if settings.tls.is_some() {
-            client_info = client_info.connection_scheme(Scheme::Https);
-            if settings.addr.port() != 443 {
-                stack.https_redirect = Some(
-                    HttpsRedirectConfig::default()
-                        .https_port(settings.addr.port())
-                        .exempt("/healthz"),
-                );
-            }
-        } else {
-            stack.https_redirect = Some(HttpsRedirectConfig::default().exempt("/healthz"));
-        }
-        if !settings.is_production() {
-            stack.https_redirect = None;
-        }
-        stack.client_info = client_info;
-        stack
-    }
-
     /// Replaces the client-info settings.
     pub fn client_info(mut self, config: ClientInfoConfig) -> Self {
         self.client_info = config;
@@ -200,7 +248,10 @@ impl SecureStack {
         self
     }
 
-    /// Serves plain HTTP without redirecting (development, or tests on loopback).
+    /// Serves plain HTTP without redirecting, from anywhere (development on a LAN
+    /// address, or an app whose TLS ends at a proxy that is not a trusted proxy).
+    /// By default only requests from this machine for a loopback name are served
+    /// over plain HTTP (see [`HttpsRedirectConfig::plain_http_on_loopback`]).
     pub fn without_https_redirect(mut self) -> Self {
         self.https_redirect = None;
         self
@@ -230,18 +281,21 @@ impl SecureStack {
         self
     }
 
+    #[cfg(feature = "session")]
     /// Server-side sessions (see [`crate::session`]).
     pub fn sessions(mut self, layer: SessionLayer) -> Self {
         self.sessions = Some(layer);
         self
     }
 
+    #[cfg(feature = "csrf")]
     /// CSRF protection (see [`crate::csrf`]); needs [`SecureStack::sessions`].
     pub fn csrf(mut self, layer: CsrfLayer) -> Self {
         self.csrf = Some(layer);
         self
     }
 
+    #[cfg(feature = "ratelimit")]
     /// Rate limits (see [`crate::ratelimit`]).
     ///
     /// ```
@@ -257,6 +311,7 @@ impl SecureStack {
         self
     }
 
+    #[cfg(feature = "cors")]
     /// Cross-origin requests (see [`crate::cors`]); without it, none are allowed.
     ///
     /// ```
@@ -268,6 +323,30 @@ impl SecureStack {
     /// ```
     pub fn cors(mut self, layer: tower_http::cors::CorsLayer) -> Self {
         self.cors = Some(layer);
+        self
+    }
+
+    #[cfg(feature = "jwt")]
+    /// API tokens (see [`crate::jwt`]): the stack makes the [`Jwt`] available to the
+    /// `BearerUser` extractor and to handlers (`Extension<Jwt>`), so that forgetting
+    /// the extension cannot turn every API call into a 500.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocationStore};
+    /// use portcullis::keys::{Keyring, SecretKey};
+    /// use portcullis::stack::SecureStack;
+    ///
+    /// let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    /// let jwt = Jwt::new(
+    ///     JwtConfig::default(),
+    ///     JwtKeys::from_keyring(&keyring),
+    ///     Arc::new(MemoryRevocationStore::default()),
+    /// );
+    /// let stack = SecureStack::default().jwt(jwt);
+    /// ```
+    pub fn jwt(mut self, jwt: Jwt) -> Self {
+        self.jwt = Some(axum::Extension(jwt));
         self
     }
 
@@ -287,17 +366,42 @@ impl SecureStack {
     /// with any axum layer, so add every route first, and give the router its state
     /// (`Router::with_state`) before applying the stack.
     pub fn apply(self, router: Router) -> Result<Router, StackError> {
+        if self.csrf.is_some() && self.sessions.is_none() {
+            return Err(StackError::CsrfWithoutSessions);
+        }
+        if self.request_timeout.is_zero() {
+            return Err(StackError::ZeroRequestTimeout);
+        }
+        if self.body_limit == 0 {
+            return Err(StackError::ZeroBodyLimit {
+                route: "every route".to_owned(),
+            });
+        }
+        for (route, bytes) in &self.route_body_limits {
+            if !route.starts_with('/') {
+                return Err(StackError::InvalidBodyLimitRoute(route.clone()));
+            }
+            if *bytes == 0 {
+                return Err(StackError::ZeroBodyLimit {
+                    route: route.clone(),
+                });
+            }
+        }
         let headers = self.headers.layer()?;
         let allowed_hosts = self
             .host_check_exempt
             .into_iter()
             .fold(self.allowed_hosts.layer(), |layer, path| layer.exempt(path));
-        let body_limit = BodyLimitLayer {
-            limits: Arc::new(BodyLimits {
-                default: self.body_limit,
-                routes: self.route_body_limits,
-            }),
-        };
+        let body_limit = self.route_body_limits.into_iter().fold(
+            BodyLimitLayer::new(self.body_limit),
+            |layer, (route, bytes)| layer.route(route, bytes),
+        );
+        // The layers inside read bodies up to the stack's limit, never a second one.
+        #[cfg(feature = "csrf")]
+        let csrf = self.csrf.map(CsrfLayer::within_body_limit);
+        #[cfg(not(feature = "csrf"))]
+        let csrf = self.csrf;
+        let rate_limit = self.rate_limit;
         // From the outside in. The CSRF check reads form bodies, so it sits inside the
         // body limit; it needs the session, so it sits inside the session layer.
         //
@@ -338,244 +442,18 @@ impl SecureStack {
             .layer(self.error_pages.layer())
             .layer(allowed_hosts)
             .option_layer(self.https_redirect.map(HttpsRedirectConfig::layer))
-            .layer(RequestTimeoutLayer {
-                timeout: self.request_timeout,
-            })
+            .layer(RequestTimeoutLayer::new(self.request_timeout))
             .layer(body_limit)
             // The panic answer's body type is tower-http's; the layers inside and
             // outside speak axum's.
             .map_response(axum::response::IntoResponse::into_response)
             .layer(CatchPanicLayer::custom(panic_response))
-            .option_layer(self.rate_limit)
+            .option_layer(rate_limit)
             .option_layer(self.sessions)
-            .option_layer(self.csrf)
+            .option_layer(csrf)
+            .option_layer(self.jwt)
             .service(router);
         Ok(Router::new().fallback_service(service))
-    }
-}
-
-#[derive(Debug)]
-struct BodyLimits {
-    default: usize,
-    routes: Vec<(String, usize)>,
-}
-
-/// Reads a request's body into memory, at most `limit` bytes, for a layer that has to
-/// look inside it (the CSRF field of a form, the username of a login), and gives the
-/// request back with the same bytes as its body, so the handler still reads it. A
-/// larger body is answered 413, one that fails while it is read 400 (see
-/// [`body_error_response`]).
-pub(crate) async fn buffer_body(
-    req: Request<Body>,
-    limit: usize,
-) -> Result<(Request<Body>, bytes::Bytes), axum::response::Response> {
-    let (parts, body) = req.into_parts();
-    let bytes = read_body(body, limit).await?;
-    // `Bytes` clones share one buffer.
-    Ok((Request::from_parts(parts, Body::from(bytes.clone())), bytes))
-}
-
-/// Reads a body into memory, at most `limit` bytes: 413 past it, 400 when the body
-/// fails while it is read.
-///
-/// The frames are copied into one buffer as they come. `axum::body::to_bytes` keeps
-/// each frame as a node of a list until the end, and hyper makes a frame of every
-/// chunk of a chunked body: a body sent in one-byte chunks would hold a 32-byte node,
-/// and a share of hyper's read buffer, for every byte.
-pub(crate) async fn read_body(
-    mut body: Body,
-    limit: usize,
-) -> Result<bytes::Bytes, axum::response::Response> {
-    use axum::response::IntoResponse as _;
-    use http_body_util::BodyExt as _;
-    let mut buffer = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(body_error_response)?;
-        if let Ok(data) = frame.into_data() {
-            if data.len() > limit - buffer.len() {
-                return Err(crate::error::Error::payload_too_large().into_response());
-            }
-            buffer.extend_from_slice(&data);
-        }
-    }
-    Ok(buffer.freeze())
-}
-
-/// The answer to a request body that failed while a layer read it: 413 when it ran
-/// past the body limit (the limit layer's error), 400 otherwise (a malformed chunked
-/// encoding, a connection that ended mid-body). Never a body cut short handed on.
-pub(crate) fn body_error_response(error: axum::Error) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(current) = cause {
-        if current.is::<http_body_util::LengthLimitError>() {
-            return crate::error::Error::payload_too_large().into_response();
-        }
-        cause = current.source();
-    }
-    crate::error::Error::bad_request("The request body could not be read.").into_response()
-}
-
-/// tower-http's `RequestBodyLimitLayer` with a limit chosen by path: a declared
-/// `Content-Length` over the limit is refused at once, and every body is wrapped so
-/// that reading past the limit fails (extractors then answer 413) — the body is never
-/// buffered here.
-#[derive(Debug, Clone)]
-struct BodyLimitLayer {
-    limits: Arc<BodyLimits>,
-}
-
-impl<S> tower::Layer<S> for BodyLimitLayer {
-    type Service = BodyLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BodyLimit {
-            inner,
-            limits: self.limits.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct BodyLimit<S> {
-    inner: S,
-    limits: Arc<BodyLimits>,
-}
-
-impl<S> tower::Service<Request<Body>> for BodyLimit<S>
-where
-    S: tower::Service<Request<Body>, Response = axum::response::Response>,
-{
-    type Response = axum::response::Response;
-    type Error = S::Error;
-    type Future = futures_util::future::Either<
-        S::Future,
-        futures_util::future::Ready<Result<axum::response::Response, S::Error>>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        use axum::response::IntoResponse as _;
-        let path = req.uri().path();
-        let limit = self
-            .limits
-            .routes
-            .iter()
-            .find(|(route, _)| route == path)
-            .map_or(self.limits.default, |(_, limit)| *limit);
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit as u64) {
-            let response = crate::error::Error::payload_too_large().into_response();
-            return futures_util::future::Either::Right(futures_util::future::ready(Ok(response)));
-        }
-        let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
-        futures_util::future::Either::Left(self.inner.call(req))
-    }
-}
-
-/// A time limit on the whole request, body included: 408 when it runs out.
-///
-/// Written here rather than taken from tower-http. Its `TimeoutLayer` polls its timer
-/// before the request and so registers one with the runtime for every request, even
-/// those answered at the first poll, which costs about a tenth of the throughput of a
-/// cheap route; its per-frame body timeout would answer a stalled body with an
-/// extractor's 400 instead of 408. Here the request is polled first, and the timer,
-/// set to the deadline fixed when the request arrived, is only made once the request
-/// has to wait.
-#[derive(Debug, Clone, Copy)]
-struct RequestTimeoutLayer {
-    timeout: Duration,
-}
-
-impl<S> tower::Layer<S> for RequestTimeoutLayer {
-    type Service = RequestTimeout<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestTimeout {
-            inner,
-            timeout: self.timeout,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct RequestTimeout<S> {
-    inner: S,
-    timeout: Duration,
-}
-
-impl<S, B> tower::Service<Request<B>> for RequestTimeout<S>
-where
-    S: tower::Service<Request<B>, Response = axum::response::Response>,
-{
-    type Response = axum::response::Response;
-    type Error = S::Error;
-    type Future = TimeoutFuture<S::Future>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        TimeoutFuture {
-            deadline: tokio::time::Instant::now() + self.timeout,
-            inner: self.inner.call(req),
-            sleep: None,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    struct TimeoutFuture<F> {
-        #[pin]
-        inner: F,
-        deadline: tokio::time::Instant,
-        #[pin]
-        sleep: Option<tokio::time::Sleep>,
-    }
-}
-
-impl<F, E> std::future::Future for TimeoutFuture<F>
-where
-    F: std::future::Future<Output = Result<axum::response::Response, E>>,
-{
-    type Output = Result<axum::response::Response, E>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        use std::task::Poll;
-        let mut this = self.project();
-        if let Poll::Ready(result) = this.inner.poll(cx) {
-            return Poll::Ready(result);
-        }
-        if this.sleep.is_none() {
-            this.sleep
-                .set(Some(tokio::time::sleep_until(*this.deadline)));
-        }
-        if let Some(sleep) = this.sleep.as_pin_mut() {
-            if sleep.poll(cx).is_ready() {
-                // An empty 408: the error-page layer outside gives it the uniform body.
-                let mut response = axum::response::Response::new(Body::empty());
-                *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
-                return Poll::Ready(Ok(response));
-            }
-        }
-        Poll::Pending
     }
 }
 

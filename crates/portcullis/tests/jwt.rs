@@ -1,5 +1,10 @@
 //! Attacks on the token layer: every forged, altered, misused or revoked token is
-//! refused, and rotation keeps what it should.
+//! refused, and rotation keeps what it should; and every revocation store here keeps
+//! the rules of `portcullis::jwt::revocation::conformance`.
+//!
+//! The Redis runs need `PORTCULLIS_TEST_REDIS` (e.g. `redis://127.0.0.1:6379`); without
+//! it they print `SKIPPED` and pass, unless `PORTCULLIS_REQUIRE_REDIS` is set. Each uses
+//! a random key prefix and deletes its keys at the end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -523,5 +528,29 @@ async fn the_revocation_attacks_fail_on_redis_and_its_keys_follow_the_logins() {
     }
     let keys = redis_keys(&backend).await;
     assert!(keys.len() <= 10 + 2 * 5, "{} keys: {keys:?}", keys.len());
+    redis_clean(&backend).await;
+}
+
+// Every store here keeps every rule of the conformance suite that third-party stores
+// run against themselves.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_store_keeps_every_revocation_rule() {
+    portcullis::jwt::revocation::conformance::run(&MemoryRevocationStore::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_sharded_memory_store_keeps_every_revocation_rule() {
+    // Little room and several shards: the rules hold whatever the store's shape.
+    portcullis::jwt::revocation::conformance::run(&MemoryRevocationStore::new(3 * 4096)).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_store_keeps_every_revocation_rule() {
+    let Some((backend, store)) = redis_store().await else {
+        return;
+    };
+    portcullis::jwt::revocation::conformance::run(&*store).await;
     redis_clean(&backend).await;
 }

@@ -6,8 +6,10 @@
 //! without it its test prints `SKIPPED` and passes, unless `PORTCULLIS_REQUIRE_REDIS`
 //! is set. It uses a random key prefix and deletes its keys at the end.
 
+#![cfg(feature = "session")]
+
 use portcullis::session::store::conformance;
-use portcullis::session::{MemorySessionStore, SqliteSessionStore};
+use portcullis::session::MemorySessionStore;
 
 /// Small enough that the capacity check overflows it several times over.
 const CAPACITY: usize = 32;
@@ -19,8 +21,11 @@ async fn memory_store_keeps_the_session_store_rules() {
     conformance::anonymous_records_never_evict_signed_in(&store, CAPACITY).await;
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_store_keeps_the_session_store_rules() {
+    use portcullis::session::SqliteSessionStore;
+
     let dir = tempfile::tempdir().unwrap();
     let pool = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}?mode=rwc",

@@ -15,10 +15,10 @@
 //!   [`Session::end_other_sessions`] ends every other session of the user (after a
 //!   password change).
 //! - Stores sit behind one async trait, [`SessionStore`]: [`MemorySessionStore`] (sharded,
-//!   TTL and a size cap, purged in the background), [`SqliteSessionStore`] and, with the
-//!   `redis` feature, `RedisSessionStore` (shared by every instance of an app). A store
-//!   written elsewhere proves it keeps the trait's rules with the conformance suite,
-//!   `store::conformance` (feature `test-util`).
+//!   TTL and a size cap, purged in the background), `SqliteSessionStore` (feature
+//!   `sqlite`) and `RedisSessionStore` (feature `redis`, shared by every instance of an
+//!   app). A store written elsewhere proves it keeps the trait's rules with the
+//!   conformance suite, `store::conformance` (feature `test-util`).
 //!
 //! Portcullis writes this itself rather than using tower-sessions 0.14 because that
 //! crate draws ids from a user-space PRNG, has no absolute lifetime, no way to end all
@@ -55,4 +55,6 @@ pub use layer::{SessionLayer, SessionService};
 pub use record::SessionRecord;
 #[cfg(feature = "redis")]
 pub use store::RedisSessionStore;
-pub use store::{MemorySessionStore, SessionStore, SessionStoreError, SqliteSessionStore};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteSessionStore;
+pub use store::{MemorySessionStore, SessionStore, SessionStoreError};

@@ -7,7 +7,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::store::SessionStoreError;
 use crate::keys::fill_random;
 
 /// Milliseconds since the Unix epoch: every instant of a session is kept this finely,
@@ -72,13 +71,15 @@ impl SessionRecord {
     }
 
     /// The record as stores keep it: JSON.
-    pub(crate) fn to_json(&self) -> Result<String, SessionStoreError> {
+    #[cfg(any(feature = "sqlite", feature = "redis"))]
+    pub(crate) fn to_json(&self) -> Result<String, super::store::SessionStoreError> {
         Ok(serde_json::to_string(self)?)
     }
 
     /// A record as a store kept it. One that no longer parses (an older format, or
     /// something else under a session key) is no record: an anonymous session, in
     /// every store alike, rather than an error that would lock its holder out.
+    #[cfg(any(feature = "sqlite", feature = "redis"))]
     pub(crate) fn from_json(json: &str) -> Option<Self> {
         serde_json::from_str(json).ok()
     }

@@ -6,7 +6,7 @@
 //! logout race). A store that breaks one of these rules breaks a protection, not a
 //! feature: a logged-out cookie that works again, a password change that leaves the
 //! attacker signed in. Portcullis runs this suite against [`MemorySessionStore`],
-//! [`SqliteSessionStore`] and the Redis store; a store written elsewhere (PostgreSQL,
+//! `SqliteSessionStore` and `RedisSessionStore`; a store written elsewhere (PostgreSQL,
 //! DynamoDB, …) runs it in its own tests, in the manner of rustls's provider tests.
 //!
 //! [`run`] checks the rules of the trait; [`anonymous_records_never_evict_signed_in`]
@@ -31,7 +31,6 @@
 //! ```
 //!
 //! [`MemorySessionStore`]: super::MemorySessionStore
-//! [`SqliteSessionStore`]: super::SqliteSessionStore
 
 use std::time::Duration;
 

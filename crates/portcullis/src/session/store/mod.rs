@@ -14,11 +14,13 @@ pub mod conformance;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use memory::MemorySessionStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisSessionStore;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteSessionStore;
 
 /// A store could not be reached, did not answer in time, or could not take a record.
