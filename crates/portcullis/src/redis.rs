@@ -5,7 +5,7 @@
 //!
 //! | store | trait | keys |
 //! |---|---|---|
-//! | [`RedisSessionStore`] | [`SessionStore`] | `{prefix}:sess:{key}` (the record as JSON), `{prefix}:sessuser:{user}` (a set: the user's sessions) |
+//! | [`RedisSessionStore`] | [`SessionStore`](crate::session::SessionStore) | `{prefix}:sess:{key}` (the record as JSON), `{prefix}:sessuser:{user}` (a set: the user's sessions) |
 //! | [`RedisRateLimitStore`] | [`RateLimitStore`](crate::ratelimit::RateLimitStore) | `{prefix}:rl:{key}` (the bucket's theoretical arrival time, Unix ms) |
 //! | [`RedisRevocationStore`] | [`RevocationStore`](crate::jwt::RevocationStore) | `{prefix}:fam:{family}`, `{prefix}:user:{user}`, `{prefix}:ufam:{user}` (hashes and a sorted set: one per live login, two per user) |
 //!
@@ -50,18 +50,20 @@ use std::time::Duration;
 
 use fred::clients::Client;
 use fred::error::Error as FredError;
-use fred::interfaces::{ClientLike, KeysInterface};
+use fred::interfaces::ClientLike;
 use fred::types::config::{Config, ConnectionConfig, PerformanceConfig, ReconnectPolicy};
 use fred::types::scripts::Script;
 use fred::types::Builder;
-use futures_util::future::BoxFuture;
-
-use crate::session::{SessionRecord, SessionStore, SessionStoreError};
 
 /// The revocation store lives beside its trait, in [`crate::jwt`]; it is named here
 /// too, with the connection that makes it.
 #[doc(no_inline)]
 pub use crate::jwt::RedisRevocationStore;
+/// The session store lives beside its trait, in [`crate::session`]; it is named here
+/// too, with the connection that makes it.
+#[cfg(feature = "session")]
+#[doc(no_inline)]
+pub use crate::session::RedisSessionStore;
 
 /// The rate-limit store lives beside its trait, in [`crate::ratelimit`]; it is named
 /// here too, and [`RedisConnection::rate_limits`] makes it.
@@ -284,10 +286,9 @@ impl RedisConnection {
     }
 
     /// The session store on this connection.
+    #[cfg(feature = "session")]
     pub fn sessions(&self) -> RedisSessionStore {
-        RedisSessionStore {
-            backend: self.clone(),
-        }
+        RedisSessionStore::new(self.clone())
     }
 
     /// The revocation store on this connection.
@@ -318,7 +319,7 @@ impl RedisConnection {
 
     /// Runs `operation` under the deadline. fred already times each command out; this
     /// bounds a whole operation (a script reload included) all the same.
-    async fn run<T>(
+    pub(crate) async fn run<T>(
         &self,
         operation: impl Future<Output = Result<T, FredError>>,
     ) -> Result<T, Failure> {
@@ -361,202 +362,6 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
-
-// --- Sessions -------------------------------------------------------------------------
-
-/// Saves a record and adds it to its user's index, whose TTL becomes the latest
-/// expiry of the user's sessions. KEYS: the record, the user's index (absent for an
-/// anonymous session). ARGV: the JSON, the expiry (Unix ms), the index member, and
-/// `XX` to write only a record that still exists (`SET … XX`: the check and the
-/// write are one step) or `ANY`. Returns 1 when written, 0 when the record was gone
-/// (ended while a request of it was in flight).
-const SAVE_SESSION: &str = r"
-if ARGV[4] == 'XX' then
-  if not redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2], 'XX') then return 0 end
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-end
-if KEYS[2] then
-  redis.call('SADD', KEYS[2], ARGV[3])
-  local pttl = redis.call('PTTL', KEYS[2])
-  local time = redis.call('TIME')
-  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  if pttl < 0 or now + pttl < tonumber(ARGV[2]) then
-    redis.call('PEXPIREAT', KEYS[2], ARGV[2])
-  end
-end
-return 1
-";
-
-/// Deletes a record and its entry in its user's index. KEYS: the record. ARGV: the
-/// index key's prefix, the index member.
-const DELETE_SESSION: &str = r"
-local json = redis.call('GET', KEYS[1])
-if not json then return 0 end
-local ok, record = pcall(cjson.decode, json)
-if ok and type(record) == 'table' and type(record.user_id) == 'number' then
-  redis.call('SREM', ARGV[1] .. string.format('%.0f', record.user_id), ARGV[2])
-end
-return redis.call('DEL', KEYS[1])
-";
-
-/// Deletes every session of a user but one; returns how many went. Members whose
-/// record expired, or no longer belongs to the user, leave the index. KEYS: the index.
-/// ARGV: the record keys' prefix, the member to spare (or ''), the user id.
-const DELETE_USER_SESSIONS: &str = r"
-local user = ARGV[3]
-local removed = 0
-for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if member ~= ARGV[2] then
-    local key = ARGV[1] .. member
-    local json = redis.call('GET', key)
-    if json then
-      local ok, record = pcall(cjson.decode, json)
-      if ok and type(record) == 'table' and type(record.user_id) == 'number'
-          and string.format('%.0f', record.user_id) == user then
-        redis.call('DEL', key)
-        removed = removed + 1
-      end
-    end
-    redis.call('SREM', KEYS[1], member)
-  end
-end
-return removed
-";
-
-/// Sessions in Redis: each record as JSON under `{prefix}:sess:{key}` until its
-/// expiry (`PXAT`, to the millisecond), and a set per user, `{prefix}:sessuser:{id}`,
-/// of the user's session keys, so that [`SessionStore::delete_user`] finds them
-/// without a scan.
-///
-/// ```no_run
-/// # async fn run(redis: portcullis::redis::RedisConnection, keyring: portcullis::keys::Keyring) {
-/// use std::sync::Arc;
-/// use portcullis::session::SessionConfig;
-///
-/// let layer = SessionConfig::default().layer(&keyring, Arc::new(redis.sessions()));
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct RedisSessionStore {
-    backend: RedisConnection,
-}
-
-fn session_error(failure: Failure) -> SessionStoreError {
-    SessionStoreError(failure.to_string())
-}
-
-impl RedisSessionStore {
-    /// Runs [`SAVE_SESSION`]; `mode` is `XX` (only an existing record) or `ANY`.
-    async fn write(
-        &self,
-        key: &str,
-        record: &SessionRecord,
-        expires_at: i64,
-        mode: &str,
-    ) -> Result<bool, SessionStoreError> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(SAVE_SESSION));
-        let json = serde_json::to_string(record)
-            .map_err(|e| SessionStoreError(format!("cannot encode a session: {e}")))?;
-        let mut keys = vec![self.backend.key("sess", key)];
-        if let Some(user_id) = record.user_id {
-            keys.push(self.user_index(user_id));
-        }
-        let args = vec![
-            json,
-            expires_at.to_string(),
-            key.to_owned(),
-            mode.to_owned(),
-        ];
-        let written: i64 = self
-            .backend
-            .script(&SCRIPT, keys, args)
-            .await
-            .map_err(session_error)?;
-        Ok(written == 1)
-    }
-
-    fn user_index(&self, user_id: i64) -> String {
-        self.backend.key("sessuser", &user_id.to_string())
-    }
-}
-
-impl SessionStore for RedisSessionStore {
-    fn load<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SessionRecord>, SessionStoreError>> {
-        Box::pin(async move {
-            let json: Option<String> = self
-                .backend
-                .run(self.backend.inner.client.get(self.backend.key("sess", key)))
-                .await
-                .map_err(session_error)?;
-            // A record that no longer parses (an older format) is an anonymous
-            // session, as in the SQL stores.
-            Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
-        })
-    }
-
-    fn save<'a>(
-        &'a self,
-        key: &'a str,
-        record: &'a SessionRecord,
-        expires_at: i64,
-    ) -> BoxFuture<'a, Result<(), SessionStoreError>> {
-        Box::pin(async move {
-            self.write(key, record, expires_at, "ANY").await?;
-            Ok(())
-        })
-    }
-
-    fn update<'a>(
-        &'a self,
-        key: &'a str,
-        record: &'a SessionRecord,
-        expires_at: i64,
-    ) -> BoxFuture<'a, Result<bool, SessionStoreError>> {
-        Box::pin(self.write(key, record, expires_at, "XX"))
-    }
-
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), SessionStoreError>> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(DELETE_SESSION));
-        Box::pin(async move {
-            let keys = vec![self.backend.key("sess", key)];
-            let args = vec![self.backend.key("sessuser", ""), key.to_owned()];
-            self.backend
-                .script::<i64>(&SCRIPT, keys, args)
-                .await
-                .map_err(session_error)?;
-            Ok(())
-        })
-    }
-
-    fn delete_user<'a>(
-        &'a self,
-        user_id: i64,
-        except: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<u64, SessionStoreError>> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::from_lua(DELETE_USER_SESSIONS));
-        Box::pin(async move {
-            let keys = vec![self.user_index(user_id)];
-            let args = vec![
-                self.backend.key("sess", ""),
-                except.unwrap_or_default().to_owned(),
-                user_id.to_string(),
-            ];
-            let removed: i64 = self
-                .backend
-                .script(&SCRIPT, keys, args)
-                .await
-                .map_err(session_error)?;
-            Ok(u64::try_from(removed).unwrap_or_default())
-        })
-    }
-}
 
 // --- Scripts --------------------------------------------------------------------------
 
