@@ -57,6 +57,7 @@ use fred::types::Builder;
 
 /// The revocation store lives beside its trait, in [`crate::jwt`]; it is named here
 /// too, with the connection that makes it.
+#[cfg(feature = "jwt")]
 #[doc(no_inline)]
 pub use crate::jwt::RedisRevocationStore;
 /// The session store lives beside its trait, in [`crate::session`]; it is named here
@@ -292,6 +293,7 @@ impl RedisConnection {
     }
 
     /// The revocation store on this connection.
+    #[cfg(feature = "jwt")]
     pub fn revocations(&self) -> RedisRevocationStore {
         RedisRevocationStore::new(self.clone())
     }
@@ -313,6 +315,10 @@ impl RedisConnection {
     }
 
     /// `{prefix}:{kind}:{name}`: every key a store writes.
+    #[cfg_attr(
+        not(any(feature = "session", feature = "ratelimit", feature = "jwt")),
+        allow(dead_code)
+    )]
     pub(crate) fn key(&self, kind: &str, name: &str) -> String {
         format!("{}:{kind}:{name}", self.inner.prefix)
     }
@@ -334,6 +340,10 @@ impl RedisConnection {
     }
 
     /// Runs `script` (EVALSHA, loading it on `NOSCRIPT`) under the deadline.
+    #[cfg_attr(
+        not(any(feature = "session", feature = "ratelimit", feature = "jwt")),
+        allow(dead_code)
+    )]
     pub(crate) async fn script<T: fred::types::FromValue>(
         &self,
         script: &Script,
@@ -366,6 +376,7 @@ impl std::error::Error for Failure {}
 // --- Scripts --------------------------------------------------------------------------
 
 // Extends a key's expiry to ARGV-given Unix seconds, never shortening it.
+#[cfg_attr(not(feature = "jwt"), allow(unused_macros))]
 macro_rules! lua_extend {
     () => {
         r"
@@ -379,9 +390,11 @@ end
 "
     };
 }
+#[cfg(feature = "jwt")]
 pub(crate) use lua_extend;
 
 /// The script of `$source`, loaded once per process (`EVALSHA`, reloaded on `NOSCRIPT`).
+#[cfg_attr(not(any(feature = "session", feature = "jwt")), allow(unused_macros))]
 macro_rules! script {
     ($source:expr) => {{
         static SCRIPT: std::sync::LazyLock<::fred::types::scripts::Script> =
@@ -389,6 +402,7 @@ macro_rules! script {
         &*SCRIPT
     }};
 }
+#[cfg(any(feature = "session", feature = "jwt"))]
 pub(crate) use script;
 
 #[cfg(test)]
