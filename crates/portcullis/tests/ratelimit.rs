@@ -458,7 +458,8 @@ async fn refusals_are_logged_without_the_username() {
 async fn a_full_username_pool_fails_closed_over_http() {
     let store = portcullis::ratelimit::MemoryRateLimitStoreConfig::default()
         .max_username_keys(16)
-        .build();
+        .build()
+        .unwrap();
     let server = serve_with(
         RateLimitConfig::default(),
         Arc::new(store),
@@ -506,7 +507,8 @@ async fn a_full_username_pool_fails_closed_over_http() {
 async fn a_flood_of_addresses_does_not_reset_a_username_bucket_over_http() {
     let store = portcullis::ratelimit::MemoryRateLimitStoreConfig::default()
         .max_keys(1_000)
-        .build();
+        .build()
+        .unwrap();
     let server = serve_with(
         RateLimitConfig::default(),
         Arc::new(store),

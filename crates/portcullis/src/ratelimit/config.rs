@@ -169,6 +169,17 @@ pub enum RateLimitConfigError {
     /// A quota with a zero size or period.
     #[error("rate-limit group {0:?} has a zero quota")]
     ZeroQuota(String),
+    /// A memory store pool too small for its watermarks.
+    #[error("the memory rate-limit store's {pool} must be at least {min}")]
+    TooFewKeys {
+        /// Which pool (`max_keys` or `max_username_keys`).
+        pool: &'static str,
+        /// The smallest pool that works.
+        min: usize,
+    },
+    /// A memory store that would sweep without pause.
+    #[error("the memory rate-limit store's sweep interval must be longer than zero")]
+    ZeroSweepInterval,
     /// A zero body limit, which would leave no username to count.
     #[error("the rate limiter's body limit is zero")]
     ZeroBodyLimit,

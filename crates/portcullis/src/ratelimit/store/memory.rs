@@ -9,7 +9,7 @@ use governor::clock::Clock;
 
 use super::{RateLimitStore, RateLimitStoreError};
 use crate::ratelimit::key::is_username_key;
-use crate::ratelimit::{Decision, Quota};
+use crate::ratelimit::{Decision, Quota, RateLimitConfigError};
 
 mod pool;
 
@@ -29,7 +29,8 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 ///     .max_keys(10_000)
 ///     .max_username_keys(5_000)
 ///     .sweep_interval(Duration::from_secs(30))
-///     .build();
+///     .build()
+///     .unwrap();
 /// assert_eq!(store.max_keys(), 10_000);
 /// assert_eq!(store.max_username_keys(), 5_000);
 /// ```
@@ -56,32 +57,50 @@ const MIN_MAX_KEYS: usize = 16;
 
 impl MemoryRateLimitStoreConfig {
     /// The most address keys (and keys of any kind but usernames) kept at once (at
-    /// least 16). See [`MemoryRateLimitStore`] for what happens when a flood of distinct keys
-    /// reaches it.
+    /// least 16, or [`MemoryRateLimitStoreConfig::build`] refuses). See
+    /// [`MemoryRateLimitStore`] for what happens when a flood of distinct keys reaches it.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
-        self.max_keys = max_keys.max(MIN_MAX_KEYS);
+        self.max_keys = max_keys;
         self
     }
 
-    /// The most username keys kept at once (at least 16), in a pool of their own that
-    /// no flood of addresses can empty. When it is full of active buckets, username
+    /// The most username keys kept at once (at least 16, or
+    /// [`MemoryRateLimitStoreConfig::build`] refuses), in a pool of their own that no
+    /// flood of addresses can empty. When it is full of active buckets, username
     /// checks fail (the layer answers 503) rather than forget one.
     pub fn max_username_keys(mut self, max_keys: usize) -> Self {
-        self.max_username_keys = max_keys.max(MIN_MAX_KEYS);
+        self.max_username_keys = max_keys;
         self
     }
 
-    /// How often a background task drops idle keys (at least one millisecond). The task
+    /// How often a background task drops idle keys (not zero, or
+    /// [`MemoryRateLimitStoreConfig::build`] refuses). The task
     /// runs only when the store is built inside a Tokio runtime with its timer on (as
     /// `#[tokio::main]` makes it), and ends with the store. Without it the cap still
     /// holds; idle keys are then dropped only when the count nears it.
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
-        self.sweep_interval = interval.max(Duration::from_millis(1));
+        self.sweep_interval = interval;
         self
     }
 
-    /// The store.
-    pub fn build(self) -> MemoryRateLimitStore {
+    /// The store, or why these settings cannot work: a pool under 16 keys (its
+    /// watermarks, an eighth, a quarter and a half of the cap, stop meaning anything),
+    /// or a sweep interval of zero.
+    pub fn build(self) -> Result<MemoryRateLimitStore, RateLimitConfigError> {
+        for (pool, keys) in [
+            ("max_keys", self.max_keys),
+            ("max_username_keys", self.max_username_keys),
+        ] {
+            if keys < MIN_MAX_KEYS {
+                return Err(RateLimitConfigError::TooFewKeys {
+                    pool,
+                    min: MIN_MAX_KEYS,
+                });
+            }
+        }
+        if self.sweep_interval.is_zero() {
+            return Err(RateLimitConfigError::ZeroSweepInterval);
+        }
         let inner = Arc::new(MemoryInner {
             addresses: Pool::new(self.max_keys, WhenFull::ForgetBusiest),
             usernames: Pool::new(self.max_username_keys, WhenFull::Refuse),
@@ -91,7 +110,7 @@ impl MemoryRateLimitStoreConfig {
             let weak = Arc::downgrade(&inner);
             runtime.spawn(sweep_periodically(weak, self.sweep_interval));
         }
-        MemoryRateLimitStore { inner }
+        Ok(MemoryRateLimitStore { inner })
     }
 }
 
@@ -179,7 +198,9 @@ impl Default for MemoryRateLimitStore {
 impl MemoryRateLimitStore {
     /// A store with the default settings ([`MemoryRateLimitStoreConfig`]).
     pub fn new() -> Self {
-        MemoryRateLimitStoreConfig::default().build()
+        MemoryRateLimitStoreConfig::default()
+            .build()
+            .expect("the default settings are valid")
     }
 
     /// How many keys are stored now, across every quota and both pools.
@@ -258,6 +279,30 @@ impl RateLimitStore for MemoryRateLimitStore {
 mod tests {
     use super::*;
 
+    #[test]
+    fn settings_that_cannot_work_are_refused_not_clamped() {
+        let config = MemoryRateLimitStoreConfig::default;
+        assert!(matches!(
+            config().max_keys(15).build(),
+            Err(RateLimitConfigError::TooFewKeys {
+                pool: "max_keys",
+                ..
+            })
+        ));
+        assert!(matches!(
+            config().max_username_keys(0).build(),
+            Err(RateLimitConfigError::TooFewKeys {
+                pool: "max_username_keys",
+                ..
+            })
+        ));
+        assert!(matches!(
+            config().sweep_interval(Duration::ZERO).build(),
+            Err(RateLimitConfigError::ZeroSweepInterval)
+        ));
+        assert_eq!(config().max_keys(16).build().unwrap().max_keys(), 16);
+    }
+
     /// Runs `future` as the store runs in an app: a Tokio runtime with its timer on.
     pub(super) fn block_on<F: std::future::Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
@@ -310,7 +355,8 @@ mod tests {
         block_on(async {
             let store = MemoryRateLimitStoreConfig::default()
                 .sweep_interval(Duration::from_millis(20))
-                .build();
+                .build()
+                .unwrap();
             let weak = Arc::downgrade(&store.inner);
             let fast = Quota::new(1, Duration::from_millis(1));
             for i in 0..100 {

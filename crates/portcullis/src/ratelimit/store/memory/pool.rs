@@ -224,7 +224,8 @@ mod tests {
         block_on(async {
             let store = MemoryRateLimitStoreConfig::default()
                 .max_keys(1_000)
-                .build();
+                .build()
+                .unwrap();
             let quota = Quota::per_minute(10);
             for i in 0..20_000 {
                 store.check(&format!("t:ip:{i}"), &quota).await.unwrap();
@@ -238,7 +239,8 @@ mod tests {
         block_on(async {
             let store = MemoryRateLimitStoreConfig::default()
                 .max_keys(1_000)
-                .build();
+                .build()
+                .unwrap();
             let slow = Quota::per_minute(1);
             // Spent: must survive every sweep.
             assert!(store.check("t:user:victim", &slow).await.unwrap().allowed);
@@ -264,7 +266,8 @@ mod tests {
         block_on(async {
             let store = MemoryRateLimitStoreConfig::default()
                 .max_keys(1_000)
-                .build();
+                .build()
+                .unwrap();
             // The contract's auth quota, for the username and the addresses alike.
             let quota = Quota::per_minute(10);
             for _ in 0..10 {
@@ -303,7 +306,8 @@ mod tests {
         block_on(async {
             let store = MemoryRateLimitStoreConfig::default()
                 .max_username_keys(1_000)
-                .build();
+                .build()
+                .unwrap();
             let quota = Quota::per_minute(10);
             for _ in 0..10 {
                 store.check("auth:user:victim", &quota).await.unwrap();
@@ -343,7 +347,8 @@ mod tests {
         block_on(async {
             let store = MemoryRateLimitStoreConfig::default()
                 .max_username_keys(1_000)
-                .build();
+                .build()
+                .unwrap();
             let slow = Quota::per_minute(1);
             assert!(store.check("t:user:victim", &slow).await.unwrap().allowed);
             let fast = Quota::new(1, Duration::from_millis(1));
