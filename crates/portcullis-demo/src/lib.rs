@@ -29,8 +29,8 @@ use portcullis::ratelimit::MemoryRateLimitStore;
 use portcullis::ratelimit::RateLimitStore;
 use portcullis::redis::RedisConnection;
 use portcullis::serve::ServeConfig;
+use portcullis::session::MemorySessionStore;
 use portcullis::session::SessionStore;
-use portcullis::session::{MemorySessionStore, SessionConfig};
 use portcullis::stack::StackError;
 use portcullis::templates::{Page, Templates};
 use portcullis::upload::{LocalStorage, UploadPolicy, UploadStorage};
@@ -196,8 +196,8 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .merge(portcullis::csp::report_collector(
             ReportCollectorConfig::default(),
         ));
-    let sessions = SessionConfig::default()
-        .secure(settings.cookie_secure)
+    let sessions = settings
+        .session_config()
         .layer(&keyring, shared.sessions.clone());
     // Exemptions, each because no cookie authenticates the request: browsers post
     // violation reports without a token (the collector only logs them), and the token

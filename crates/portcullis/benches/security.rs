@@ -103,7 +103,7 @@ type Captured = Arc<Mutex<Option<(CsrfMinter, Session)>>>;
 fn csrf_router(captured: Captured) -> Router {
     let keyring = keyring();
     let sessions = SessionConfig::default()
-        .secure(false)
+        .insecure_cookie_over_plain_http()
         .layer(&keyring, Arc::new(MemorySessionStore::default()));
     let csrf = CsrfConfig::default()
         .layer(&keyring)

@@ -567,7 +567,7 @@ mod tests {
             .layer(CsrfConfig::default().layer(&keyring).unwrap())
             .layer(
                 SessionConfig::default()
-                    .secure(false)
+                    .insecure_cookie_over_plain_http()
                     .layer(&keyring, std::sync::Arc::new(MemorySessionStore::default())),
             )
             .layer(crate::client_ip::ClientInfoConfig::default().layer());

@@ -201,7 +201,7 @@ where
 }
 
 /// `localhost`, `127.0.0.1` (any of 127/8) or `[::1]`, with or without a port.
-fn is_loopback_name(host: &str) -> bool {
+pub(crate) fn is_loopback_name(host: &str) -> bool {
     let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
         return false;
     };

@@ -50,7 +50,11 @@ async fn serve_routes(
     store: Arc<dyn SessionStore>,
 ) -> SocketAddr {
     let keyring = Keyring::new(SecretKey::generate(), vec![]);
-    let app = router.layer(config.secure(false).layer(&keyring, store));
+    let app = router.layer(
+        config
+            .insecure_cookie_over_plain_http()
+            .layer(&keyring, store),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -186,7 +190,7 @@ async fn cookies_signed_with_a_retired_key_are_anonymous_and_fallbacks_still_ver
         async move {
             let app = routes().layer(
                 SessionConfig::default()
-                    .secure(false)
+                    .insecure_cookie_over_plain_http()
                     .layer(&keyring, store),
             );
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

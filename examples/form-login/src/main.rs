@@ -158,7 +158,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let sessions = SessionConfig::default()
         // Development only: the cookie also travels over plain HTTP.
-        .secure(false)
+        .insecure_cookie_over_plain_http()
         .layer(&keyring, Arc::new(MemorySessionStore::default()));
     let app = SecureStack::default()
         .sessions(sessions)

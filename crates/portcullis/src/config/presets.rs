@@ -8,6 +8,8 @@ use crate::cors::CorsConfig;
 use crate::https::HttpsRedirectConfig;
 #[cfg(feature = "ratelimit")]
 use crate::ratelimit::RateLimitConfig;
+#[cfg(feature = "session")]
+use crate::session::SessionConfig;
 use crate::stack::SecureStack;
 
 use super::Settings;
@@ -91,5 +93,24 @@ impl Settings {
     #[cfg(feature = "ratelimit")]
     pub fn rate_limit_config(&self) -> RateLimitConfig {
         RateLimitConfig::default().mode(self.rate_limits)
+    }
+
+    /// The session settings: `Secure` cookies, unless `PORTCULLIS_COOKIE_SECURE=false`
+    /// (development only; production refuses it) sends them without `Secure` over
+    /// plain HTTP.
+    ///
+    /// ```
+    /// use portcullis::config::Settings;
+    ///
+    /// let settings = Settings::from_lookup(|_| None).unwrap();
+    /// let config = settings.session_config();
+    /// ```
+    #[cfg(feature = "session")]
+    pub fn session_config(&self) -> SessionConfig {
+        if self.cookie_secure {
+            SessionConfig::default()
+        } else {
+            SessionConfig::default().insecure_cookie_over_plain_http()
+        }
     }
 }

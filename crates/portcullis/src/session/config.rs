@@ -9,7 +9,7 @@ use super::store::SessionStore;
 use crate::keys::{Keyring, Purpose};
 
 /// Settings of the session layer. `Default`: idle 30 minutes, absolute 12 hours,
-/// `Secure` cookies.
+/// `Secure` cookies even over plain HTTP.
 ///
 /// ```
 /// use std::time::Duration;
@@ -17,15 +17,21 @@ use crate::keys::{Keyring, Purpose};
 ///
 /// let config = SessionConfig::default()
 ///     .idle_timeout(Duration::from_secs(15 * 60))
-///     .absolute_lifetime(Duration::from_secs(8 * 3600))
-///     .secure(false); // plain HTTP in development only
+///     .absolute_lifetime(Duration::from_secs(8 * 3600));
 /// ```
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     idle_timeout: Duration,
     absolute_lifetime: Duration,
-    secure: bool,
+    plain_http: PlainHttpCookie,
     touch_interval: Duration,
+}
+
+/// What the cookie is over plain HTTP (over HTTPS it is always `Secure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlainHttpCookie {
+    Secure,
+    Insecure,
 }
 
 impl Default for SessionConfig {
@@ -33,7 +39,7 @@ impl Default for SessionConfig {
         Self {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_lifetime: Duration::from_secs(12 * 3600),
-            secure: true,
+            plain_http: PlainHttpCookie::Secure,
             touch_interval: Duration::from_secs(60),
         }
     }
@@ -52,10 +58,20 @@ impl SessionConfig {
         self
     }
 
-    /// Whether cookies carry `Secure` even over plain HTTP requests (over HTTPS they
-    /// always do). Only development turns this off.
-    pub fn secure(mut self, secure: bool) -> Self {
-        self.secure = secure;
+    /// Sends the session cookie without `Secure` when the request came over plain
+    /// HTTP, so that a browser keeps it on `http://192.168.1.5:3000` (development on
+    /// a LAN address). Over HTTPS the cookie is always `Secure`. Without this, a
+    /// `Secure` cookie sent over plain HTTP to a host other than a loopback name is
+    /// dropped by the browser, and the layer logs once that this is happening.
+    /// Never in production: a cookie without `Secure` travels in clear.
+    ///
+    /// ```
+    /// use portcullis::session::SessionConfig;
+    ///
+    /// let development = SessionConfig::default().insecure_cookie_over_plain_http();
+    /// ```
+    pub fn insecure_cookie_over_plain_http(mut self) -> Self {
+        self.plain_http = PlainHttpCookie::Insecure;
         self
     }
 
@@ -82,7 +98,7 @@ impl SessionConfig {
 
     /// Whether cookies carry `Secure` over plain HTTP too.
     pub(super) fn is_secure(&self) -> bool {
-        self.secure
+        self.plain_http == PlainHttpCookie::Secure
     }
 }
 

@@ -26,6 +26,8 @@ pub(super) struct Shared {
     pub(super) config: SessionConfig,
     pub(super) signer: Signer,
     pub(super) store: Arc<dyn SessionStore>,
+    /// Whether the layer has said once that browsers drop its cookie over plain HTTP.
+    pub(super) warned_plain_http: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -50,6 +52,7 @@ impl SessionLayer {
                 config,
                 signer,
                 store,
+                warned_plain_http: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -84,6 +87,32 @@ pub struct SessionService<S> {
 impl<S> fmt::Debug for SessionService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionService").finish_non_exhaustive()
+    }
+}
+
+/// A `Secure` cookie set over plain HTTP for a host other than a loopback name: the
+/// browser drops it, every form then fails its CSRF check and nobody can sign in, with
+/// nothing in the log. Said once, with the fix.
+fn warn_if_dropped<B>(shared: &Shared, req: &Request<B>, https: bool) {
+    use std::sync::atomic::Ordering;
+    if https || !shared.config.is_secure() || shared.warned_plain_http.load(Ordering::Relaxed) {
+        return;
+    }
+    let host = req
+        .extensions()
+        .get::<ClientInfo>()
+        .and_then(|client| client.host.clone());
+    let Some(host) = host.filter(|host| !crate::https::is_loopback_name(host)) else {
+        return;
+    };
+    if !shared.warned_plain_http.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            target: "portcullis::config",
+            %host,
+            "the session cookie is Secure but this request came over plain HTTP: browsers drop it, \
+             so sessions and CSRF tokens will not work on this host; serve HTTPS, or in development \
+             use SessionConfig::insecure_cookie_over_plain_http()"
+        );
     }
 }
 
@@ -139,6 +168,7 @@ where
                     }
                 }
             }
+            warn_if_dropped(&shared, &req, https);
             let handle = Session::new(state, shared.clone());
             req.extensions_mut().insert(handle.clone());
             let mut response = inner.call(req).await?;
@@ -223,5 +253,95 @@ fn keep_out_of_shared_caches(headers: &mut HeaderMap) {
         .any(|v| v.trim() == "*" || v.trim().eq_ignore_ascii_case("cookie"));
     if !varies {
         headers.append(header::VARY, HeaderValue::from_static("Cookie"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client_ip::Scheme;
+    use crate::keys::{Keyring, Purpose};
+    use crate::session::{MemorySessionStore, SessionConfig};
+
+    /// The log lines written while `f` runs.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber_for_tests(move || writer.clone());
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn tracing_subscriber_for_tests<W>(make: W) -> impl tracing::Subscriber
+    where
+        W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    {
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(make)
+            .finish()
+    }
+
+    fn shared(config: SessionConfig) -> Shared {
+        Shared {
+            config,
+            signer: Keyring::ephemeral().signer(Purpose::SESSION),
+            store: Arc::new(MemorySessionStore::default()),
+            warned_plain_http: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn request(host: &str, scheme: Scheme) -> Request<()> {
+        let mut req = Request::new(());
+        req.extensions_mut().insert(ClientInfo {
+            ip: "192.168.1.20".parse().unwrap(),
+            scheme,
+            host: Some(host.to_owned()),
+        });
+        req
+    }
+
+    #[test]
+    fn a_secure_cookie_over_plain_http_on_a_lan_address_is_said_once() {
+        let layer = shared(SessionConfig::default());
+        let lines = logged(|| {
+            for _ in 0..3 {
+                let req = request("192.168.1.5:3000", Scheme::Http);
+                warn_if_dropped(&layer, &req, false);
+            }
+        });
+        assert_eq!(lines.matches("browsers drop it").count(), 1, "{lines}");
+        assert!(lines.contains("insecure_cookie_over_plain_http"), "{lines}");
+    }
+
+    #[test]
+    fn https_loopback_and_the_insecure_switch_say_nothing() {
+        let quiet = |layer: &Shared, host: &str, https: bool| {
+            logged(|| {
+                let scheme = if https { Scheme::Https } else { Scheme::Http };
+                warn_if_dropped(layer, &request(host, scheme), https);
+            })
+        };
+        let secure = shared(SessionConfig::default());
+        assert_eq!(quiet(&secure, "app.example", true), "");
+        assert_eq!(quiet(&secure, "localhost:3000", false), "");
+        assert_eq!(quiet(&secure, "127.0.0.1:3000", false), "");
+        let insecure = shared(SessionConfig::default().insecure_cookie_over_plain_http());
+        assert_eq!(quiet(&insecure, "192.168.1.5:3000", false), "");
     }
 }
