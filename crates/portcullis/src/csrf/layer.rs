@@ -22,14 +22,14 @@ use crate::session::Session;
 use super::{CsrfMinter, CsrfRejection, FORM_FIELD, HEADER};
 
 /// The origins allowed besides the app's own, parsed when the layer was built.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Origins {
     pub(super) trusted: Vec<Origin>,
     pub(super) api: Vec<Origin>,
     pub(super) any_api_origin: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Shared {
     minter: CsrfMinter,
     origins: Origins,
@@ -67,22 +67,10 @@ impl CsrfLayer {
     /// Inside a stack whose body-limit layer bounds every body, form bodies are read
     /// up to that limit, not a second one of the layer's own that would have to agree.
     pub(crate) fn within_body_limit(self) -> Self {
-        let shared = Arc::try_unwrap(self.shared).unwrap_or_else(|shared| Shared {
-            minter: shared.minter.clone(),
-            origins: Origins {
-                trusted: shared.origins.trusted.clone(),
-                api: shared.origins.api.clone(),
-                any_api_origin: shared.origins.any_api_origin,
-            },
-            exempt: shared.exempt.clone(),
-            max_age: shared.max_age,
-            max_form_bytes: shared.max_form_bytes,
-        });
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        shared.max_form_bytes = usize::MAX;
         Self {
-            shared: Arc::new(Shared {
-                max_form_bytes: usize::MAX,
-                ..shared
-            }),
+            shared: Arc::new(shared),
         }
     }
 }

@@ -39,7 +39,7 @@ pub(super) struct Rule {
 
 /// What every clone of the layer and its services share: the validated configuration
 /// and the store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Shared {
     pub(super) rules: Vec<Rule>,
     pub(super) default: Option<Rule>,
@@ -75,17 +75,10 @@ impl RateLimitLayer {
     /// Inside a stack whose body-limit layer bounds every body, login bodies are read
     /// up to that limit, not a second one of the layer's own that would have to agree.
     pub(crate) fn within_body_limit(self) -> Self {
-        let shared = Arc::try_unwrap(self.shared).unwrap_or_else(|shared| Shared {
-            rules: shared.rules.clone(),
-            default: shared.default.clone(),
-            store: shared.store.clone(),
-            max_body_bytes: shared.max_body_bytes,
-        });
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        shared.max_body_bytes = usize::MAX;
         Self {
-            shared: Arc::new(Shared {
-                max_body_bytes: usize::MAX,
-                ..shared
-            }),
+            shared: Arc::new(shared),
         }
     }
 }
