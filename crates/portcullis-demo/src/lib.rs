@@ -193,9 +193,10 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .merge(api::router(jwt))
         .merge(files::router())
         .with_state(state)
-        .merge(portcullis::csp::report_collector(
-            ReportCollectorConfig::default(),
-        ));
+        .merge(
+            portcullis::csp::report_collector(ReportCollectorConfig::default())
+                .map_err(StackError::from)?,
+        );
     let sessions = settings
         .session_config()
         .layer(&keyring, shared.sessions.clone());

@@ -120,6 +120,9 @@ pub enum StackError {
     /// The header configuration is invalid.
     #[error(transparent)]
     Headers(#[from] HeadersError),
+    /// The CSP or its report collector is invalid.
+    #[error(transparent)]
+    Csp(#[from] crate::csp::CspError),
     /// The CSRF configuration is invalid.
     #[cfg(feature = "csrf")]
     #[error(transparent)]

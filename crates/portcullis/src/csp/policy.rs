@@ -110,6 +110,9 @@ pub enum CspError {
     /// A report path that is not an absolute path or URL.
     #[error("invalid CSP report endpoint {0:?}")]
     InvalidReportEndpoint(String),
+    /// Report collector settings that cannot work.
+    #[error("CSP report collector: {0}")]
+    InvalidReportCollector(&'static str),
 }
 
 /// A Content Security Policy, built up from typed directives.

@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::Router;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::policy::DEFAULT_REPORT_PATH;
+use super::policy::{CspError, DEFAULT_REPORT_PATH};
 use crate::client_ip::ClientInfo;
 use crate::error::Error;
 
@@ -64,19 +64,38 @@ const COLLECTOR_MAX_TRACKED: usize = 10_000;
 /// ```
 /// use portcullis::csp::{report_collector, ReportCollectorConfig};
 ///
-/// let app: axum::Router = axum::Router::new().merge(report_collector(ReportCollectorConfig::default()));
+/// let collector = report_collector(ReportCollectorConfig::default()).unwrap();
+/// let app: axum::Router = axum::Router::new().merge(collector);
+///
+/// // Settings that could only refuse every report are refused here.
+/// let none = ReportCollectorConfig { per_client_per_minute: 0, ..Default::default() };
+/// assert!(report_collector::<()>(none).is_err());
 /// ```
 pub fn report_collector<S: Clone + Send + Sync + 'static>(
     config: ReportCollectorConfig,
-) -> Router<S> {
-    let per_minute = NonZeroU32::new(config.per_client_per_minute.max(1)).expect("at least 1");
+) -> Result<Router<S>, CspError> {
+    let Some(per_minute) = NonZeroU32::new(config.per_client_per_minute) else {
+        return Err(CspError::InvalidReportCollector(
+            "per_client_per_minute is 0: every report would be refused",
+        ));
+    };
+    if config.max_body_bytes == 0 {
+        return Err(CspError::InvalidReportCollector(
+            "max_body_bytes is 0: every report would be refused",
+        ));
+    }
+    if !config.path.starts_with('/') {
+        return Err(CspError::InvalidReportCollector(
+            "the path must be absolute, such as /csp-report",
+        ));
+    }
     let state = Arc::new(CollectorState {
         limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
         max_body_bytes: config.max_body_bytes,
     });
-    Router::new()
+    Ok(Router::new()
         .route(&config.path, post(collect))
-        .with_state(state)
+        .with_state(state))
 }
 
 async fn collect(
@@ -200,10 +219,11 @@ mod tests {
 
     /// The collector behind the client-info layer, as the stack serves it.
     fn collector(per_minute: u32) -> Router {
-        report_collector(ReportCollectorConfig {
+        report_collector::<()>(ReportCollectorConfig {
             per_client_per_minute: per_minute,
             ..ReportCollectorConfig::default()
         })
+        .unwrap()
         .layer(crate::client_ip::ClientInfoConfig::default().layer())
     }
 

@@ -66,7 +66,8 @@ pub(crate) fn routes() -> Router {
             per_client_per_minute: 5,
             max_body_bytes: 2048,
             ..ReportCollectorConfig::default()
-        }))
+        })
+        .unwrap())
 }
 
 pub(crate) async fn serve(app: Router) -> SocketAddr {
