@@ -240,15 +240,29 @@ impl MissingLayer {
     }
 }
 
-impl IntoResponse for MissingLayer {
-    fn into_response(self) -> axum::response::Response {
+impl MissingLayer {
+    fn log(&self) {
         tracing::error!(
             target: "portcullis::config",
             needed_by = self.needed_by,
             missing = self.layer,
             "{self}: install it, or build the app with SecureStack"
         );
-        Error::internal().into_response()
+    }
+}
+
+impl IntoResponse for MissingLayer {
+    fn into_response(self) -> axum::response::Response {
+        Error::from(self).into_response()
+    }
+}
+
+/// For extractors that answer with an [`Error`]: logged as it is converted, then a
+/// plain 500.
+impl From<MissingLayer> for Error {
+    fn from(missing: MissingLayer) -> Self {
+        missing.log();
+        Error::internal()
     }
 }
 

@@ -5,7 +5,7 @@ use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::error::Error;
+use crate::error::{Error, MissingLayer};
 
 const NONCE_BYTES: usize = 16;
 pub(super) const NONCE_LEN: usize = 22; // base64url of 16 bytes, no padding
@@ -68,9 +68,10 @@ impl<S: Send + Sync> FromRequestParts<S> for CspNonce {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<CspNonce>().copied().ok_or_else(|| {
-            tracing::error!("CspNonce requested but the security-headers layer is not installed");
-            Error::internal()
-        })
+        parts
+            .extensions
+            .get::<CspNonce>()
+            .copied()
+            .ok_or_else(|| MissingLayer::new("CspNonce", "the secure-headers layer").into())
     }
 }

@@ -10,7 +10,7 @@ use super::cookie::SessionId;
 use super::layer::Shared;
 use super::record::{now, SessionRecord};
 use super::store::SessionStoreError;
-use crate::error::Error;
+use crate::error::{Error, MissingLayer};
 
 /// What a request did to its session, for the layer to write back after the handler.
 #[derive(Debug, Default)]
@@ -206,9 +206,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().ok_or_else(|| {
-            tracing::error!("Session requested but the session layer is not installed");
-            Error::internal()
-        })
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or_else(|| MissingLayer::new("Session", "the session layer").into())
     }
 }
