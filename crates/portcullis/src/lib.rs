@@ -90,8 +90,6 @@ pub mod csp;
 pub mod csrf;
 pub mod error;
 pub mod extract;
-#[cfg(feature = "csrf")]
-mod form;
 pub mod headers;
 pub mod hosts;
 pub mod https;

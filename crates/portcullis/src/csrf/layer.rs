@@ -12,10 +12,10 @@ use axum::response::IntoResponse;
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
+use super::form::{urlencoded_field, BoundaryError, FirstPartScanner};
 use crate::body::{body_error_response, buffer_body};
 use crate::client_ip::ClientInfo;
 use crate::error::{Error, MissingLayer};
-use crate::form::{urlencoded_field, BoundaryError, FirstPartScanner};
 use crate::origin::Origin;
 use crate::session::Session;
 
@@ -270,7 +270,7 @@ fn is_form(headers: &HeaderMap) -> bool {
 /// error (answered 400) for a multipart type whose boundary RFC 2046 does not allow.
 fn form_data_boundary(headers: &HeaderMap) -> Result<Option<String>, BoundaryError> {
     match headers.get(header::CONTENT_TYPE) {
-        Some(value) => crate::form::form_data_boundary(value.as_bytes()),
+        Some(value) => super::form::form_data_boundary(value.as_bytes()),
         None => Ok(None),
     }
 }
