@@ -14,6 +14,7 @@ use portcullis::input::TextRules;
 use portcullis::jwt::{BearerUser, Jwt, JwtError};
 use serde::Deserialize;
 
+use crate::comments::{check_renders, RenderedComment};
 use crate::AppState;
 
 /// The `/api` routes, with the token service in their extensions for [`BearerUser`].
@@ -108,7 +109,7 @@ async fn list_comments(
         ));
     }
     let comments = state.db.newest_comments(limit).await.map_err(unavailable)?;
-    Ok(Json(comments).into_response())
+    Ok(Json(RenderedComment::all(comments, &state.rich_text)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +126,7 @@ async fn add_comment(
     let body = TextRules::multiline(1, 2000)
         .apply(&comment.body)
         .map_err(|e| Error::bad_request(e.to_string()))?;
+    check_renders(&body, &state.rich_text)?;
     let id = state
         .db
         .add_comment(user.id, &body)
@@ -132,7 +134,11 @@ async fn add_comment(
         .map_err(unavailable)?;
     let stored = state.db.comment(id).await.map_err(unavailable)?;
     match stored {
-        Some(comment) => Ok((StatusCode::CREATED, Json(comment)).into_response()),
+        Some(comment) => Ok((
+            StatusCode::CREATED,
+            Json(RenderedComment::new(comment, &state.rich_text)),
+        )
+            .into_response()),
         None => Err(Error::service_unavailable(5)),
     }
 }

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod api;
+pub mod comments;
 pub mod db;
 pub mod files;
 pub mod routes;
@@ -28,6 +29,7 @@ use portcullis::password::{PasswordConfig, PasswordPolicy, Passwords};
 use portcullis::ratelimit::MemoryRateLimitStore;
 use portcullis::ratelimit::RateLimitStore;
 use portcullis::redis::RedisConnection;
+use portcullis::sanitize::Sanitizer;
 use portcullis::serve::ServeConfig;
 use portcullis::session::MemorySessionStore;
 use portcullis::session::SessionStore;
@@ -99,6 +101,8 @@ pub struct AppResources {
     pub upload_policy: UploadPolicy,
     /// The shared Redis, when `REDIS_URL` is set (for `/healthz`).
     pub redis: Option<RedisConnection>,
+    /// Comment Markdown to sanitised HTML.
+    pub rich_text: Sanitizer,
 }
 
 /// Where sessions, rate limits and revocations live: in memory for one instance, in
@@ -165,6 +169,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         keyring: keyring.clone(),
         passwords,
         policy: PasswordPolicy::default(),
+        rich_text: Sanitizer::default(),
         jwt: jwt.clone(),
         uploads: Arc::new(LocalStorage::new(&settings.upload_dir)?),
         upload_policy: upload_policy.clone(),

@@ -14,6 +14,7 @@ use portcullis::templates::Page;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::comments::{check_renders, RenderedComment};
 use crate::AppState;
 
 /// Every route of the app.
@@ -72,11 +73,14 @@ async fn render_index(
     error: Option<String>,
 ) -> Result<Html<String>, Error> {
     let comments = state.db.newest_comments(20).await.map_err(unavailable)?;
+    let comments = RenderedComment::all(comments, &state.rich_text);
     let user = page_user(state, user).await?;
+    // A context of Rust values, not `json!`: JSON would turn each comment's SafeHtml
+    // into a plain string, which the template would then escape.
     state.templates.render(
         "index.html",
         page,
-        json!({ "comments": comments, "user": user, "body": body, "error": error }),
+        minijinja::context! { comments, user, body, error },
     )
 }
 
@@ -99,7 +103,15 @@ async fn add_comment(
     user: CurrentUser,
     Form(form): Form<CommentForm>,
 ) -> Result<Response, Error> {
-    match TextRules::multiline(1, 2000).apply(&form.body) {
+    let checked = TextRules::multiline(1, 2000)
+        .apply(&form.body)
+        .map_err(|e| e.to_string())
+        .and_then(|body| {
+            check_renders(&body, &state.rich_text)
+                .map(|()| body)
+                .map_err(|e| e.message().to_owned())
+        });
+    match checked {
         Ok(body) => {
             state
                 .db
@@ -114,7 +126,7 @@ async fn add_comment(
                 &page,
                 MaybeUser(Some(user.id)),
                 &form.body,
-                Some(error.to_string()),
+                Some(error),
             )
             .await?;
             Ok((StatusCode::BAD_REQUEST, html).into_response())

@@ -84,6 +84,9 @@ async fn token_me_and_comments_follow_the_contract() {
     assert_eq!(created.headers()["content-type"], "application/json");
     let comment: Value = created.json().await.unwrap();
     assert_eq!(comment["body"], "<b>from the API</b>");
+    let mut keys: Vec<_> = comment.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["body", "body_html", "created_at", "id", "username"]);
     // The HTML page shows the API's comment escaped.
     let page = client()
         .get(demo.url("/"))
@@ -93,7 +96,9 @@ async fn token_me_and_comments_follow_the_contract() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("&lt;b&gt;from the API&lt;&#x2f;b&gt;"));
+    assert_eq!(comment["body_html"], "<p><b>from the API</b></p>\n");
+    // The HTML page shows the comment's sanitised HTML.
+    assert!(page.contains("<div class=\"comment-body\"><p><b>from the API</b></p>\n</div>"));
     for n in 0..25 {
         client()
             .post(demo.url("/api/comments"))

@@ -40,7 +40,7 @@ async fn accounts_comments_api_and_uploads_work_on_postgres() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("&#x27;; DROP TABLE users;--"));
+    assert!(page.contains("<p>'; DROP TABLE users;--</p>"));
     assert!(!page.contains("<script>alert"));
     assert_eq!(
         login(&browser_like(), &demo, "pg-user", "wrong password here")

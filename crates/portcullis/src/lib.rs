@@ -37,7 +37,8 @@
 //! | `ratelimit` | GCRA limits per client IP and per username, fail-closed stores | `ratelimit` |
 //! | `cors` | validated CORS: explicit origins, deny by default, no `*` with credentials | `cors` |
 //! | `upload` | upload names, type checks, metadata stripping, storage, download headers | `upload` |
-//! | `templates` | templates that always escape, with `csp_nonce()` and `csrf_field()` | `templates` |
+//! | `templates` | templates that always escape, with `csp_nonce()` and `csrf_field()`; `\|safe` refused | `templates` |
+//! | `sanitize` | user rich text: an allow-list HTML sanitizer, Markdown through it, `SafeHtml` | `sanitize` |
 //! | `logging` | structured logs with credentials redacted | `logging` |
 //! | `redis` | the Redis connection that the Redis stores share | `redis` |
 //!
@@ -106,6 +107,8 @@ pub mod password;
 pub mod ratelimit;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "sanitize")]
+pub mod sanitize;
 pub mod serve;
 #[cfg(feature = "session")]
 pub mod session;

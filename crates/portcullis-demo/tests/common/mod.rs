@@ -274,6 +274,72 @@ pub fn escaped(text: &str) -> String {
         .replace('/', "&#x2f;")
 }
 
+/// `text` as sanitised Markdown shows it: only `&`, `<` and `>` escaped.
+pub fn html_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The comments section of the home page.
+pub fn comments_section(page: &str) -> &str {
+    let start = page
+        .find("<section class=\"comments\"")
+        .expect("the page lists comments");
+    let end = page[start..].find("</section>").expect("the section ends") + start;
+    &page[start..end]
+}
+
+/// Fails if `html` holds an element that can run script, load anything or clobber a
+/// global, or any event-handler attribute or script URL.
+pub fn assert_no_active_markup(html: &str, payload: &str) {
+    let lower = html.to_ascii_lowercase();
+    for element in [
+        "<script",
+        "<iframe",
+        "<svg",
+        "<math",
+        "<object",
+        "<embed",
+        "<meta",
+        "<style",
+        "<link",
+        "<base",
+        "<form",
+        "<input",
+        "<button",
+        "<img",
+        "<body",
+        "<video",
+        "<audio",
+        "<frame",
+        "<template",
+        "<noscript",
+    ] {
+        assert!(
+            !lower.contains(element),
+            "{element} from {payload:?}: {html}"
+        );
+    }
+    // Every tag's attributes: no handler, style, id or name; no script URL.
+    for tag in lower
+        .split('<')
+        .skip(1)
+        .map(|t| t.split('>').next().unwrap_or(""))
+    {
+        for attribute in tag.split_whitespace().skip(1) {
+            let name = attribute.split('=').next().unwrap_or("");
+            assert!(
+                !(name.starts_with("on") || ["style", "id", "name", "srcset"].contains(&name)),
+                "attribute {name} from {payload:?}: {html}"
+            );
+        }
+        for scheme in ["javascript:", "data:", "vbscript:"] {
+            assert!(!tag.contains(scheme), "{scheme} from {payload:?}: {html}");
+        }
+    }
+}
+
 /// Posts a comment through the form on `/`.
 pub async fn comment(client: &reqwest::Client, demo: &Demo, body: &str) -> reqwest::Response {
     let token = token_from(client, demo, "/").await;
