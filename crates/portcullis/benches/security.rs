@@ -514,6 +514,53 @@ fn uploads(c: &mut Criterion) {
     group.finish();
 }
 
+/// The sanitizer: a typical Markdown comment, and hostile inputs from 16 KiB to 1 MiB
+/// (limits raised so that the large ones are parsed, not refused at the door). Each
+/// is either rendered or refused within bounds; time per byte should stay flat.
+fn sanitize(c: &mut Criterion) {
+    use portcullis::sanitize::Sanitizer;
+
+    let comment = "## Notes\n\nThis is *emphasis*, **strong**, `code` and \
+                   [a link](https://docs.example/start).\n\n- one\n- two\n\n> quoted\n\n\
+                   ```\nfn main() {}\n```\n\n<b>html</b> <img src=x onerror=alert(1)>\n"
+        .repeat(4);
+    let default = Sanitizer::default();
+    c.bench_function("sanitize/markdown_comment_1kib", |b| {
+        b.iter(|| default.markdown(black_box(&comment)))
+    });
+    let large = Sanitizer::builder()
+        .max_input_bytes(1 << 20)
+        .max_output_bytes(4 << 20)
+        .build()
+        .expect("valid limits");
+    let mut group = c.benchmark_group("sanitize_hostile");
+    group.sample_size(10).measurement_time(Duration::from_secs(2));
+    for size in [16usize << 10, 64 << 10, 256 << 10, 1 << 20] {
+        let kib = size >> 10;
+        let inputs: [(&str, String, bool); 6] = [
+            ("html_lt", "<".repeat(size), false),
+            ("html_nested_div", "<div>".repeat(size / 5), false),
+            ("html_links", "<a>".repeat(size / 3), false),
+            ("markdown_stars", "*".repeat(size), true),
+            ("markdown_nested_quotes", ">".repeat(size), true),
+            ("markdown_emphasis", "*a **b ".repeat(size / 7), true),
+        ];
+        for (name, input, markdown) in inputs {
+            group.throughput(criterion::Throughput::Bytes(input.len() as u64));
+            group.bench_function(format!("{name}/{kib}kib"), |b| {
+                b.iter(|| {
+                    if markdown {
+                        large.markdown(black_box(&input)).map(|h| h.as_str().len())
+                    } else {
+                        large.clean(black_box(&input)).map(|h| h.as_str().len())
+                    }
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 /// The benchmark groups. criterion_group! defines public functions that cannot carry
 /// documentation, so they live in a private module that allows that.
 #[allow(missing_docs, unreachable_pub)]
@@ -525,7 +572,7 @@ mod groups {
         config = Criterion::default()
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(3));
-        targets = headers, csrf, csrf_multipart_scan, sessions, jwt, rate_limit, uploads
+        targets = headers, csrf, csrf_multipart_scan, sessions, jwt, rate_limit, uploads, sanitize
     }
     criterion_group! {
         name = hashing;

@@ -10,7 +10,7 @@
 //! The core (always compiled) is what every app needs; every other concern is a
 //! feature, all of them on by default except `redis`. An app that wants only the
 //! response headers takes `default-features = false`: 122 crates in its tree instead
-//! of 274 with everything.
+//! of 292 with everything.
 //!
 //! | module | concern | feature |
 //! |---|---|---|
@@ -45,7 +45,8 @@
 //! What each feature adds to the core's dependency tree: `session` and `csrf` the
 //! cookie parser (7 crates); `sqlite` sqlx with SQLite (70); `jwt` jsonwebtoken (15);
 //! `password` Argon2, scrypt, PBKDF2, bcrypt and zxcvbn (38); `upload` the image and
-//! type parsers (7); `templates` minijinja (9); `logging` tracing-subscriber (10); `tls`
+//! type parsers (7); `templates` minijinja (9); `sanitize` ammonia, html5ever and
+//! pulldown-cmark (45); `logging` tracing-subscriber (10); `tls`
 //! rustls, tokio-rustls and rcgen (18); `redis` fred (62); `ratelimit` and `cors` nothing
 //! new. `test-util` adds the conformance suites for third-party stores
 //! (`session::store::conformance`, `ratelimit::store::conformance`,
