@@ -534,7 +534,9 @@ fn sanitize(c: &mut Criterion) {
         .build()
         .expect("valid limits");
     let mut group = c.benchmark_group("sanitize_hostile");
-    group.sample_size(10).measurement_time(Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(2));
     for size in [16usize << 10, 64 << 10, 256 << 10, 1 << 20] {
         let kib = size >> 10;
         let inputs: [(&str, String, bool); 6] = [
