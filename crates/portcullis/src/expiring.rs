@@ -365,6 +365,22 @@ mod tests {
         assert_consistent(&map);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_purge_task_runs_at_its_interval_and_does_not_keep_the_store_alive() {
+        let store = Arc::new(std::sync::Mutex::new(Map::new(10, WhenFull::Refuse)));
+        store.lock().unwrap().insert("a".into(), 0, 1, 0).unwrap();
+        spawn_purge(&store, Duration::from_secs(60), |map| {
+            map.lock().unwrap().purge_expired(i64::MAX);
+        });
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(store.lock().unwrap().len(), 1, "purged before its interval");
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert_eq!(store.lock().unwrap().len(), 0);
+        let weak = Arc::downgrade(&store);
+        drop(store);
+        assert!(weak.upgrade().is_none());
+    }
+
     #[test]
     fn removal_by_key_or_predicate_keeps_the_index_in_step() {
         let mut map = Map::new(10, WhenFull::Refuse);

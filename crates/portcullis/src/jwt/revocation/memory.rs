@@ -59,6 +59,8 @@ impl Shard {
         self.records.len()
     }
 
+    // Typed views of the one map: an `Id::Family` always holds a `Record::Family`, an
+    // `Id::User` a `Record::User`.
     fn family(&self, id: &str, now: i64) -> Option<&Family> {
         match self.records.get(&Id::Family(id.to_owned()), now) {
             Some(Record::Family(family)) => Some(family),

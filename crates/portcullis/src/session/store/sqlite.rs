@@ -241,14 +241,18 @@ mod tests {
         SessionRecord::begun_now(user)
     }
 
-    #[tokio::test]
-    async fn a_zero_capacity_is_refused_not_raised_to_one() {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+    async fn memory_pool() -> sqlx::SqlitePool {
+        // One connection: every connection to `:memory:` is a database of its own.
+        sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)
             .connect("sqlite::memory:")
             .await
-            .unwrap();
-        let store = SqliteSessionStore::new(pool);
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_zero_capacity_is_refused_not_raised_to_one() {
+        let store = SqliteSessionStore::new(memory_pool().await);
         assert!(matches!(
             store.clone().with_capacity(0),
             Err(SessionStoreError::ZeroCapacity)
@@ -258,13 +262,7 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_store_round_trips_and_expires() {
-        // One connection: every connection to `:memory:` is a database of its own.
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .unwrap();
-        let store = SqliteSessionStore::new(pool);
+        let store = SqliteSessionStore::new(memory_pool().await);
         store.migrate().await.unwrap();
         let later = now() + 1_000_000;
         let mut r = record(Some(7));
