@@ -431,6 +431,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_record_count_never_passes_the_capacity() {
+        let store = MemoryRevocationStore::new(8);
+        let until = now() + 3_600;
+        store.start_family("u0", "f0", "j", until, 5).await.unwrap();
+        for i in 1..40 {
+            let _ = store
+                .start_family(&format!("u{i}"), &format!("f{i}"), "j", until, 5)
+                .await;
+            // Revoking another user's family still needs a record for the revoker.
+            let _ = store.revoke_family(&format!("v{i}"), "f0", until).await;
+            let _ = store.revoke_user(&format!("w{i}"), now(), until).await;
+            assert!(store.len() <= 8, "{} records after {i}", store.len());
+        }
+        assert_eq!(store.len(), 8);
+    }
+
+    #[tokio::test]
     async fn deadlines_include_the_leeway() {
         let store = Arc::new(MemoryRevocationStore::default());
         let jwt = jwt_with(&Keyring::new(SecretKey::generate(), vec![]), store.clone());
