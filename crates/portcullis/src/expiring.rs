@@ -141,6 +141,16 @@ where
         self.entries.get_mut(key).map(|(value, _)| value)
     }
 
+    /// The value under `key`, live or expired, removing nothing: for a caller that has
+    /// just set its deadline itself.
+    pub(crate) fn peek_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.get_mut(key).map(|(value, _)| value)
+    }
+
     /// The deadline of `key`, live or expired.
     pub(crate) fn expiry<Q>(&self, key: &Q) -> Option<T>
     where

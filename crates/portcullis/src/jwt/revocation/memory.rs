@@ -82,8 +82,9 @@ impl Shard {
         }
     }
 
-    fn user_mut(&mut self, id: &str, now: i64) -> Option<&mut UserRecord> {
-        match self.records.get_mut(&Id::User(id.to_owned()), now) {
+    /// `id`'s record, live or expired: for a caller that has just extended it.
+    fn user_mut(&mut self, id: &str) -> Option<&mut UserRecord> {
+        match self.records.peek_mut(&Id::User(id.to_owned())) {
             Some(Record::User(user)) => Some(user),
             _ => None,
         }
@@ -121,9 +122,10 @@ impl Shard {
         capacity: usize,
         now: i64,
     ) -> Result<(), RevocationError> {
-        // An expired user record goes now (`user_mut`), so that what follows starts a
+        // An expired user record goes now (`get_mut`), so that what follows starts a
         // fresh one rather than reviving its generation.
-        let needed = usize::from(family) + usize::from(self.user_mut(user, now).is_none());
+        let live_user = self.records.get_mut(&Id::User(user.to_owned()), now);
+        let needed = usize::from(family) + usize::from(live_user.is_none());
         if self.records.make_room(needed, now) {
             return Ok(());
         }
@@ -286,7 +288,7 @@ impl RevocationStore for MemoryRevocationStore {
                 .map_err(|Full| full(capacity))?;
             // The user's live families, oldest first; beyond the cap the oldest end.
             let mut listed =
-                std::mem::take(&mut shard.user_mut(user, now).expect("extended above").families);
+                std::mem::take(&mut shard.user_mut(user).expect("extended above").families);
             listed.retain(|id| {
                 shard
                     .family(id, now)
@@ -300,7 +302,7 @@ impl RevocationStore for MemoryRevocationStore {
                     }
                 }
             }
-            shard.user_mut(user, now).expect("extended above").families = listed;
+            shard.user_mut(user).expect("extended above").families = listed;
             Ok(())
         });
         Box::pin(async move { outcome })
@@ -395,7 +397,7 @@ impl RevocationStore for MemoryRevocationStore {
             shard
                 .extend(user, "", until, now)
                 .map_err(|Full| full(capacity))?;
-            let record = shard.user_mut(user, now).expect("extended above");
+            let record = shard.user_mut(user).expect("extended above");
             record.generation += 1;
             record.not_before = record.not_before.max(not_before);
             record.families.clear();
@@ -445,6 +447,20 @@ mod tests {
             assert!(store.len() <= 8, "{} records after {i}", store.len());
         }
         assert_eq!(store.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_already_past_is_kept_without_a_panic() {
+        let store = MemoryRevocationStore::new(100);
+        let past = now() - 10;
+        store.start_family("u", "f", "j", past, 5).await.unwrap();
+        store.revoke_user("u", now(), past).await.unwrap();
+        store.revoke_family("u", "f", past).await.unwrap();
+        store
+            .start_family("u", "g", "j", now() + 60, 5)
+            .await
+            .unwrap();
+        assert!(store.len() <= 3, "{}", store.len());
     }
 
     #[tokio::test]
