@@ -60,6 +60,9 @@
 //! store sits beside its trait, in memory, SQLite or Redis alike
 //! (`session/store/{memory,sqlite,redis}.rs`, `ratelimit/store/…`,
 //! `jwt/revocation/…`), and is named `Memory…Store`, `Sqlite…Store`, `Redis…Store`.
+//! The in-memory session and revocation stores keep their entries in one internal
+//! expiring map (`expiring.rs`, after mini-redis's `db.rs`), and every in-memory store
+//! purges through its one background task.
 //! Leaf modules (`body`, `timeout`, `origin`, `error`) depend on no concern; the stack
 //! composes and nothing depends on it. Risky switches are named for what they give up
 //! (`without_https_redirect`, `exempt`, `plain_http_on_loopback`) so that an audit
@@ -91,6 +94,9 @@ pub mod csp;
 #[cfg(feature = "csrf")]
 pub mod csrf;
 pub mod error;
+// The expiring map under the in-memory stores, and their background purge.
+#[cfg(any(feature = "session", feature = "jwt", feature = "ratelimit"))]
+mod expiring;
 pub mod extract;
 pub mod headers;
 pub mod hosts;

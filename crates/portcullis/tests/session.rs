@@ -356,7 +356,7 @@ async fn sqlite_store(capacity: Option<usize>) -> (SqliteSessionStore, tempfile:
     .unwrap();
     let mut store = SqliteSessionStore::new(pool);
     if let Some(capacity) = capacity {
-        store = store.with_capacity(capacity);
+        store = store.with_capacity(capacity).unwrap();
     }
     store.migrate().await.unwrap();
     (store, dir)

@@ -33,7 +33,9 @@ async fn sqlite_store_keeps_the_session_store_rules() {
     ))
     .await
     .unwrap();
-    let store = SqliteSessionStore::new(pool).with_capacity(CAPACITY);
+    let store = SqliteSessionStore::new(pool)
+        .with_capacity(CAPACITY)
+        .unwrap();
     store.migrate().await.unwrap();
     conformance::run(&store).await;
     conformance::anonymous_records_never_evict_signed_in(&store, CAPACITY).await;

@@ -1,12 +1,13 @@
 //! Refresh families and revocations in this process's memory.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, RwLock, Weak};
+use std::collections::VecDeque;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
 use super::{RefreshUse, RevocationError, RevocationStore};
+use crate::expiring::{spawn_purge, ExpiringMap, Full, WhenFull};
 use crate::jwt::claims::now;
 use crate::jwt::Claims;
 
@@ -16,101 +17,129 @@ struct Family {
     current: String,
     generation: u64,
     revoked: bool,
-    until: i64,
 }
 
 #[derive(Debug, Default)]
 struct UserRecord {
     generation: u64,
     not_before: i64,
-    until: i64,
     // The user's families in the order they began, for the per-user cap.
     families: VecDeque<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Family,
-    User,
+/// What a record is about. Families order before users: of a family and its user with
+/// the same deadline, the family is purged first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Id {
+    Family(String),
+    User(String),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
+enum Record {
+    Family(Family),
+    User(UserRecord),
+}
+
+#[derive(Debug)]
 struct Shard {
-    families: HashMap<String, Family>,
-    users: HashMap<String, UserRecord>,
-    // (deadline, kind, id): the next to expire first, for the purge.
-    deadlines: BTreeSet<(i64, Kind, String)>,
+    // Families and users under one cap, each until its deadline (Unix seconds, leeway
+    // included). Refusing when full: forgetting a record could forget a revocation.
+    records: ExpiringMap<Id, Record, i64>,
 }
 
 impl Shard {
+    fn new(per_shard: usize) -> Self {
+        Self {
+            records: ExpiringMap::new(per_shard, WhenFull::Refuse),
+        }
+    }
+
     fn len(&self) -> usize {
-        self.families.len() + self.users.len()
+        self.records.len()
     }
 
-    fn purge(&mut self, now: i64) {
-        while let Some((until, kind, id)) = self.deadlines.first().cloned() {
-            if until > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            match kind {
-                Kind::Family => {
-                    self.families.remove(&id);
+    // Typed views of the one map: an `Id::Family` always holds a `Record::Family`, an
+    // `Id::User` a `Record::User`.
+    fn family(&self, id: &str, now: i64) -> Option<&Family> {
+        match self.records.get(&Id::Family(id.to_owned()), now) {
+            Some(Record::Family(family)) => Some(family),
+            _ => None,
+        }
+    }
+
+    fn family_mut(&mut self, id: &str, now: i64) -> Option<&mut Family> {
+        match self.records.get_mut(&Id::Family(id.to_owned()), now) {
+            Some(Record::Family(family)) => Some(family),
+            _ => None,
+        }
+    }
+
+    fn user(&self, id: &str, now: i64) -> Option<&UserRecord> {
+        match self.records.get(&Id::User(id.to_owned()), now) {
+            Some(Record::User(user)) => Some(user),
+            _ => None,
+        }
+    }
+
+    /// `id`'s record, live or expired: for a caller that has just extended it.
+    fn user_mut(&mut self, id: &str) -> Option<&mut UserRecord> {
+        match self.records.peek_mut(&Id::User(id.to_owned())) {
+            Some(Record::User(user)) => Some(user),
+            _ => None,
+        }
+    }
+
+    fn generation(&self, user: &str, now: i64) -> u64 {
+        self.user(user, now).map_or(0, |u| u.generation)
+    }
+
+    /// Moves a family's deadline to `until` if that is later, and its user's with it
+    /// (made if missing): a user record must outlive every family it judges.
+    fn extend(&mut self, user: &str, family: &str, until: i64, now: i64) -> Result<(), Full> {
+        for id in [Id::Family(family.to_owned()), Id::User(user.to_owned())] {
+            match self.records.expiry(&id) {
+                Some(old) if until > old => {
+                    self.records.set_expiry(&id, until);
                 }
-                Kind::User => {
-                    self.users.remove(&id);
+                Some(_) => {}
+                None if matches!(id, Id::User(_)) => {
+                    self.records
+                        .insert(id, Record::User(UserRecord::default()), until, now)?;
                 }
+                None => {}
             }
-        }
-    }
-
-    fn generation(&self, user: &str) -> u64 {
-        self.users.get(user).map_or(0, |u| u.generation)
-    }
-
-    /// Moves a family's deadline to `until` if that is later, and its user's with it:
-    /// a user record must outlive every family it judges.
-    fn extend(&mut self, user: &str, family: &str, until: i64) {
-        if let Some(f) = self.families.get_mut(family) {
-            if until > f.until {
-                self.deadlines
-                    .remove(&(f.until, Kind::Family, family.to_owned()));
-                f.until = until;
-                self.deadlines
-                    .insert((until, Kind::Family, family.to_owned()));
-            }
-        }
-        let record = self.users.entry(user.to_owned()).or_default();
-        if until > record.until {
-            let old = record.until;
-            record.until = until;
-            self.deadlines.remove(&(old, Kind::User, user.to_owned()));
-            self.deadlines.insert((until, Kind::User, user.to_owned()));
-        }
-    }
-
-    /// Room for `needed` more records, or the store's refusal.
-    fn make_room(
-        &mut self,
-        needed: usize,
-        capacity: Capacity,
-        now: i64,
-    ) -> Result<(), RevocationError> {
-        if self.len() + needed > capacity.per_shard {
-            self.purge(now);
-        }
-        if self.len() + needed > capacity.per_shard {
-            tracing::error!(
-                target: "portcullis::security",
-                event = "revocation_store_full",
-                "the in-memory revocation store is full: new logins are refused until entries expire"
-            );
-            return Err(RevocationError::Full {
-                capacity: capacity.total,
-            });
         }
         Ok(())
     }
+
+    /// Room for a new family (if `family`) and for `user`'s record if it has no live
+    /// one, or the store's refusal (`capacity`: of the whole store, for the error).
+    fn make_room(
+        &mut self,
+        user: &str,
+        family: bool,
+        capacity: usize,
+        now: i64,
+    ) -> Result<(), RevocationError> {
+        // An expired user record goes now (`get_mut`), so that what follows starts a
+        // fresh one rather than reviving its generation.
+        let live_user = self.records.get_mut(&Id::User(user.to_owned()), now);
+        let needed = usize::from(family) + usize::from(live_user.is_none());
+        if self.records.make_room(needed, now) {
+            return Ok(());
+        }
+        Err(full(capacity))
+    }
+}
+
+fn full(capacity: usize) -> RevocationError {
+    tracing::error!(
+        target: "portcullis::security",
+        event = "revocation_store_full",
+        "the in-memory revocation store is full: new logins are refused until entries expire"
+    );
+    RevocationError::Full { capacity }
 }
 
 /// In-memory refresh families and revocations for one process: one record per live
@@ -138,14 +167,8 @@ impl Shard {
 pub struct MemoryRevocationStore {
     shards: Arc<[RwLock<Shard>]>,
     hasher: std::collections::hash_map::RandomState,
-    capacity: Capacity,
-}
-
-/// How many records a shard may hold, and all of them together.
-#[derive(Debug, Clone, Copy)]
-struct Capacity {
-    per_shard: usize,
-    total: usize,
+    // How many records all shards together may hold.
+    capacity: usize,
 }
 
 impl Default for MemoryRevocationStore {
@@ -165,33 +188,24 @@ impl MemoryRevocationStore {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(2);
         let count = (capacity / ENTRIES_PER_SHARD).clamp(1, MAX_SHARDS);
-        let shards: Arc<[RwLock<Shard>]> =
-            (0..count).map(|_| RwLock::new(Shard::default())).collect();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let weak: Weak<[RwLock<Shard>]> = Arc::downgrade(&shards);
-            handle.spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    tick.tick().await;
-                    let Some(shards) = weak.upgrade() else { break };
-                    for shard in shards.iter() {
-                        shard
-                            .write()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .purge(now());
-                    }
-                }
-            });
-        }
         // Rounded down, so that all shards together never exceed `capacity`.
         let per_shard = (capacity / count).max(2);
+        let shards: Arc<[RwLock<Shard>]> = (0..count)
+            .map(|_| RwLock::new(Shard::new(per_shard)))
+            .collect();
+        spawn_purge(&shards, Duration::from_secs(60), |shards| {
+            for shard in shards.iter() {
+                shard
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .records
+                    .purge_expired(now());
+            }
+        });
         Self {
             shards,
             hasher: std::collections::hash_map::RandomState::new(),
-            capacity: Capacity {
-                per_shard,
-                total: per_shard * count,
-            },
+            capacity: per_shard * count,
         }
     }
 
@@ -230,8 +244,8 @@ impl RevocationStore for MemoryRevocationStore {
             .shard(&claims.sub)
             .read()
             .unwrap_or_else(|p| p.into_inner());
-        let user = shard.users.get(&claims.sub).filter(|u| u.until > now);
-        let revoked = match shard.families.get(&claims.fam).filter(|f| f.until > now) {
+        let user = shard.user(&claims.sub, now);
+        let revoked = match shard.family(&claims.fam, now) {
             Some(family) => {
                 family.revoked
                     || family.user != claims.sub
@@ -253,41 +267,42 @@ impl RevocationStore for MemoryRevocationStore {
         let now = now();
         let capacity = self.capacity;
         let outcome = self.write(user, |shard| {
-            let needed = 1 + usize::from(!shard.users.contains_key(user));
-            shard.make_room(needed, capacity, now)?;
-            let generation = shard.generation(user);
-            shard.families.insert(
-                family.to_owned(),
-                Family {
-                    user: user.to_owned(),
-                    current: refresh_jti.to_owned(),
-                    generation,
-                    revoked: false,
-                    until,
-                },
-            );
+            shard.make_room(user, true, capacity, now)?;
+            let generation = shard.generation(user, now);
             shard
-                .deadlines
-                .insert((until, Kind::Family, family.to_owned()));
-            shard.extend(user, family, until);
+                .records
+                .insert(
+                    Id::Family(family.to_owned()),
+                    Record::Family(Family {
+                        user: user.to_owned(),
+                        current: refresh_jti.to_owned(),
+                        generation,
+                        revoked: false,
+                    }),
+                    until,
+                    now,
+                )
+                .map_err(|Full| full(capacity))?;
+            shard
+                .extend(user, family, until, now)
+                .map_err(|Full| full(capacity))?;
             // The user's live families, oldest first; beyond the cap the oldest end.
             let mut listed =
-                std::mem::take(&mut shard.users.get_mut(user).expect("extended above").families);
+                std::mem::take(&mut shard.user_mut(user).expect("extended above").families);
             listed.retain(|id| {
                 shard
-                    .families
-                    .get(id)
-                    .is_some_and(|f| !f.revoked && f.until > now && f.generation == generation)
+                    .family(id, now)
+                    .is_some_and(|f| !f.revoked && f.generation == generation)
             });
             listed.push_back(family.to_owned());
             while listed.len() > max_per_user.max(1) {
                 if let Some(oldest) = listed.pop_front() {
-                    if let Some(f) = shard.families.get_mut(&oldest) {
+                    if let Some(f) = shard.family_mut(&oldest, now) {
                         f.revoked = true;
                     }
                 }
             }
-            shard.users.get_mut(user).expect("extended above").families = listed;
+            shard.user_mut(user).expect("extended above").families = listed;
             Ok(())
         });
         Box::pin(async move { outcome })
@@ -302,31 +317,31 @@ impl RevocationStore for MemoryRevocationStore {
         until: i64,
     ) -> BoxFuture<'a, Result<RefreshUse, RevocationError>> {
         let now = now();
+        let capacity = self.capacity;
         let outcome = self.write(user, |shard| {
-            let generation = shard.generation(user);
-            let Some(f) = shard
-                .families
-                .get_mut(family)
-                .filter(|f| f.until > now && f.user == user)
-            else {
-                return RefreshUse::Revoked;
+            let generation = shard.generation(user, now);
+            let Some(f) = shard.family_mut(family, now).filter(|f| f.user == user) else {
+                return Ok(RefreshUse::Revoked);
             };
             if f.revoked {
-                return RefreshUse::Revoked;
+                return Ok(RefreshUse::Revoked);
             }
             if f.generation < generation {
                 f.revoked = true;
-                return RefreshUse::Revoked;
+                return Ok(RefreshUse::Revoked);
             }
             if f.current != presented {
                 f.revoked = true;
-                return RefreshUse::Reused;
+                return Ok(RefreshUse::Reused);
             }
             f.current = next.to_owned();
-            shard.extend(user, family, until);
-            RefreshUse::Fresh
+            // A live family has a live user record: nothing new is inserted here.
+            shard
+                .extend(user, family, until, now)
+                .map_err(|Full| full(capacity))?;
+            Ok(RefreshUse::Fresh)
         });
-        Box::pin(async move { Ok(outcome) })
+        Box::pin(async move { outcome })
     }
 
     fn revoke_family<'a>(
@@ -338,28 +353,32 @@ impl RevocationStore for MemoryRevocationStore {
         let now = now();
         let capacity = self.capacity;
         let outcome = self.write(user, |shard| {
-            if let Some(f) = shard.families.get_mut(family) {
+            if let Some(f) = shard.family_mut(family, now) {
                 f.revoked = true;
+                // The family may be another user's: `user` may still need a record.
+                shard.make_room(user, false, capacity, now)?;
             } else {
                 // Unknown here (an in-memory store restarted): remembered as revoked,
                 // so its access tokens stop verifying too.
-                let needed = 1 + usize::from(!shard.users.contains_key(user));
-                shard.make_room(needed, capacity, now)?;
-                shard.families.insert(
-                    family.to_owned(),
-                    Family {
-                        user: user.to_owned(),
-                        current: String::new(),
-                        generation: 0,
-                        revoked: true,
-                        until: now,
-                    },
-                );
+                shard.make_room(user, true, capacity, now)?;
                 shard
-                    .deadlines
-                    .insert((now, Kind::Family, family.to_owned()));
+                    .records
+                    .insert(
+                        Id::Family(family.to_owned()),
+                        Record::Family(Family {
+                            user: user.to_owned(),
+                            current: String::new(),
+                            generation: 0,
+                            revoked: true,
+                        }),
+                        now,
+                        now,
+                    )
+                    .map_err(|Full| full(capacity))?;
             }
-            shard.extend(user, family, until);
+            shard
+                .extend(user, family, until, now)
+                .map_err(|Full| full(capacity))?;
             Ok(())
         });
         Box::pin(async move { outcome })
@@ -374,11 +393,11 @@ impl RevocationStore for MemoryRevocationStore {
         let now = now();
         let capacity = self.capacity;
         let outcome = self.write(user, |shard| {
-            if !shard.users.contains_key(user) {
-                shard.make_room(1, capacity, now)?;
-            }
-            shard.extend(user, "", until);
-            let record = shard.users.get_mut(user).expect("extended above");
+            shard.make_room(user, false, capacity, now)?;
+            shard
+                .extend(user, "", until, now)
+                .map_err(|Full| full(capacity))?;
+            let record = shard.user_mut(user).expect("extended above");
             record.generation += 1;
             record.not_before = record.not_before.max(not_before);
             record.families.clear();
@@ -414,15 +433,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_record_count_never_passes_the_capacity() {
+        let store = MemoryRevocationStore::new(8);
+        let until = now() + 3_600;
+        store.start_family("u0", "f0", "j", until, 5).await.unwrap();
+        for i in 1..40 {
+            let _ = store
+                .start_family(&format!("u{i}"), &format!("f{i}"), "j", until, 5)
+                .await;
+            // Revoking another user's family still needs a record for the revoker.
+            let _ = store.revoke_family(&format!("v{i}"), "f0", until).await;
+            let _ = store.revoke_user(&format!("w{i}"), now(), until).await;
+            assert!(store.len() <= 8, "{} records after {i}", store.len());
+        }
+        assert_eq!(store.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_already_past_is_kept_without_a_panic() {
+        let store = MemoryRevocationStore::new(100);
+        let past = now() - 10;
+        store.start_family("u", "f", "j", past, 5).await.unwrap();
+        store.revoke_user("u", now(), past).await.unwrap();
+        store.revoke_family("u", "f", past).await.unwrap();
+        store
+            .start_family("u", "g", "j", now() + 60, 5)
+            .await
+            .unwrap();
+        assert!(store.len() <= 3, "{}", store.len());
+    }
+
+    #[tokio::test]
     async fn deadlines_include_the_leeway() {
         let store = Arc::new(MemoryRevocationStore::default());
         let jwt = jwt_with(&Keyring::new(SecretKey::generate(), vec![]), store.clone());
         let pair = jwt.issue(1).await.unwrap();
         let claims = jwt.decode(&pair.refresh_token).unwrap();
         let shard = store.shard("1").read().unwrap();
-        let family = &shard.families[&claims.fam];
+        let family_until = shard
+            .records
+            .expiry(&Id::Family(claims.fam.clone()))
+            .unwrap();
+        let user_until = shard.records.expiry(&Id::User("1".into())).unwrap();
         // The record outlives the refresh token's last verifiable second.
-        assert!(family.until >= claims.exp + MAX_LEEWAY.as_secs() as i64);
-        assert!(shard.users["1"].until >= family.until);
+        assert!(family_until >= claims.exp + MAX_LEEWAY.as_secs() as i64);
+        assert!(user_until >= family_until);
     }
 }

@@ -1,13 +1,14 @@
 //! The in-process store: `governor`'s GCRA in bounded pools of keys.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use governor::clock::Clock;
 
 use super::{RateLimitStore, RateLimitStoreError};
+use crate::expiring::spawn_purge;
 use crate::ratelimit::key::is_username_key;
 use crate::ratelimit::{Decision, Quota, RateLimitConfigError};
 
@@ -105,26 +106,16 @@ impl MemoryRateLimitStoreConfig {
             addresses: Pool::new(self.max_keys, WhenFull::ForgetBusiest),
             usernames: Pool::new(self.max_username_keys, WhenFull::Refuse),
         });
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            // A Weak, so that the task neither keeps the store alive nor outlives it.
-            let weak = Arc::downgrade(&inner);
-            runtime.spawn(sweep_periodically(weak, self.sweep_interval));
-        }
+        // The purge task every in-memory store shares. The keys themselves stay in
+        // governor's keyed limiters rather than in the crate's expiring map: governor
+        // keeps each key's GCRA state in a sharded map of its own, checked without a
+        // global lock, and knows no deadline per key, only which keys are idle now
+        // (`retain_recent`). Holding the state in the expiring map would mean one
+        // lock per pool on every check and the GCRA arithmetic written here again;
+        // the pools keep their own policy instead (idle first, then forget the
+        // busiest addresses or refuse usernames), see `pool.rs`.
+        spawn_purge(&inner, self.sweep_interval, MemoryInner::drop_idle_keys);
         Ok(MemoryRateLimitStore { inner })
-    }
-}
-
-async fn sweep_periodically(store: Weak<MemoryInner>, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick completes at once; there is nothing to sweep yet.
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        let Some(store) = store.upgrade() else {
-            break;
-        };
-        store.drop_idle_keys();
     }
 }
 

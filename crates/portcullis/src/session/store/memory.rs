@@ -1,81 +1,69 @@
 //! [`MemorySessionStore`]: sessions in this process's memory, bounded and expiring.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::{is_live, SessionStore, SessionStoreError};
+use super::{SessionStore, SessionStoreError};
+use crate::expiring::{spawn_purge, ExpiringMap, WhenFull};
 use crate::session::record::{now, SessionRecord};
 
-#[derive(Debug, Default)]
+// Records by key, each until its `expires_at` (Unix milliseconds).
+type Pool = ExpiringMap<String, SessionRecord, i64>;
+
+#[derive(Debug)]
 struct Shard {
-    entries: HashMap<String, (SessionRecord, i64)>,
-    // (expires_at, key) of signed-in sessions and of anonymous ones (a visitor's CSRF
-    // secret): the next to expire first, as in mini-redis's `db.rs`. Two pools, each
-    // with its own cap, so that a flood of anonymous form views only ever evicts
-    // other anonymous records, never a signed-in user.
-    signed_in: BTreeSet<(i64, String)>,
-    anonymous: BTreeSet<(i64, String)>,
+    // Signed-in sessions and anonymous ones (a visitor's CSRF secret), each pool under
+    // its own cap and evicting its own records closest to expiry, so that a flood of
+    // anonymous form views never evicts a signed-in user. A key is in one pool at most.
+    signed_in: Pool,
+    anonymous: Pool,
 }
 
 impl Shard {
-    fn pool(&mut self, record: &SessionRecord) -> &mut BTreeSet<(i64, String)> {
-        if record.user_id.is_some() {
+    fn new(per_pool: usize) -> Self {
+        Self {
+            signed_in: Pool::new(per_pool, WhenFull::EvictSoonest),
+            anonymous: Pool::new(per_pool, WhenFull::EvictSoonest),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.signed_in.len() + self.anonymous.len()
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.signed_in.remove(key);
+        self.anonymous.remove(key);
+    }
+
+    /// Inserts `record` into its pool, which evicts its own records closest to expiry
+    /// when full; the key leaves the other pool.
+    fn insert(&mut self, key: &str, record: SessionRecord, expires_at: i64, now: i64) {
+        self.remove(key);
+        let pool = if record.user_id.is_some() {
             &mut self.signed_in
         } else {
             &mut self.anonymous
-        }
-    }
-
-    fn remove(&mut self, key: &str) -> Option<(SessionRecord, i64)> {
-        let removed = self.entries.remove(key);
-        if let Some((record, expires_at)) = &removed {
-            self.pool(record).remove(&(*expires_at, key.to_owned()));
-        }
-        removed
-    }
-
-    /// Inserts `record`, first evicting the records of its own pool closest to expiry
-    /// while that pool holds `cap` or more.
-    fn insert(&mut self, key: &str, record: SessionRecord, expires_at: i64, cap: usize, now: i64) {
-        self.remove(key);
-        if self.pool(&record).len() >= cap {
-            self.purge_expired(now);
-        }
-        while self.pool(&record).len() >= cap {
-            let Some((_, oldest)) = self.pool(&record).pop_first() else {
-                break;
-            };
-            self.entries.remove(&oldest);
-        }
-        self.pool(&record).insert((expires_at, key.to_owned()));
-        self.entries.insert(key.to_owned(), (record, expires_at));
+        };
+        // An evicting pool always makes room.
+        let _ = pool.insert(key.to_owned(), record, expires_at, now);
     }
 
     /// The record under `key` if it is live at `now`; an expired one is removed.
     fn live(&mut self, key: &str, now: i64) -> Option<&SessionRecord> {
-        let expired = self
-            .entries
-            .get(key)
-            .is_some_and(|(_, expires_at)| !is_live(*expires_at, now));
-        if expired {
-            self.remove(key);
-        }
-        self.entries.get(key).map(|(record, _)| record)
+        let pool = if self.signed_in.contains(key) {
+            &mut self.signed_in
+        } else {
+            &mut self.anonymous
+        };
+        pool.get_mut(key, now).map(|record| &*record)
     }
 
     fn purge_expired(&mut self, now: i64) {
-        for pool in [&mut self.signed_in, &mut self.anonymous] {
-            while let Some((expires_at, key)) = pool.first().cloned() {
-                if is_live(expires_at, now) {
-                    break;
-                }
-                pool.pop_first();
-                self.entries.remove(&key);
-            }
-        }
+        self.signed_in.purge_expired(now);
+        self.anonymous.purge_expired(now);
     }
 }
 
@@ -97,7 +85,6 @@ const SHARDS: usize = 16;
 #[derive(Debug)]
 pub struct MemorySessionStore {
     shards: Arc<Vec<Mutex<Shard>>>,
-    per_shard: usize,
 }
 
 impl Default for MemorySessionStore {
@@ -112,26 +99,19 @@ impl MemorySessionStore {
     /// a Tokio runtime it starts a task
     /// that purges expired records every minute; the task ends with the store.
     pub fn new(capacity: usize) -> Self {
-        let shards: Arc<Vec<Mutex<Shard>>> =
-            Arc::new((0..SHARDS).map(|_| Mutex::new(Shard::default())).collect());
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let weak: Weak<Vec<Mutex<Shard>>> = Arc::downgrade(&shards);
-            handle.spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    tick.tick().await;
-                    let Some(shards) = weak.upgrade() else { break };
-                    let now = now();
-                    for shard in shards.iter() {
-                        lock(shard).purge_expired(now);
-                    }
-                }
-            });
-        }
-        Self {
-            shards,
-            per_shard: capacity.div_ceil(SHARDS).max(1),
-        }
+        let per_shard = capacity.div_ceil(SHARDS).max(1);
+        let shards: Arc<Vec<Mutex<Shard>>> = Arc::new(
+            (0..SHARDS)
+                .map(|_| Mutex::new(Shard::new(per_shard)))
+                .collect(),
+        );
+        spawn_purge(&shards, Duration::from_secs(60), |shards| {
+            let now = now();
+            for shard in shards.iter() {
+                lock(shard).purge_expired(now);
+            }
+        });
+        Self { shards }
     }
 
     fn shard(&self, key: &str) -> &Mutex<Shard> {
@@ -143,7 +123,7 @@ impl MemorySessionStore {
 
     /// How many records are held (expired ones not yet purged included).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).entries.len()).sum()
+        self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
     /// Whether the store is empty.
@@ -177,7 +157,7 @@ impl SessionStore for MemorySessionStore {
         record: &'a SessionRecord,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), SessionStoreError>> {
-        lock(self.shard(key)).insert(key, record.clone(), expires_at, self.per_shard, now());
+        lock(self.shard(key)).insert(key, record.clone(), expires_at, now());
         Box::pin(async { Ok(()) })
     }
 
@@ -191,7 +171,7 @@ impl SessionStore for MemorySessionStore {
         let mut shard = lock(self.shard(key));
         let live = shard.live(key, now).is_some();
         if live {
-            shard.insert(key, record.clone(), expires_at, self.per_shard, now);
+            shard.insert(key, record.clone(), expires_at, now);
         }
         Box::pin(async move { Ok(live) })
     }
@@ -208,19 +188,10 @@ impl SessionStore for MemorySessionStore {
     ) -> BoxFuture<'a, Result<u64, SessionStoreError>> {
         let mut removed = 0;
         for shard in self.shards.iter() {
-            let mut shard = lock(shard);
-            let keys: Vec<String> = shard
-                .entries
-                .iter()
-                .filter(|(key, (record, _))| {
-                    record.user_id == Some(user_id) && Some(key.as_str()) != except
-                })
-                .map(|(key, _)| key.clone())
-                .collect();
-            for key in keys {
-                shard.remove(&key);
-                removed += 1;
-            }
+            // Only signed-in records have a user.
+            removed += lock(shard).signed_in.remove_where(|key, record| {
+                record.user_id == Some(user_id) && Some(key.as_str()) != except
+            }) as u64;
         }
         Box::pin(async move { Ok(removed) })
     }

@@ -53,6 +53,10 @@ pub enum SessionStoreError {
     /// The record could not be encoded for the store.
     #[error("cannot encode a session record: {0}")]
     Encode(#[from] serde_json::Error),
+    /// A store was given room for no session: every save would evict the record it
+    /// saves. Refused when the store is built, never raised to one.
+    #[error("a session store's capacity must be at least 1")]
+    ZeroCapacity,
 }
 
 impl SessionStoreError {
@@ -60,13 +64,6 @@ impl SessionStoreError {
     pub fn unavailable(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Unavailable(source.into())
     }
-}
-
-/// Whether a record that expires at `expires_at` is still live at `now` (both Unix
-/// milliseconds): the one rule every store applies, a record is gone from its expiry
-/// on.
-pub(crate) fn is_live(expires_at: i64, now: i64) -> bool {
-    expires_at > now
 }
 
 /// Where session records live. Keys are opaque strings (the SHA-256 of the id).

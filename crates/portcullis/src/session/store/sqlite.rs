@@ -44,10 +44,30 @@ impl SqliteSessionStore {
         &self.pool
     }
 
-    /// At most `capacity` signed-in and `capacity` anonymous sessions (at least 1).
-    pub fn with_capacity(mut self, capacity: usize) -> Self {
-        self.capacity = i64::try_from(capacity.max(1)).unwrap_or(i64::MAX);
-        self
+    /// At most `capacity` signed-in and `capacity` anonymous sessions. Zero is refused
+    /// ([`SessionStoreError::ZeroCapacity`]), not raised to one: a store with room for
+    /// no session would evict each session as it saves it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use portcullis::session::{SessionStoreError, SqliteSessionStore};
+    ///
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// let store = SqliteSessionStore::new(pool.clone()).with_capacity(10_000)?;
+    /// store.migrate().await?;
+    /// assert!(matches!(
+    ///     SqliteSessionStore::new(pool).with_capacity(0),
+    ///     Err(SessionStoreError::ZeroCapacity)
+    /// ));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_capacity(mut self, capacity: usize) -> Result<Self, SessionStoreError> {
+        if capacity == 0 {
+            return Err(SessionStoreError::ZeroCapacity);
+        }
+        self.capacity = i64::try_from(capacity).unwrap_or(i64::MAX);
+        Ok(self)
     }
 
     /// Creates the table if needed and starts the background purge (every 5 minutes).
@@ -221,15 +241,28 @@ mod tests {
         SessionRecord::begun_now(user)
     }
 
-    #[tokio::test]
-    async fn sqlite_store_round_trips_and_expires() {
+    async fn memory_pool() -> sqlx::SqlitePool {
         // One connection: every connection to `:memory:` is a database of its own.
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)
             .connect("sqlite::memory:")
             .await
-            .unwrap();
-        let store = SqliteSessionStore::new(pool);
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_zero_capacity_is_refused_not_raised_to_one() {
+        let store = SqliteSessionStore::new(memory_pool().await);
+        assert!(matches!(
+            store.clone().with_capacity(0),
+            Err(SessionStoreError::ZeroCapacity)
+        ));
+        assert_eq!(store.with_capacity(1).unwrap().capacity, 1);
+    }
+
+    #[tokio::test]
+    async fn sqlite_store_round_trips_and_expires() {
+        let store = SqliteSessionStore::new(memory_pool().await);
         store.migrate().await.unwrap();
         let later = now() + 1_000_000;
         let mut r = record(Some(7));
