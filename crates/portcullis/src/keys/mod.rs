@@ -40,6 +40,13 @@ mod secret;
 mod signer;
 
 pub use keyring::{Keyring, Purpose, Subkey};
-pub(crate) use secret::fill_random;
 pub use secret::{KeyWeakness, SecretKey, KNOWN_EXAMPLE_KEYS, MIN_KEY_BYTES};
 pub use signer::{SignatureError, Signer};
+
+/// Fills `buf` from the operating system's random source.
+///
+/// Failure of the OS source leaves no safe fallback, so it aborts the request with a
+/// panic (caught and answered with a 500) rather than producing predictable values.
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the operating system's random source failed");
+}

@@ -7,6 +7,8 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
+use super::fill_random;
+
 /// The shortest secret Portcullis accepts in production, in decoded bytes (256 bits).
 pub const MIN_KEY_BYTES: usize = 32;
 
@@ -254,14 +256,6 @@ fn looks_low_entropy(bytes: &[u8]) -> bool {
         })
         .sum();
     bits_per_symbol * n < 128.0
-}
-
-/// Fills `buf` from the operating system's random source.
-///
-/// Failure of the OS source leaves no safe fallback, so it aborts the request with a
-/// panic (caught and answered with a 500) rather than producing predictable values.
-pub(crate) fn fill_random(buf: &mut [u8]) {
-    getrandom::fill(buf).expect("the operating system's random source failed");
 }
 
 #[cfg(test)]
