@@ -26,7 +26,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `settings.rs` | [`Settings`] and the parsing of each variable |
-//! | `audit.rs` | [`Settings::audit`], [`Settings::enforce`], the [`Report`] |
+//! | `audit/` | [`Settings::audit`], [`Settings::enforce`], the [`Report`] |
 //! | `presets.rs` | the secure stack, CORS and rate limits a [`Settings`] describes |
 
 mod audit;

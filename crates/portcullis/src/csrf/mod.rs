@@ -41,7 +41,7 @@
 //! |---|---|
 //! | `token.rs` | the token format: mask, issue time, signature; [`CsrfMinter`], [`CsrfToken`] |
 //! | `config.rs` | [`CsrfConfig`] and its validation |
-//! | `form.rs` | finding the token in a urlencoded or multipart body, in linear time |
+//! | `form/` | finding the token in a urlencoded or multipart body, in linear time |
 //! | `layer.rs` | [`CsrfLayer`]: the origin line, finding the token in a form or a header |
 //! | `rejection.rs` | [`CsrfRejection`]: each refusal's status, code and log line |
 //!

@@ -1,0 +1,184 @@
+//! The keyring, and the purpose-separated subkeys derived from each of its secrets.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::{SecretKey, Signer};
+
+const HKDF_SALT: &[u8] = b"portcullis keyring v1";
+const SUBKEY_LEN: usize = 64;
+const KEY_ID_LEN: usize = 6;
+
+/// What a subkey is for. Each purpose gets its own HKDF-derived keys and key ids.
+///
+/// ```
+/// use portcullis::keys::Purpose;
+///
+/// const INVITES: Purpose = Purpose::new("myapp/invites");
+/// assert_eq!(INVITES.label(), "myapp/invites");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Purpose(&'static str);
+
+impl Purpose {
+    /// Server-side session cookies.
+    pub const SESSION: Purpose = Purpose("portcullis/session");
+    /// CSRF tokens.
+    pub const CSRF: Purpose = Purpose("portcullis/csrf");
+    /// JSON Web Tokens.
+    pub const JWT: Purpose = Purpose("portcullis/jwt");
+    /// Signed or private cookies other than the session.
+    pub const COOKIE: Purpose = Purpose("portcullis/cookie");
+
+    /// A purpose of the application's own; use a label nobody else uses.
+    pub const fn new(label: &'static str) -> Self {
+        Self(label)
+    }
+
+    /// The label mixed into the derivation.
+    pub const fn label(&self) -> &'static str {
+        self.0
+    }
+}
+
+/// One derived subkey and the id that names it in signed artifacts.
+#[derive(Clone)]
+pub struct Subkey {
+    id: String,
+    bytes: Zeroizing<[u8; SUBKEY_LEN]>,
+}
+
+impl Subkey {
+    /// The key id (`kid`): 8 base64url characters, derived, never the key itself.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The 64 subkey bytes, for a primitive that needs raw key material (an HS256
+    /// JWT key, a cookie `Key`).
+    pub fn bytes(&self) -> &[u8; SUBKEY_LEN] {
+        &self.bytes
+    }
+}
+
+impl fmt::Debug for Subkey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subkey")
+            .field("id", &self.id)
+            .field("bytes", &"[redacted]")
+            .finish()
+    }
+}
+
+fn derive(secret: &SecretKey, purpose: Purpose) -> Subkey {
+    let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret.bytes());
+    let mut bytes = Zeroizing::new([0u8; SUBKEY_LEN]);
+    // 64 bytes is far below HKDF-SHA256's limit of 255 × 32, so expand cannot fail.
+    hkdf.expand_multi_info(&[b"key:", purpose.0.as_bytes()], bytes.as_mut())
+        .expect("64 bytes is a valid HKDF-SHA256 output length");
+    let mut id = [0u8; KEY_ID_LEN];
+    hkdf.expand_multi_info(&[b"kid:", purpose.0.as_bytes()], &mut id)
+        .expect("6 bytes is a valid HKDF-SHA256 output length");
+    Subkey {
+        id: URL_SAFE_NO_PAD.encode(id),
+        bytes,
+    }
+}
+
+/// The current secret and its fallbacks.
+///
+/// Cheap to clone (the secrets are shared). `Debug` never shows a secret.
+///
+/// ```
+/// use portcullis::keys::{Keyring, Purpose, SecretKey};
+///
+/// let keyring = Keyring::new(SecretKey::generate(), vec![SecretKey::generate()]);
+/// let subkeys = keyring.subkeys(Purpose::JWT);
+/// assert_eq!(subkeys.len(), 2);
+/// assert_ne!(subkeys[0].id(), subkeys[1].id());
+/// assert!(format!("{keyring:?}").contains("[redacted]"));
+/// ```
+#[derive(Clone)]
+pub struct Keyring {
+    inner: Arc<KeyringInner>,
+}
+
+struct KeyringInner {
+    current: SecretKey,
+    fallbacks: Vec<SecretKey>,
+}
+
+impl Keyring {
+    /// A keyring that signs with `current` and also accepts `fallbacks`.
+    pub fn new(current: SecretKey, fallbacks: Vec<SecretKey>) -> Self {
+        Self {
+            inner: Arc::new(KeyringInner { current, fallbacks }),
+        }
+    }
+
+    /// A keyring with a fresh random key known to this process only: for examples,
+    /// tests and development. Everything it signs (sessions, CSRF tokens, API tokens)
+    /// stops verifying when the process ends, and instances never share it; a
+    /// deployment reads its key with [`crate::config::Settings::keyring`].
+    ///
+    /// ```
+    /// use portcullis::keys::Keyring;
+    ///
+    /// let keyring = Keyring::ephemeral();
+    /// ```
+    pub fn ephemeral() -> Self {
+        Self::new(SecretKey::generate(), Vec::new())
+    }
+
+    /// The secret that signs.
+    pub fn current(&self) -> &SecretKey {
+        &self.inner.current
+    }
+
+    /// The secrets that still verify.
+    pub fn fallbacks(&self) -> &[SecretKey] {
+        &self.inner.fallbacks
+    }
+
+    /// The subkeys for `purpose`: the current key's first, then each fallback's.
+    pub fn subkeys(&self, purpose: Purpose) -> Vec<Subkey> {
+        std::iter::once(&self.inner.current)
+            .chain(&self.inner.fallbacks)
+            .map(|secret| derive(secret, purpose))
+            .collect()
+    }
+
+    /// A signer for `purpose`, with its subkeys derived once.
+    pub fn signer(&self, purpose: Purpose) -> Signer {
+        Signer::new(purpose, self.subkeys(purpose).into())
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("current", &"[redacted]")
+            .field("fallbacks", &self.inner.fallbacks.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purposes_get_unrelated_subkeys_and_ids() {
+        let ring = Keyring::new(SecretKey::generate(), vec![]);
+        let csrf = &ring.subkeys(Purpose::CSRF)[0];
+        let session = &ring.subkeys(Purpose::SESSION)[0];
+        assert_ne!(csrf.bytes(), session.bytes());
+        assert_ne!(csrf.id(), session.id());
+    }
+}

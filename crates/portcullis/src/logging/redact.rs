@@ -1,0 +1,195 @@
+//! Which fields are credentials, and the field formatter that blanks them and escapes
+//! whatever could break a log line.
+
+use std::fmt::Write as _;
+
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::format::debug_fn;
+
+const SENSITIVE: &[&str] = &[
+    "password",
+    "passwd",
+    "token",
+    "secret",
+    "cookie",
+    "authorization",
+    "api_key",
+    "apikey",
+    "private_key",
+    "session",
+    "csrf",
+];
+
+/// Whether a field of this name must never be logged in clear.
+pub fn is_sensitive_field(name: &str) -> bool {
+    // Without lowercasing a copy: this runs for every field of every log line.
+    let name = name.as_bytes();
+    let contains = |needle: &str| {
+        name.windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    SENSITIVE.iter().any(|s| contains(s)) || name.eq_ignore_ascii_case(b"key")
+}
+
+/// Whether `c` could end a log line, forge one or disguise one: every control
+/// character (C0, DEL, C1: newlines, carriage returns, terminal escapes), the Unicode
+/// line and paragraph separators, and the bidirectional overrides and isolates that
+/// make a terminal show text in another order than it is written.
+fn must_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Passes text through, with [`must_escape`] characters written as `\n`, `\r`,
+/// `\t` or `\u{…}`: a field value prints on its line, whatever it holds.
+struct Escaping<W>(W);
+
+impl<W: std::fmt::Write> std::fmt::Write for Escaping<W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let mut clean_from = 0;
+        for (at, c) in text.char_indices() {
+            if !must_escape(c) {
+                continue;
+            }
+            self.0.write_str(&text[clean_from..at])?;
+            match c {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                _ => write!(self.0, "\\u{{{:x}}}", u32::from(c))?,
+            }
+            clean_from = at + c.len_utf8();
+        }
+        self.0.write_str(&text[clean_from..])
+    }
+}
+
+/// The field formatter that blanks credentials and escapes what could break a line.
+///
+/// Every value goes through [`Escaping`], whether it was logged with `?` (`Debug`,
+/// which escapes newlines in strings but not in every type) or `%` (`Display`,
+/// which escapes nothing), and so does the message: values come from clients (a
+/// path, a CSP report, a username), and a newline or a terminal escape in one must
+/// not write a line of its own.
+pub(crate) fn redacting_fields(
+) -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
+    debug_fn(|writer, field, value| {
+        let name = field.name();
+        let mut writer = Escaping(writer);
+        if is_sensitive_field(name) {
+            write!(writer, "{name}=[redacted]")
+        } else if name == "message" {
+            write!(writer, "{value:?}")
+        } else {
+            write!(writer, "{name}={value:?}")
+        }
+    })
+    .delimited(" ")
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// An output that keeps what was written, for the tests of both files.
+    #[derive(Clone, Default)]
+    pub(in crate::logging) struct Captured(pub(in crate::logging) Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut captured = self
+                .0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
+            captured.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn credentials_never_reach_the_log_line() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(redacting_fields())
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("login", session_id = "s3ss10n-v4lue");
+            let _guard = span.enter();
+            tracing::info!(
+                username = "alice",
+                password = "hunter2-password",
+                access_token = "eyJhbGciOiJIUzI1NiJ9.e30.sig",
+                authorization = "Bearer abc.def.ghi",
+                "login attempt"
+            );
+        });
+        let line = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(line.contains("username=\"alice\""), "{line}");
+        assert!(line.contains("login attempt"), "{line}");
+        for secret in ["hunter2", "eyJhbGci", "Bearer abc", "s3ss10n"] {
+            assert!(!line.contains(secret), "{secret} leaked: {line}");
+        }
+        assert!(line.contains("password=[redacted]"), "{line}");
+    }
+
+    #[test]
+    fn credential_fields_are_sensitive_and_ordinary_ones_are_not() {
+        for name in [
+            "password",
+            "new_password",
+            "access_token",
+            "SECRET_KEY",
+            "set_cookie",
+            "authorization",
+            "key",
+            "session_id",
+            "csrf_token",
+        ] {
+            assert!(is_sensitive_field(name), "{name}");
+        }
+        for name in ["username", "path", "status", "request_id", "latency_ms"] {
+            assert!(!is_sensitive_field(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_whatever_the_sigil() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(redacting_fields())
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let forged = "https://a.example/\n2026-12-01T00:00:00.000000Z  WARN \
+                      portcullis::security: forged\r\u{1b}[2K\u{1b}[31mred\u{85}x\u{2028}y\u{202e}z";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(display = %forged, debug = ?forged, "message {forged}");
+        });
+        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.matches('\n').count(), 1, "{out}");
+        assert!(out.ends_with('\n'));
+        let body = &out[..out.len() - 1];
+        assert!(!body.chars().any(must_escape), "{out:?}");
+        // Escaped, not removed: the value is still there to read.
+        assert_eq!(body.matches("\\n2026-12-01").count(), 3, "{out}");
+        assert!(body.contains("\\u{1b}[31mred"), "{out}");
+        assert!(body.contains("\\u{2028}y\\u{202e}z"), "{out}");
+    }
+}
