@@ -8,9 +8,11 @@
 //! divided by the floor's is then what the security costs.
 //!
 //! - `GET /healthz`: `ok`, text/plain.
-//! - `GET /`: `index.html` as the demo renders it for an anonymous visitor.
+//! - `GET /`: `index.html` as the demo renders it for an anonymous visitor, each
+//!   comment's Markdown rendered to sanitised HTML as the demo renders it (that is
+//!   the page's content, so the floor does it too).
 //! - `GET /api/me`: a fixed user, where the demo verifies a token and reads a row.
-//! - `GET /api/comments?limit=N`: the newest comments as JSON.
+//! - `GET /api/comments?limit=N`: the newest comments as JSON, with `body_html`.
 //! - `POST /api/comments`: JSON `{"body"}`, stored as user 1, answered 201.
 //!
 //! `FLOOR_ADDR` (default `127.0.0.1:8100`) is where it listens and
@@ -25,10 +27,11 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
 use portcullis::csp::CspNonce;
+use portcullis::sanitize::Sanitizer;
 use portcullis::templates::{Page, Templates};
-use portcullis_demo::db::{Comment, Database};
+use portcullis_demo::comments::RenderedComment;
+use portcullis_demo::db::Database;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8100";
 
@@ -36,6 +39,7 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8100";
 struct Floor {
     db: Database,
     templates: Templates,
+    rich_text: Sanitizer,
 }
 
 // Failures answer a bare 500: the floor has no error pages, and a benchmark that sees
@@ -50,6 +54,7 @@ async fn healthz() -> impl IntoResponse {
 
 async fn index(State(floor): State<Floor>) -> Result<Html<String>, StatusCode> {
     let comments = floor.db.newest_comments(20).await.map_err(failed)?;
+    let comments = RenderedComment::all(comments, &floor.rich_text);
     // The templates call `csp_nonce()`, so a page needs a nonce even though no
     // policy is sent; generating it is the only security-related work left here.
     let page = Page::new(CspNonce::generate());
@@ -59,7 +64,7 @@ async fn index(State(floor): State<Floor>) -> Result<Html<String>, StatusCode> {
         .render(
             "index.html",
             &page,
-            json!({ "comments": comments, "user": null, "body": "", "error": null }),
+            minijinja::context! { comments, user => (), body => "", error => () },
         )
         .map_err(failed)
 }
@@ -88,7 +93,7 @@ struct ListQuery {
 async fn list_comments(
     State(floor): State<Floor>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<Comment>>, StatusCode> {
+) -> Result<Json<Vec<RenderedComment>>, StatusCode> {
     // The range is the query's meaning (SQLite reads a negative LIMIT as none), not a
     // protection, so the floor keeps it.
     let limit = query.limit.unwrap_or(20);
@@ -96,7 +101,7 @@ async fn list_comments(
         return Err(StatusCode::BAD_REQUEST);
     }
     let comments = floor.db.newest_comments(limit).await.map_err(failed)?;
-    Ok(Json(comments))
+    Ok(Json(RenderedComment::all(comments, &floor.rich_text)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,7 +112,7 @@ struct NewComment {
 async fn add_comment(
     State(floor): State<Floor>,
     Json(comment): Json<NewComment>,
-) -> Result<(StatusCode, Json<Comment>), StatusCode> {
+) -> Result<(StatusCode, Json<RenderedComment>), StatusCode> {
     // No token: every comment is user 1's, the first account of the prepared data.
     let id = floor
         .db
@@ -115,7 +120,10 @@ async fn add_comment(
         .await
         .map_err(failed)?;
     match floor.db.comment(id).await.map_err(failed)? {
-        Some(stored) => Ok((StatusCode::CREATED, Json(stored))),
+        Some(stored) => Ok((
+            StatusCode::CREATED,
+            Json(RenderedComment::new(stored, &floor.rich_text)),
+        )),
         None => Err(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
@@ -156,7 +164,11 @@ async fn main() {
         .await
         .unwrap_or_else(|e| fail("listen", e));
     eprintln!("portcullis-bench-floor: listening on http://{addr}");
-    if let Err(e) = axum::serve(listener, router(Floor { db, templates })).await {
+    if let Err(e) = axum::serve(listener, router(Floor {
+        db,
+        templates,
+        rich_text: Sanitizer::default(),
+    })).await {
         fail("server", e);
     }
 }

@@ -10,16 +10,19 @@
 
 use std::convert::Infallible;
 use std::hint::black_box;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{header, Request, Response, StatusCode};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use futures_util::FutureExt as _;
+use portcullis::client_ip::ClientInfoConfig;
 use portcullis::csp::{ContentSecurityPolicy, CspNonce};
 use portcullis::csrf::{CsrfConfig, CsrfMinter, CsrfToken};
 use portcullis::headers::SecureHeadersConfig;
@@ -126,6 +129,10 @@ fn csrf_router(captured: Captured) -> Router {
         .route("/submit", post(|| async { "ok" }))
         .layer(csrf)
         .layer(sessions)
+        // CSRF compares origins with the client's address and scheme; outside a
+        // server, the peer address is given as axum's tests give it.
+        .layer(ClientInfoConfig::default().layer())
+        .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))))
 }
 
 /// CSRF tokens: minted on a render, checked on an unsafe request.

@@ -338,7 +338,7 @@ impl Sanitizer {
     /// ```
     pub fn clean(&self, html: &str) -> Result<SafeHtml, SanitizeError> {
         self.check_input(html)?;
-        self.sanitize(html)
+        self.sanitize(html, html.len())
     }
 
     /// Renders Markdown (CommonMark with tables and strikethrough) and sanitises the
@@ -358,7 +358,9 @@ impl Sanitizer {
         if pulldown_cmark::html::write_html_fmt(&mut html, parser).is_err() {
             return Err(SanitizeError::OutputTooLarge { limit });
         }
-        self.sanitize(&html.into_string())
+        // The parsing budget follows what the user wrote, not the HTML it became:
+        // nested Markdown quotes turn one byte into thirteen.
+        self.sanitize(&html.into_string(), markdown.len())
     }
 
     fn check_input(&self, text: &str) -> Result<(), SanitizeError> {
@@ -372,9 +374,9 @@ impl Sanitizer {
         Ok(())
     }
 
-    fn sanitize(&self, html: &str) -> Result<SafeHtml, SanitizeError> {
+    fn sanitize(&self, html: &str, source_len: usize) -> Result<SafeHtml, SanitizeError> {
         let limit = self.inner.max_output_bytes;
-        if !work::within_budget(html) {
+        if !work::within_budget(html, source_len) {
             return Err(SanitizeError::TooComplex);
         }
         let mut out = BoundedBytes::new(limit);
