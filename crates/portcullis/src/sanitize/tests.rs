@@ -194,7 +194,11 @@ fn markup_that_would_cost_input_times_depth_is_refused() {
     );
     // Ordinary nesting passes.
     let quotes = format!("{}deep", "> ".repeat(50));
-    assert!(sanitizer.markdown(&quotes).unwrap().as_str().contains("deep"));
+    assert!(sanitizer
+        .markdown(&quotes)
+        .unwrap()
+        .as_str()
+        .contains("deep"));
 }
 
 #[test]
