@@ -164,11 +164,16 @@ async fn main() {
         .await
         .unwrap_or_else(|e| fail("listen", e));
     eprintln!("portcullis-bench-floor: listening on http://{addr}");
-    if let Err(e) = axum::serve(listener, router(Floor {
-        db,
-        templates,
-        rich_text: Sanitizer::default(),
-    })).await {
+    if let Err(e) = axum::serve(
+        listener,
+        router(Floor {
+            db,
+            templates,
+            rich_text: Sanitizer::default(),
+        }),
+    )
+    .await
+    {
         fail("server", e);
     }
 }
