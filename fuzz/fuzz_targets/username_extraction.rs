@@ -77,6 +77,8 @@ fn app() -> &'static Router {
     APP.get_or_init(|| {
         let limits = RateLimitConfig::default()
             .without_default_limit()
+            // The default `auth` group already counts `/login` (per IP as well).
+            .without_group("auth")
             .group(
                 RateLimitGroup::new("login")
                     .path("/login")
