@@ -5,7 +5,7 @@
 //! reads the body by axum's rules itself and reports which usernames it found.
 //!
 //! Properties: nothing panics or answers 5xx; a body reaches the handler unchanged;
-//! a request whose username the handler can read carries the limiter's
+//! a request whose (non-empty) username the handler can read carries the limiter's
 //! `RateLimit-Limit` header (it was counted); a request naming two different
 //! usernames never reaches the handler.
 #![no_main]
@@ -60,7 +60,13 @@ fn usernames(headers: &HeaderMap, body: &[u8]) -> Vec<String> {
 
 async fn login(headers: HeaderMap, body: Bytes) -> impl IntoResponse {
     let names = usernames(&headers, &body);
-    let keys: Vec<String> = names.iter().map(|n| username_key(n)).collect();
+    // A name that is empty once trimmed is no account's: the limiter leaves it
+    // uncounted on purpose (`ratelimit/key.rs`), and the per-IP limit still applies.
+    let keys: Vec<String> = names
+        .iter()
+        .map(|n| username_key(n))
+        .filter(|k| !k.is_empty())
+        .collect();
     let mut response = body.into_response();
     let found = HeaderValue::from(keys.len());
     response.headers_mut().insert("x-usernames", found);
