@@ -158,7 +158,11 @@ fn no_vector_leaves_anything_outside_the_allow_list() {
         let html = match result {
             Ok(html) => html,
             // A bounded refusal shows nothing, which is safe.
-            Err(SanitizeError::TooComplex | SanitizeError::OutputTooLarge { .. }) => {
+            Err(
+                SanitizeError::TooComplex
+                | SanitizeError::Unstable
+                | SanitizeError::OutputTooLarge { .. },
+            ) => {
                 refused.push(vector.id);
                 continue;
             }

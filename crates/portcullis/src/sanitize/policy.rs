@@ -64,6 +64,10 @@ const REMOVED_WITH_CONTENT: &[&str] = &[
     "title", "xmp", "noembed", "noframes",
 ];
 
+/// Sanitising passes before the output must read back as itself: the first cleans,
+/// the second checks (or settles what the parser repaired), the third checks that.
+const PASSES: usize = 3;
+
 /// Every link leaves the site without passing it on or vouching for it.
 const LINK_REL: &str = "nofollow noopener noreferrer ugc";
 
@@ -114,6 +118,9 @@ pub enum SanitizeError {
     /// bound linear in its length (see [the module](super)).
     #[error("the text is nested too deeply to be rendered")]
     TooComplex,
+    /// The sanitised markup did not read back as itself after repeated passes.
+    #[error("the text's markup could not be made stable")]
+    Unstable,
     /// The text renders to more HTML than the output limit.
     #[error("the text renders to more than {limit} bytes of HTML")]
     OutputTooLarge {
@@ -374,15 +381,31 @@ impl Sanitizer {
         Ok(())
     }
 
+    /// Sanitises until the output reads back as itself: what is returned is what a
+    /// browser will build from it. Removing a disallowed element keeps its children,
+    /// and the parser's repairs around it can leave a structure no parser builds (a
+    /// `<p>` inside a `<p>` from `<p><button>x</p>`); the next pass settles it.
     fn sanitize(&self, html: &str, source_len: usize) -> Result<SafeHtml, SanitizeError> {
+        let mut input = std::borrow::Cow::Borrowed(html);
+        for _ in 0..PASSES {
+            let output = self.sanitize_once(&input, source_len)?;
+            if output == *input {
+                return Ok(SafeHtml::sanitized(output));
+            }
+            input = std::borrow::Cow::Owned(output);
+        }
+        Err(SanitizeError::Unstable)
+    }
+
+    fn sanitize_once(&self, html: &str, source_len: usize) -> Result<String, SanitizeError> {
         let limit = self.inner.max_output_bytes;
-        if !work::within_budget(html, source_len) {
+        if !work::within_budget(html, source_len.max(html.len())) {
             return Err(SanitizeError::TooComplex);
         }
         let mut out = BoundedBytes::new(limit);
         if self.inner.html.clean(html).write_to(&mut out).is_err() {
             return Err(SanitizeError::OutputTooLarge { limit });
         }
-        Ok(SafeHtml::sanitized(out.into_string()))
+        Ok(out.into_string())
     }
 }

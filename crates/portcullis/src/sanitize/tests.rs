@@ -243,11 +243,22 @@ fn sanitizing_twice_changes_nothing() {
         "<form><math><mtext></form><form><mglyph><style></math><img src=x onerror=alert(1)>",
         "<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\">",
         "x < y && y > z \"quoted\" 'single'",
+        // Found by fuzzing: the parser's repair around a removed element.
+        "<p><button>x</p>",
+        "<p><button>x</button></p><ul><li><div><li>y</ul>",
     ] {
         let once = sanitizer.clean(input).unwrap();
         let twice = sanitizer.clean(once.as_str()).unwrap();
         assert_eq!(once, twice, "{input}");
     }
+}
+
+#[test]
+fn a_paragraph_inside_a_paragraph_is_settled() {
+    let sanitizer = Sanitizer::default();
+    assert_eq!(clean("<p><button>x</p>"), "<p>x</p><p></p><p></p>");
+    let html = sanitizer.markdown("a <button>x]/button>").unwrap();
+    assert_eq!(sanitizer.clean(html.as_str()).unwrap(), html);
 }
 
 #[test]

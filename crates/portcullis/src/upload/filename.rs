@@ -60,24 +60,40 @@ const WINDOWS_DEVICES: &[&str] = &[
 /// ```
 pub fn display_name(name: &str, max_chars: usize) -> Result<String, UploadError> {
     let mut name = secure_filename(name);
-    if name.is_empty() {
-        return Err(UploadError::EmptyName);
+    // Each round either returns or makes the name shorter. The device-name guard is
+    // checked on the name as it will be shown, after any cut, and a cut is tidied as
+    // `secure_filename` tidies (no trailing `.` or `_`), so that showing a shown name
+    // again changes nothing.
+    loop {
+        if name.is_empty() {
+            return Err(UploadError::EmptyName);
+        }
+        let guard = usize::from(is_windows_device(&name));
+        if name.len() + guard <= max_chars {
+            if guard == 1 {
+                name.insert(0, '_');
+            }
+            return Ok(name);
+        }
+        name = secure_filename(&cut(&name, max_chars.saturating_sub(guard)));
     }
+}
+
+fn is_windows_device(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or("").to_ascii_uppercase();
-    if WINDOWS_DEVICES.contains(&stem.as_str()) {
-        name.insert(0, '_');
-    }
-    if name.len() > max_chars {
-        // Only ASCII remains, so byte and char counts agree.
-        let extension = name
-            .rfind('.')
-            .map(|i| name[i..].to_owned())
-            .filter(|ext| ext.len() < max_chars / 2)
-            .unwrap_or_default();
-        let keep = max_chars - extension.len();
-        name = format!("{}{extension}", &name[..keep]);
-    }
-    Ok(name)
+    WINDOWS_DEVICES.contains(&stem.as_str())
+}
+
+/// The first `max_chars` of `name`, keeping an extension shorter than half of it.
+fn cut(name: &str, max_chars: usize) -> String {
+    // Only ASCII remains after `secure_filename`, so byte and char counts agree.
+    let extension = name
+        .rfind('.')
+        .map(|i| &name[i..])
+        .filter(|ext| ext.len() < max_chars / 2)
+        .unwrap_or_default();
+    let keep = max_chars.saturating_sub(extension.len()).min(name.len());
+    format!("{}{extension}", &name[..keep])
 }
 
 #[cfg(test)]
@@ -129,6 +145,31 @@ mod tests {
                 "{empty:?}"
             );
         }
+        // Found by fuzzing: a cut that ends in `.` or `_`, or makes a device name.
+        for (input, max_chars, expected) in [
+            (
+                format!("{}.{}", "a".repeat(99), "b".repeat(60)),
+                100,
+                "a".repeat(99),
+            ),
+            ("@UXILAtR.IYxt".to_owned(), 8, "UXILAtR".to_owned()),
+            ("L c nap t".to_owned(), 8, "L_c_nap".to_owned()),
+            ("CONSOLE".to_owned(), 3, "CO".to_owned()),
+            ("COM1X.a".to_owned(), 6, "_COM1".to_owned()),
+        ] {
+            let shown = display_name(&input, max_chars).unwrap();
+            assert_eq!(shown, expected, "{input:?} at {max_chars}");
+            assert_eq!(
+                display_name(&shown, max_chars).unwrap(),
+                shown,
+                "idempotent"
+            );
+        }
+        assert_eq!(
+            display_name("\0NUL\0\0\n_.", 1),
+            Err(UploadError::EmptyName),
+            "no room for a guarded device name"
+        );
         let long = format!("{}.jpeg", "x".repeat(300));
         let capped = display_name(&long, 100).unwrap();
         assert_eq!(capped.len(), 100);
