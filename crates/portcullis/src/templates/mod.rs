@@ -34,11 +34,15 @@
 //! assert!(html.0.contains(nonce.as_str()));
 //! ```
 
+mod builder;
 mod raw_html;
+
+use builder::checked_loader;
+pub use builder::{TemplateError, TemplatesBuilder};
 
 use std::collections::HashSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -139,55 +143,6 @@ fn csrf_token(state: &State) -> Result<String, minijinja::Error> {
         })
 }
 
-/// A template couldn't be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum TemplateError {
-    /// The template does not parse, or could not be read.
-    #[error("template error: {0}")]
-    Syntax(#[from] minijinja::Error),
-    /// The template writes values unescaped.
-    #[error(
-        "template {name:?}, line {line}: {reason}; render user rich text as a SafeHtml from \
-         portcullis::sanitize, or name a template of trusted markup in \
-         TemplatesBuilder::dangerous_trust_raw_html"
-    )]
-    RawHtml {
-        /// The template's name.
-        name: String,
-        /// The line of the first such use.
-        line: usize,
-        /// What it does.
-        reason: &'static str,
-    },
-    /// A template folder could not be listed.
-    #[error("template folder {path}: {source}")]
-    Folder {
-        /// The folder.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
-/// Refuses `source` if it writes values unescaped and `name` is not trusted to.
-fn check_escaping(
-    name: &str,
-    source: &str,
-    trusted: &HashSet<String>,
-) -> Result<(), TemplateError> {
-    if trusted.contains(name) {
-        return Ok(());
-    }
-    match raw_html::find(source) {
-        Some(found) => Err(TemplateError::RawHtml {
-            name: name.to_owned(),
-            line: found.line,
-            reason: found.reason,
-        }),
-        None => Ok(()),
-    }
-}
-
 /// A set of templates with HTML auto-escaping forced on. Cheap to clone.
 #[derive(Clone)]
 pub struct Templates {
@@ -200,7 +155,7 @@ impl fmt::Debug for Templates {
     }
 }
 
-fn secure_environment(trusted: Arc<HashSet<String>>) -> Environment<'static> {
+pub(super) fn secure_environment(trusted: Arc<HashSet<String>>) -> Environment<'static> {
     let mut env = Environment::new();
     // The built-in `safe` marks any string safe; this one passes values that are
     // already safe (a `SafeHtml`, a macro's output) and refuses the rest, unless the
@@ -247,121 +202,6 @@ fn secure_environment(trusted: Arc<HashSet<String>>) -> Environment<'static> {
         },
     );
     env
-}
-
-/// Builds [`Templates`] from compiled-in sources and a folder, checking each template
-/// as it loads.
-///
-/// ```
-/// use portcullis::templates::{TemplateError, Templates};
-///
-/// let refused = Templates::builder().source("page.html", "{{ body|safe }}").build();
-/// assert!(matches!(refused, Err(TemplateError::RawHtml { line: 1, .. })));
-///
-/// let trusted = Templates::builder()
-///     .source("banner.html", "{{ banner|safe }}")
-///     .dangerous_trust_raw_html("banner.html")
-///     .build();
-/// assert!(trusted.is_ok());
-/// ```
-#[derive(Debug, Default)]
-pub struct TemplatesBuilder {
-    sources: Vec<(String, String)>,
-    dir: Option<PathBuf>,
-    trusted: HashSet<String>,
-}
-
-impl TemplatesBuilder {
-    /// Adds a template compiled into the binary (`include_str!`).
-    pub fn source(mut self, name: impl Into<String>, source: impl Into<String>) -> Self {
-        self.sources.push((name.into(), source.into()));
-        self
-    }
-
-    /// Reads templates from `dir` (a folder such as `templates/`) on first use.
-    /// [`TemplatesBuilder::build`] loads and checks every file in it once.
-    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.dir = Some(dir.into());
-        self
-    }
-
-    /// Lets the template `name` use the `safe` filter and `{% autoescape false %}`:
-    /// everything it marks safe reaches the page as it is. Only for templates whose
-    /// values never come from users.
-    pub fn dangerous_trust_raw_html(mut self, name: impl Into<String>) -> Self {
-        self.trusted.insert(name.into());
-        self
-    }
-
-    /// Loads the templates, refusing any that fails to parse or writes values
-    /// unescaped without being trusted to.
-    pub fn build(self) -> Result<Templates, TemplateError> {
-        let trusted = Arc::new(self.trusted);
-        let mut env = secure_environment(trusted.clone());
-        for (name, source) in self.sources {
-            check_escaping(&name, &source, &trusted)?;
-            env.add_template_owned(name, source)?;
-        }
-        if let Some(dir) = self.dir {
-            let names = template_names(&dir)?;
-            for name in &names {
-                let path = dir.join(name);
-                let source = std::fs::read_to_string(&path)
-                    .map_err(|source| TemplateError::Folder { path, source })?;
-                check_escaping(name, &source, &trusted)?;
-            }
-            env.set_loader(checked_loader(dir, trusted));
-            for name in &names {
-                env.get_template(name)?;
-            }
-        }
-        Ok(Templates { env: Arc::new(env) })
-    }
-}
-
-/// A path loader that checks every template it reads.
-fn checked_loader(
-    dir: PathBuf,
-    trusted: Arc<HashSet<String>>,
-) -> impl for<'a> Fn(&'a str) -> Result<Option<String>, minijinja::Error> + Send + Sync + 'static {
-    let load = minijinja::path_loader(dir);
-    move |name| {
-        let source = load(name)?;
-        if let Some(source) = &source {
-            check_escaping(name, source, &trusted).map_err(|e| {
-                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
-            })?;
-        }
-        Ok(source)
-    }
-}
-
-/// Every file under `dir`, named as the path loader names it (`/`-separated).
-fn template_names(dir: &Path) -> Result<Vec<String>, TemplateError> {
-    let mut names = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        let entries = std::fs::read_dir(&folder).map_err(|source| TemplateError::Folder {
-            path: folder.clone(),
-            source,
-        })?;
-        for entry in entries {
-            let path = entry
-                .map_err(|source| TemplateError::Folder {
-                    path: folder.clone(),
-                    source,
-                })?
-                .path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if let Ok(relative) = path.strip_prefix(dir) {
-                let parts: Vec<_> = relative.iter().map(|p| p.to_string_lossy()).collect();
-                names.push(parts.join("/"));
-            }
-        }
-    }
-    names.sort();
-    Ok(names)
 }
 
 impl Templates {
@@ -443,155 +283,4 @@ impl Templates {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PAYLOAD: &str = "<script>alert(1)</script>\"'><img src=x onerror=alert(1)>";
-
-    #[test]
-    fn templates_without_html_extension_still_escape() {
-        let templates = Templates::from_sources([
-            ("comment.txt", "{{ body }}"),
-            ("noextension", "{{ body }}"),
-            ("page.jinja", "<a title=\"{{ body }}\">x</a>"),
-        ])
-        .unwrap();
-        let nonce = CspNonce::generate();
-        for name in ["comment.txt", "noextension", "page.jinja"] {
-            let out = templates
-                .render_string(
-                    name,
-                    &Page::new(nonce),
-                    minijinja::context! { body => PAYLOAD },
-                )
-                .unwrap();
-            assert!(!out.contains("<script>"), "{name}: {out}");
-            assert!(!out.contains("<img"), "{name}: {out}");
-            assert!(!out.contains("\"'>"), "{name}: {out}");
-            assert!(out.contains("&lt;script&gt;"), "{name}: {out}");
-        }
-    }
-
-    #[test]
-    fn templates_from_a_folder_escape_and_get_the_nonce() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("plain.txt"), "{{ body }}|{{ csp_nonce() }}").unwrap();
-        let templates = Templates::from_dir(dir.path());
-        let nonce = CspNonce::generate();
-        let out = templates
-            .render_string(
-                "plain.txt",
-                &Page::new(nonce),
-                minijinja::context! { body => PAYLOAD },
-            )
-            .unwrap();
-        assert!(!out.contains("<script>"));
-        assert!(out.ends_with(nonce.as_str()));
-    }
-
-    #[test]
-    fn context_cannot_forge_the_nonce() {
-        let templates = Templates::from_sources([("t", "{{ csp_nonce() }}")]).unwrap();
-        let nonce = CspNonce::generate();
-        let out = templates
-            .render_string(
-                "t",
-                &Page::new(nonce),
-                minijinja::context! { __portcullis_csp_nonce => "forged" },
-            )
-            .unwrap();
-        assert_eq!(out, nonce.as_str());
-    }
-
-    #[test]
-    fn render_errors_do_not_leak_template_source() {
-        let templates = Templates::from_sources([("t", "{{ missing.deeply }}")]).unwrap();
-        let err = templates
-            .render_string("t", &Page::new(CspNonce::generate()), ())
-            .unwrap_err();
-        assert_eq!(err.status(), 500);
-        assert!(!err.message().contains("missing"));
-        let err = templates
-            .render_string("absent", &Page::new(CspNonce::generate()), ())
-            .unwrap_err();
-        assert_eq!(err.status(), 500);
-    }
-
-    #[test]
-    fn templates_that_write_raw_html_are_refused_when_loaded() {
-        let refused =
-            Templates::from_sources([("page.html", "<p>\n{{ body|safe }}</p>")]).unwrap_err();
-        assert!(
-            matches!(&refused, TemplateError::RawHtml { name, line: 2, .. } if name == "page.html"),
-            "{refused}"
-        );
-        assert!(refused.to_string().contains("SafeHtml"), "{refused}");
-        assert!(matches!(
-            Templates::from_sources([("p", "{% autoescape false %}{{ b }}{% endautoescape %}")]),
-            Err(TemplateError::RawHtml { .. })
-        ));
-
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("parts")).unwrap();
-        std::fs::write(dir.path().join("ok.html"), "{{ body }}").unwrap();
-        std::fs::write(dir.path().join("parts/raw.html"), "{{ body|safe }}").unwrap();
-        let refused = Templates::builder().dir(dir.path()).build().unwrap_err();
-        assert!(
-            matches!(&refused, TemplateError::RawHtml { name, .. } if name == "parts/raw.html"),
-            "{refused}"
-        );
-        // Loaded lazily, the same template fails to render and never writes the body.
-        let lazy = Templates::from_dir(dir.path());
-        let nonce = CspNonce::generate();
-        let page = Page::new(nonce);
-        assert!(lazy
-            .render_string(
-                "parts/raw.html",
-                &page,
-                minijinja::context! { body => PAYLOAD }
-            )
-            .is_err());
-        assert!(lazy
-            .render_string("ok.html", &page, minijinja::context! { body => PAYLOAD })
-            .unwrap()
-            .starts_with("&lt;script&gt;"));
-    }
-
-    #[test]
-    fn a_trusted_template_may_mark_values_safe_and_others_may_not() {
-        let templates = Templates::builder()
-            .source("banner.html", "{{ banner|safe }}")
-            .dangerous_trust_raw_html("banner.html")
-            .build()
-            .unwrap();
-        let out = templates
-            .render_string(
-                "banner.html",
-                &Page::new(CspNonce::generate()),
-                minijinja::context! { banner => "<b>ops</b>" },
-            )
-            .unwrap();
-        assert_eq!(out, "<b>ops</b>");
-    }
-
-    #[cfg(feature = "sanitize")]
-    #[test]
-    fn sanitized_html_renders_as_it_is_and_plain_strings_are_escaped() {
-        let templates =
-            Templates::from_sources([("c.html", "{{ html }}|{{ text }}|{{ html|safe }}")]);
-        // `|safe` is refused even where it would be harmless: the check is by name.
-        assert!(templates.is_err());
-        let templates = Templates::from_sources([("c.html", "{{ html }}|{{ text }}")]).unwrap();
-        let html = crate::sanitize::Sanitizer::default()
-            .markdown("*hi* <img src=x onerror=alert(1)>")
-            .unwrap();
-        let out = templates
-            .render_string(
-                "c.html",
-                &Page::new(CspNonce::generate()),
-                minijinja::context! { html => html, text => "<em>hi</em>" },
-            )
-            .unwrap();
-        assert_eq!(out, "<p><em>hi</em> </p>\n|&lt;em&gt;hi&lt;&#x2f;em&gt;");
-    }
-}
+mod tests;
