@@ -48,7 +48,7 @@
 //! assert_eq!(
 //!     html.as_str(),
 //!     "<p>Hello <em>world</em>, see <a href=\"https://example.com\" \
-//!      rel=\"nofollow noopener noreferrer ugc\">https://example.com</a></p>\n\n"
+//!      rel=\"nofollow noopener noreferrer ugc\">https://example.com</a></p>\n"
 //! );
 //! ```
 //!
