@@ -29,7 +29,7 @@ use axum::{Json, Router};
 use portcullis::csp::CspNonce;
 use portcullis::sanitize::Sanitizer;
 use portcullis::templates::{Page, Templates};
-use portcullis_demo::comments::RenderedComment;
+use portcullis_demo::comments::{CommentRenderer, RenderedComment};
 use portcullis_demo::db::Database;
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,7 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8100";
 struct Floor {
     db: Database,
     templates: Templates,
-    rich_text: Sanitizer,
+    rich_text: CommentRenderer,
 }
 
 // Failures answer a bare 500: the floor has no error pages, and a benchmark that sees
@@ -54,7 +54,7 @@ async fn healthz() -> impl IntoResponse {
 
 async fn index(State(floor): State<Floor>) -> Result<Html<String>, StatusCode> {
     let comments = floor.db.newest_comments(20).await.map_err(failed)?;
-    let comments = RenderedComment::all(comments, &floor.rich_text);
+    let comments = floor.rich_text.render_all(comments);
     // The templates call `csp_nonce()`, so a page needs a nonce even though no
     // policy is sent; generating it is the only security-related work left here.
     let page = Page::new(CspNonce::generate());
@@ -101,7 +101,7 @@ async fn list_comments(
         return Err(StatusCode::BAD_REQUEST);
     }
     let comments = floor.db.newest_comments(limit).await.map_err(failed)?;
-    Ok(Json(RenderedComment::all(comments, &floor.rich_text)))
+    Ok(Json(floor.rich_text.render_all(comments)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,10 +120,7 @@ async fn add_comment(
         .await
         .map_err(failed)?;
     match floor.db.comment(id).await.map_err(failed)? {
-        Some(stored) => Ok((
-            StatusCode::CREATED,
-            Json(RenderedComment::new(stored, &floor.rich_text)),
-        )),
+        Some(stored) => Ok((StatusCode::CREATED, Json(floor.rich_text.render(stored)))),
         None => Err(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
@@ -169,7 +166,7 @@ async fn main() {
         router(Floor {
             db,
             templates,
-            rich_text: Sanitizer::default(),
+            rich_text: CommentRenderer::new(Sanitizer::default()),
         }),
     )
     .await

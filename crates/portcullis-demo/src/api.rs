@@ -14,7 +14,6 @@ use portcullis::input::TextRules;
 use portcullis::jwt::{BearerUser, Jwt, JwtError};
 use serde::Deserialize;
 
-use crate::comments::{check_renders, RenderedComment};
 use crate::AppState;
 
 /// The `/api` routes, with the token service in their extensions for [`BearerUser`].
@@ -109,7 +108,7 @@ async fn list_comments(
         ));
     }
     let comments = state.db.newest_comments(limit).await.map_err(unavailable)?;
-    Ok(Json(RenderedComment::all(comments, &state.rich_text)).into_response())
+    Ok(Json(state.rich_text.render_all(comments)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,7 +125,7 @@ async fn add_comment(
     let body = TextRules::multiline(1, 2000)
         .apply(&comment.body)
         .map_err(|e| Error::bad_request(e.to_string()))?;
-    check_renders(&body, &state.rich_text)?;
+    state.rich_text.check(&body)?;
     let id = state
         .db
         .add_comment(user.id, &body)
@@ -134,11 +133,9 @@ async fn add_comment(
         .map_err(unavailable)?;
     let stored = state.db.comment(id).await.map_err(unavailable)?;
     match stored {
-        Some(comment) => Ok((
-            StatusCode::CREATED,
-            Json(RenderedComment::new(comment, &state.rich_text)),
-        )
-            .into_response()),
+        Some(comment) => {
+            Ok((StatusCode::CREATED, Json(state.rich_text.render(comment))).into_response())
+        }
         None => Err(Error::service_unavailable(5)),
     }
 }

@@ -102,7 +102,7 @@ pub struct AppResources {
     /// The shared Redis, when `REDIS_URL` is set (for `/healthz`).
     pub redis: Option<RedisConnection>,
     /// Comment Markdown to sanitised HTML.
-    pub rich_text: Sanitizer,
+    pub rich_text: comments::CommentRenderer,
 }
 
 /// Where sessions, rate limits and revocations live: in memory for one instance, in
@@ -169,7 +169,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         keyring: keyring.clone(),
         passwords,
         policy: PasswordPolicy::default(),
-        rich_text: Sanitizer::default(),
+        rich_text: comments::CommentRenderer::new(Sanitizer::default()),
         jwt: jwt.clone(),
         uploads: Arc::new(LocalStorage::new(&settings.upload_dir)?),
         upload_policy: upload_policy.clone(),

@@ -14,7 +14,6 @@ use portcullis::templates::Page;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::comments::{check_renders, RenderedComment};
 use crate::AppState;
 
 /// Every route of the app.
@@ -73,7 +72,7 @@ async fn render_index(
     error: Option<String>,
 ) -> Result<Html<String>, Error> {
     let comments = state.db.newest_comments(20).await.map_err(unavailable)?;
-    let comments = RenderedComment::all(comments, &state.rich_text);
+    let comments = state.rich_text.render_all(comments);
     let user = page_user(state, user).await?;
     // A context of Rust values, not `json!`: JSON would turn each comment's SafeHtml
     // into a plain string, which the template would then escape.
@@ -107,7 +106,9 @@ async fn add_comment(
         .apply(&form.body)
         .map_err(|e| e.to_string())
         .and_then(|body| {
-            check_renders(&body, &state.rich_text)
+            state
+                .rich_text
+                .check(&body)
                 .map(|()| body)
                 .map_err(|e| e.message().to_owned())
         });

@@ -387,8 +387,12 @@ impl Sanitizer {
     /// `<p>` inside a `<p>` from `<p><button>x</p>`); the next pass settles it.
     fn sanitize(&self, html: &str, source_len: usize) -> Result<SafeHtml, SanitizeError> {
         let mut input = std::borrow::Cow::Borrowed(html);
+        // The first pass is budgeted by what the user wrote; the later ones read this
+        // sanitizer's own output, which may be longer but is well formed.
+        let mut budget = source_len;
         for _ in 0..PASSES {
-            let output = self.sanitize_once(&input, source_len)?;
+            let output = self.sanitize_once(&input, budget)?;
+            budget = source_len.max(output.len());
             if output == *input {
                 return Ok(SafeHtml::sanitized(output));
             }
@@ -399,7 +403,7 @@ impl Sanitizer {
 
     fn sanitize_once(&self, html: &str, source_len: usize) -> Result<String, SanitizeError> {
         let limit = self.inner.max_output_bytes;
-        if !work::within_budget(html, source_len.max(html.len())) {
+        if !work::within_budget(html, source_len) {
             return Err(SanitizeError::TooComplex);
         }
         let mut out = BoundedBytes::new(limit);
