@@ -38,18 +38,7 @@ impl SafeHtml {
     /// assert_eq!(SafeHtml::escape("a & \"b\"").as_str(), "a &amp; &quot;b&quot;");
     /// ```
     pub fn escape(text: &str) -> Self {
-        let mut out = String::with_capacity(text.len() + text.len() / 8);
-        for c in text.chars() {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '"' => out.push_str("&quot;"),
-                '\'' => out.push_str("&#x27;"),
-                c => out.push(c),
-            }
-        }
-        Self(out)
+        Self(crate::error::escape_html(text))
     }
 
     /// The markup.
