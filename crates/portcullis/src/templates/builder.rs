@@ -110,17 +110,16 @@ impl TemplatesBuilder {
             env.add_template_owned(name, source)?;
         }
         if let Some(dir) = self.dir {
-            let names = template_names(&dir)?;
-            for name in &names {
-                let path = dir.join(name);
+            // Every file is read, checked and compiled once here; the loader serves
+            // only files added to the folder later, checked the same way.
+            for name in template_names(&dir)? {
+                let path = dir.join(&name);
                 let source = std::fs::read_to_string(&path)
                     .map_err(|source| TemplateError::Folder { path, source })?;
-                check_escaping(name, &source, &trusted)?;
+                check_escaping(&name, &source, &trusted)?;
+                env.add_template_owned(name, source)?;
             }
             env.set_loader(checked_loader(dir, trusted));
-            for name in &names {
-                env.get_template(name)?;
-            }
         }
         Ok(Templates { env: Arc::new(env) })
     }
