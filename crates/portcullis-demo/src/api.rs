@@ -125,12 +125,13 @@ async fn add_comment(
     let body = TextRules::multiline(1, 2000)
         .apply(&comment.body)
         .map_err(|e| Error::bad_request(e.to_string()))?;
-    state.rich_text.check(&body)?;
+    let html = state.rich_text.prepare(&body)?;
     let id = state
         .db
         .add_comment(user.id, &body)
         .await
         .map_err(unavailable)?;
+    state.rich_text.remember(id, &body, html);
     let stored = state.db.comment(id).await.map_err(unavailable)?;
     match stored {
         Some(comment) => {

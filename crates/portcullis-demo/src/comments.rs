@@ -86,13 +86,19 @@ impl CommentRenderer {
             .collect()
     }
 
-    /// Refuses a new comment whose Markdown the sanitizer would not render, so that
-    /// what is stored can be shown.
-    pub fn check(&self, body: &str) -> Result<(), Error> {
+    /// Renders a new comment's Markdown, refusing one the sanitizer would not render,
+    /// so that what is stored can be shown. Pass the HTML to
+    /// [`CommentRenderer::remember`] once the comment has its id.
+    pub fn prepare(&self, body: &str) -> Result<SafeHtml, Error> {
         self.sanitizer
             .markdown(body)
-            .map(drop)
             .map_err(|e| Error::bad_request(format!("This comment cannot be shown: {e}.")))
+    }
+
+    /// Keeps the HTML [`CommentRenderer::prepare`] made for the comment stored as `id`,
+    /// so that its first showing does not render it again.
+    pub fn remember(&self, id: i64, body: &str, html: SafeHtml) {
+        self.cache.insert(id, (body.to_owned(), html));
     }
 }
 

@@ -108,17 +108,18 @@ async fn add_comment(
         .and_then(|body| {
             state
                 .rich_text
-                .check(&body)
-                .map(|()| body)
+                .prepare(&body)
+                .map(|html| (body, html))
                 .map_err(|e| e.message().to_owned())
         });
     match checked {
-        Ok(body) => {
-            state
+        Ok((body, html)) => {
+            let id = state
                 .db
                 .add_comment(user.id, &body)
                 .await
                 .map_err(unavailable)?;
+            state.rich_text.remember(id, &body, html);
             Ok(Redirect::to("/").into_response())
         }
         Err(error) => {
