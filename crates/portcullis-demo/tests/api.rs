@@ -367,30 +367,85 @@ async fn revoke_refresh_and_reuse_detection_over_http() {
 async fn key_rotation_across_restarts() {
     let old_key = STRONG_KEY;
     let new_key = "Hk3nQ8vZp1Xw6sLr9TbY2cMf5dGj0aEu7NiRoKtVqWx";
-    let demo = demo_with_user(&[("PORTCULLIS_SECRET_KEY", old_key)]).await;
+    // Tokens outlive a restart only where their revocation records do: in Redis. An
+    // in-memory store that restarted refuses every token it can no longer vouch for
+    // (a revoked one would otherwise come back).
+    let redis = match std::env::var("PORTCULLIS_TEST_REDIS") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                std::env::var_os("PORTCULLIS_REQUIRE_REDIS").is_none(),
+                "PORTCULLIS_REQUIRE_REDIS is set but PORTCULLIS_TEST_REDIS is not"
+            );
+            None
+        }
+    };
+    let prefix = format!("rotation-{}", portcullis::upload::random_id());
+    let shared = |key_envs: &[(&'static str, &'static str)]| -> Vec<(String, String)> {
+        let mut envs: Vec<(String, String)> = key_envs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        if let Some(url) = &redis {
+            envs.push(("REDIS_URL".into(), url.clone()));
+            envs.push(("PORTCULLIS_REDIS_PREFIX".into(), prefix.clone()));
+        }
+        envs
+    };
+    let first = shared(&[("PORTCULLIS_SECRET_KEY", old_key)]);
+    let demo = demo_with_user(&borrowed(&first)).await;
     let access = pair(&demo).await["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
     let data = demo.stop();
-    let rotated = Demo::start_in(
-        &[
-            ("PORTCULLIS_SECRET_KEY", new_key),
-            ("PORTCULLIS_SECRET_KEY_FALLBACKS", old_key),
-        ],
-        data,
-    );
+    let second = shared(&[
+        ("PORTCULLIS_SECRET_KEY", new_key),
+        ("PORTCULLIS_SECRET_KEY_FALLBACKS", old_key),
+    ]);
+    let rotated = Demo::start_in(&borrowed(&second), data);
+    let expected = if redis.is_some() { 200 } else { 401 };
     assert_eq!(
         me(&rotated, &access).await.status(),
-        200,
-        "a fallback key must verify"
+        expected,
+        "a fallback key must verify (with its records in Redis); a restarted \
+         in-memory store must refuse what it forgot"
     );
     let data = rotated.stop();
-    let retired = Demo::start_in(&[("PORTCULLIS_SECRET_KEY", new_key)], data);
+    let third = shared(&[("PORTCULLIS_SECRET_KEY", new_key)]);
+    let retired = Demo::start_in(&borrowed(&third), data);
     assert_eq!(
         me(&retired, &access).await.status(),
         401,
         "a retired key must not"
+    );
+}
+
+fn borrowed(envs: &[(String, String)]) -> Vec<(&str, &str)> {
+    envs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+}
+
+/// A restart of an instance with in-memory state: every API token from before is
+/// refused, since the new store cannot tell the ones revoked before the restart.
+#[tokio::test]
+async fn tokens_revoked_before_a_restart_stay_refused_after_it() {
+    let demo = demo_with_user(&[("PORTCULLIS_SECRET_KEY", STRONG_KEY)]).await;
+    let tokens = pair(&demo).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let revoked = client()
+        .post(demo.url("/api/token/revoke"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    assert_eq!(me(&demo, &access).await.status(), 401);
+    let data = demo.stop();
+    let restarted = Demo::start_in(&[("PORTCULLIS_SECRET_KEY", STRONG_KEY)], data);
+    assert_eq!(
+        me(&restarted, &access).await.status(),
+        401,
+        "a revoked token came back after a restart"
     );
 }
 

@@ -11,18 +11,32 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use futures_util::FutureExt as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use portcullis::jwt::{
-    Claims, Jwt, JwtConfig, JwtError, JwtKeys, MemoryRevocationStore, TokenType,
+    Claims, Jwt, JwtConfig, JwtError, JwtKeys, MemoryRevocationStore, RevocationStore as _,
+    TokenType,
 };
 use portcullis::keys::{Keyring, Purpose, SecretKey};
 
 fn service(keyring: &Keyring) -> Jwt {
-    Jwt::new(
-        JwtConfig::default(),
-        JwtKeys::from_keyring(keyring),
-        Arc::new(MemoryRevocationStore::default()),
-    )
+    service_on_store(keyring, store_knowing_f1())
+}
+
+fn service_on_store(keyring: &Keyring, store: Arc<MemoryRevocationStore>) -> Jwt {
+    Jwt::new(JwtConfig::default(), JwtKeys::from_keyring(keyring), store)
+}
+
+/// A store that knows the family `claims` names (`f1` of user `1`), as after that
+/// user's login: a store refuses tokens of families it does not know.
+fn store_knowing_f1() -> Arc<MemoryRevocationStore> {
+    let store = Arc::new(MemoryRevocationStore::default());
+    store
+        .start_family("1", "f1", "r1", now() + 3_600, 10)
+        .now_or_never()
+        .expect("the memory store answers at once")
+        .unwrap();
+    store
 }
 
 fn now() -> i64 {
@@ -288,11 +302,16 @@ async fn revoked_tokens_and_families_are_refused() {
 #[tokio::test]
 async fn rotation_keeps_fallback_tokens_and_drops_retired_ones() {
     let old = SecretKey::generate();
-    let token = service(&Keyring::new(old.clone(), vec![]))
+    // One store, as the instances of one deployment share it across a rotation.
+    let store = store_knowing_f1();
+    let token = service_on_store(&Keyring::new(old.clone(), vec![]), store.clone())
         .issue(9)
         .await
         .unwrap();
-    let rotated = service(&Keyring::new(SecretKey::generate(), vec![old]));
+    let rotated = service_on_store(
+        &Keyring::new(SecretKey::generate(), vec![old]),
+        store.clone(),
+    );
     assert_eq!(
         rotated
             .verify_access(&token.access_token)
@@ -310,7 +329,7 @@ async fn rotation_keeps_fallback_tokens_and_drops_retired_ones() {
         .unwrap()
         .kid;
     assert_ne!(kid_old, kid_new);
-    let retired = service(&Keyring::new(SecretKey::generate(), vec![]));
+    let retired = service_on_store(&Keyring::new(SecretKey::generate(), vec![]), store);
     assert_eq!(
         retired.verify_access(&token.access_token).await,
         Err(JwtError::Invalid)
@@ -553,4 +572,31 @@ async fn the_redis_store_keeps_every_revocation_rule() {
     };
     portcullis::jwt::revocation::conformance::run(&*store).await;
     redis_clean(&backend).await;
+}
+
+/// An instance restarted with an in-memory store (or a Redis that lost its data)
+/// forgets every family: the tokens it revoked before must not verify after, so it
+/// refuses every token it cannot vouch for, and clients sign in again.
+#[tokio::test]
+async fn a_restarted_store_refuses_the_tokens_it_can_no_longer_vouch_for() {
+    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let before = service_on_store(&keyring, Arc::new(MemoryRevocationStore::default()));
+    let stolen = before.issue(5).await.unwrap();
+    let claims = before.verify_access(&stolen.access_token).await.unwrap();
+    before.revoke(&claims).await.unwrap();
+    assert_eq!(
+        before.verify_access(&stolen.access_token).await,
+        Err(JwtError::Revoked)
+    );
+
+    let after = service_on_store(&keyring, Arc::new(MemoryRevocationStore::default()));
+    assert_eq!(
+        after.verify_access(&stolen.access_token).await,
+        Err(JwtError::Revoked),
+        "a revoked token came back after a restart"
+    );
+    assert!(after.refresh(&stolen.refresh_token).await.is_err());
+    // Signing in again works at once.
+    let fresh = after.issue(5).await.unwrap();
+    assert!(after.verify_access(&fresh.access_token).await.is_ok());
 }

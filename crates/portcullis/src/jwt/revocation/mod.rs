@@ -123,10 +123,16 @@ pub enum RefreshUse {
 /// A store written outside Portcullis checks itself against every rule this one
 /// keeps with `portcullis::jwt::revocation::conformance::run` (feature `test-util`).
 pub trait RevocationStore: Send + Sync + fmt::Debug + 'static {
-    /// Whether a token is revoked: its family is revoked, or began before its user's
-    /// latest revocation; for a family the store does not know (it expired, or an
-    /// in-memory store restarted), whether the token was issued before the user's
-    /// "not before". One call, so a networked store needs one round trip.
+    /// Whether a token is revoked: its family is revoked, unknown, or began before
+    /// its user's latest revocation. One call, so a networked store needs one round
+    /// trip.
+    ///
+    /// An unknown family is revoked: every token names the family its login began,
+    /// and the family's record is kept until after the last of its tokens expires, so
+    /// a family the store does not know means the store lost its records (an
+    /// in-memory store restarted, Redis restarted empty or evicted keys). Such a store
+    /// cannot tell a revoked token from a good one, and refuses both: clients sign in
+    /// again, as they must after losing their sessions.
     fn is_revoked<'a>(&'a self, claims: &'a Claims)
         -> BoxFuture<'a, Result<bool, RevocationError>>;
     /// Starts `family` for `user`, its current refresh token `refresh_jti`, kept until

@@ -8,16 +8,13 @@ use crate::jwt::Claims;
 use crate::redis::{lua_extend, script, Failure, RedisConnection};
 
 /// Whether a token is revoked. KEYS: `fam:{family}`, `user:{user}`. ARGV: the token's
-/// `sub`, its `iat`. 1 when revoked.
+/// `sub`. 1 when revoked: an unknown family too (see `RevocationStore::is_revoked`).
 const IS_REVOKED: &str = r"
 local f = redis.call('HMGET', KEYS[1], 'user', 'gen', 'rev')
-local u = redis.call('HMGET', KEYS[2], 'gen', 'nbf')
-local ugen = tonumber(u[1]) or 0
-if f[1] then
-  if f[1] ~= ARGV[1] or f[3] == '1' or (tonumber(f[2]) or 0) < ugen then return 1 end
-  return 0
-end
-if u[2] and tonumber(ARGV[2]) < tonumber(u[2]) then return 1 end
+if not f[1] then return 1 end
+if f[1] ~= ARGV[1] or f[3] == '1' then return 1 end
+local ugen = tonumber(redis.call('HGET', KEYS[2], 'gen')) or 0
+if (tonumber(f[2]) or 0) < ugen then return 1 end
 return 0
 ";
 
@@ -181,7 +178,7 @@ impl RevocationStore for RedisRevocationStore {
                 self.backend.key("fam", &claims.fam),
                 self.backend.key("user", &claims.sub),
             ];
-            let args = vec![claims.sub.clone(), claims.iat.to_string()];
+            let args = vec![claims.sub.clone()];
             match self.run(script!(IS_REVOKED), keys, args).await? {
                 0 => Ok(false),
                 1 => Ok(true),
