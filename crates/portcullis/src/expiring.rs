@@ -405,4 +405,136 @@ mod tests {
         assert_eq!(map.purge_expired(i64::MAX), 4);
         assert_consistent(&map);
     }
+
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert { key: u8, value: u32, ttl: i64 },
+        Get(u8),
+        GetMut(u8),
+        Remove(u8),
+        SetExpiry { key: u8, ttl: i64 },
+        Advance(i64),
+        Purge,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        // Few keys and short lives, so that the map fills, entries expire and keys
+        // come back: the cases where the bound and the index can go wrong.
+        prop_oneof![
+            6 => (0u8..24, any::<u32>(), 0i64..40)
+                .prop_map(|(key, value, ttl)| Op::Insert { key, value, ttl }),
+            2 => (0u8..24).prop_map(Op::Get),
+            2 => (0u8..24).prop_map(Op::GetMut),
+            1 => (0u8..24).prop_map(Op::Remove),
+            1 => (0u8..24, 0i64..40).prop_map(|(key, ttl)| Op::SetExpiry { key, ttl }),
+            2 => (0i64..15).prop_map(Op::Advance),
+            1 => Just(Op::Purge),
+        ]
+    }
+
+    /// What the map must hold: every entry with its value and deadline, expired ones
+    /// until something removes them. Eviction takes the smallest (deadline, key), as
+    /// the map's order does.
+    struct Model {
+        entries: BTreeMap<String, (u32, i64)>,
+        capacity: usize,
+        when_full: WhenFull,
+    }
+
+    impl Model {
+        fn insert(&mut self, key: String, value: u32, deadline: i64, now: i64) -> Result<(), Full> {
+            if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
+                self.entries.retain(|_, (_, d)| *d > now);
+                if self.when_full == WhenFull::EvictSoonest {
+                    while self.entries.len() >= self.capacity {
+                        let soonest = self
+                            .entries
+                            .iter()
+                            .map(|(k, (_, d))| (*d, k.clone()))
+                            .min()
+                            .expect("a full map has entries")
+                            .1;
+                        self.entries.remove(&soonest);
+                    }
+                } else if self.entries.len() >= self.capacity {
+                    return Err(Full);
+                }
+            }
+            self.entries.insert(key, (value, deadline));
+            Ok(())
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any sequence of operations on a small map, against the model: the bound is
+        /// never passed, an expired entry is never returned, a refusing map refuses
+        /// only when full of live entries and loses nothing, an evicting map gives up
+        /// only its soonest-expiring entries, and the index stays in step.
+        #[test]
+        fn any_sequence_of_operations_keeps_the_bound_and_the_model(
+            capacity in 1usize..8,
+            evicting in any::<bool>(),
+            ops in proptest::collection::vec(op(), 1..120),
+        ) {
+            let when_full = if evicting { WhenFull::EvictSoonest } else { WhenFull::Refuse };
+            let mut map = Map::new(capacity, when_full);
+            let mut model = Model { entries: BTreeMap::new(), capacity, when_full };
+            let mut now = 0i64;
+            for op in ops {
+                match op {
+                    Op::Insert { key, value, ttl } => {
+                        let key = format!("k{key}");
+                        let expected = model.insert(key.clone(), value, now + ttl, now);
+                        prop_assert_eq!(map.insert(key, value, now + ttl, now), expected);
+                    }
+                    Op::Get(key) => {
+                        let key = format!("k{key}");
+                        let expected = model.entries.get(&key).filter(|(_, d)| *d > now).map(|(v, _)| *v);
+                        prop_assert_eq!(map.get(&key, now).copied(), expected);
+                    }
+                    Op::GetMut(key) => {
+                        let key = format!("k{key}");
+                        let expected = model.entries.get(&key).filter(|(_, d)| *d > now).map(|(v, _)| *v);
+                        if expected.is_none() {
+                            model.entries.remove(&key);
+                        }
+                        prop_assert_eq!(map.get_mut(&key, now).copied(), expected);
+                    }
+                    Op::Remove(key) => {
+                        let key = format!("k{key}");
+                        let expected = model.entries.remove(&key).map(|(v, _)| v);
+                        prop_assert_eq!(map.remove(&key), expected);
+                    }
+                    Op::SetExpiry { key, ttl } => {
+                        let key = format!("k{key}");
+                        let held = match model.entries.get_mut(&key) {
+                            Some((_, deadline)) => {
+                                *deadline = now + ttl;
+                                true
+                            }
+                            None => false,
+                        };
+                        prop_assert_eq!(map.set_expiry(&key, now + ttl), held);
+                    }
+                    Op::Advance(by) => now += by,
+                    Op::Purge => {
+                        let before = model.entries.len();
+                        model.entries.retain(|_, (_, d)| *d > now);
+                        prop_assert_eq!(map.purge_expired(now), before - model.entries.len());
+                    }
+                }
+                prop_assert!(map.len() <= capacity, "{} entries at capacity {}", map.len(), capacity);
+                prop_assert_eq!(map.len(), model.entries.len());
+                for (key, (value, deadline)) in &model.entries {
+                    prop_assert_eq!(map.entries.get(key), Some(&(*value, *deadline)));
+                }
+                assert_consistent(&map);
+            }
+        }
+    }
 }

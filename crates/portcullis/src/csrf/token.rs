@@ -289,4 +289,52 @@ mod tests {
             Err(CsrfRejection::Expired)
         );
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Unmasking gives back exactly the secret and issue time masked in, for any
+        /// secret, mask and time; and the secret never appears in the payload unless
+        /// the mask is zero where it does.
+        #[test]
+        fn masking_round_trips_for_any_secret_mask_and_time(
+            secret in any::<[u8; SECRET_LEN]>(),
+            mask in any::<[u8; SECRET_LEN]>(),
+            issued in any::<i64>(),
+        ) {
+            let payload = encode(issued, &secret, &mask);
+            prop_assert_eq!(payload.len(), PAYLOAD_LEN);
+            prop_assert_eq!(decode(&payload), Some((issued, secret)));
+            if mask.iter().all(|&byte| byte != 0) {
+                prop_assert!(payload[8 + SECRET_LEN..].iter().zip(&secret).all(|(m, s)| m != s));
+            }
+        }
+
+        /// A minted token checks against its own session's secret and against no
+        /// other, however close the other secret is (one bit apart included).
+        #[test]
+        fn a_token_checks_against_its_own_secret_and_no_other(
+            secret in any::<[u8; SECRET_LEN]>(),
+            other in any::<[u8; SECRET_LEN]>(),
+            flipped_bit in 0usize..SECRET_LEN * 8,
+            age in 0i64..3600,
+        ) {
+            let keyring = Keyring::new(SecretKey::generate(), vec![]);
+            let minter = minter(&keyring);
+            let token = minter.mint_for_secret(&secret, NOW - age);
+            prop_assert_eq!(minter.check_against(Some(&secret), &token, HOUR, NOW), Ok(()));
+            let mut near = secret;
+            near[flipped_bit / 8] ^= 1 << (flipped_bit % 8);
+            for wrong in [near, other] {
+                if wrong != secret {
+                    prop_assert_eq!(
+                        minter.check_against(Some(&wrong), &token, HOUR, NOW),
+                        Err(CsrfRejection::Invalid)
+                    );
+                }
+            }
+        }
+    }
 }

@@ -181,4 +181,67 @@ mod tests {
         assert_ne!(csrf.bytes(), session.bytes());
         assert_ne!(csrf.id(), session.id());
     }
+
+    use crate::keys::SignatureError;
+    use proptest::prelude::*;
+
+    /// The keyring of a deployment at rotation step `step`: `keys[step]` current and
+    /// the `kept` keys before it as fallbacks, newest first.
+    fn ring_at(keys: &[SecretKey], step: usize, kept: usize) -> Keyring {
+        let fallbacks = keys[step.saturating_sub(kept)..step]
+            .iter()
+            .rev()
+            .cloned()
+            .collect();
+        Keyring::new(keys[step].clone(), fallbacks)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Through any rotation schedule, a value signed at one step verifies at a
+        /// later step exactly while its key is still in the ring (current or one of
+        /// the `kept` fallbacks), gives back its payload unchanged, and is otherwise
+        /// `UnknownKey`; a ring that never held its key (an older instance) does not
+        /// accept it either; and no other purpose's signer accepts it.
+        #[test]
+        fn signatures_survive_rotation_exactly_while_their_key_is_kept(
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+            steps in 1usize..6,
+            kept in 0usize..3,
+            signed_at in 0usize..6,
+        ) {
+            let keys: Vec<SecretKey> = (0..steps).map(|_| SecretKey::generate()).collect();
+            let signed_at = signed_at % steps;
+            let token = ring_at(&keys, signed_at, kept).signer(Purpose::CSRF).sign(&payload);
+            for step in 0..steps {
+                let ring = ring_at(&keys, step, kept);
+                let verified = ring.signer(Purpose::CSRF).verify(&token);
+                if step >= signed_at && step - signed_at <= kept {
+                    prop_assert_eq!(verified, Ok(payload.clone()), "step {}", step);
+                } else {
+                    prop_assert_eq!(verified, Err(SignatureError::UnknownKey), "step {}", step);
+                }
+                prop_assert!(ring.signer(Purpose::SESSION).verify(&token).is_err());
+            }
+        }
+
+        /// Any one character of a signed value changed is refused, whichever part
+        /// it falls in (payload, key id or tag).
+        #[test]
+        fn any_altered_character_is_refused(
+            payload in proptest::collection::vec(any::<u8>(), 0..48),
+            position in any::<prop::sample::Index>(),
+            replacement in prop::sample::select(b"AZaz09-_.".to_vec()),
+        ) {
+            let ring = Keyring::new(SecretKey::generate(), vec![SecretKey::generate()]);
+            let token = ring.signer(Purpose::SESSION).sign(&payload);
+            let mut altered = token.clone().into_bytes();
+            let at = position.index(altered.len());
+            altered[at] = replacement;
+            let altered = String::from_utf8(altered).expect("ASCII");
+            prop_assume!(altered != token);
+            prop_assert!(ring.signer(Purpose::SESSION).verify(&altered).is_err());
+        }
+    }
 }
