@@ -132,7 +132,6 @@ fn main() -> ExitCode {
     }
 }
 
-#[allow(clippy::print_stdout)]
 fn run_audit(
     url: &str,
     json: bool,
@@ -196,11 +195,13 @@ fn run_audit(
         Ok(report) => report,
         Err(error) => return fail(error.to_string()),
     };
-    if json {
-        println!("{:#}", audit::render_json(&report));
+    let text = if json {
+        format!("{:#}\n", audit::render_json(&report))
     } else {
-        print!("{}", audit::render_table(&report));
-    }
+        audit::render_table(&report)
+    };
+    // A reader that stops early (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
     let rank = audit::GRADES
         .iter()
         .position(|g| *g == report.grade)

@@ -420,6 +420,8 @@ async fn a_weak_site_gets_every_penalty_and_an_f() {
     let output = audit(&[&url, "--fail-under", "C"]).await;
     assert_eq!(output.status.code(), Some(1), "below C: exit status 1");
     let table = String::from_utf8_lossy(&output.stdout);
+    // Shown with --nocapture: the README's sample of a weak site.
+    eprintln!("{table}");
     let cors = table
         .lines()
         .find(|l| l.starts_with("cross-origin-resource-sharing "))

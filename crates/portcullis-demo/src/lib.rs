@@ -139,6 +139,10 @@ impl SharedState {
 }
 
 /// The page script, as served at `/static/app.js`.
+///
+/// ```
+/// assert!(portcullis_demo::APP_JS.contains("dataset.js"));
+/// ```
 pub const APP_JS: &str = include_str!("../static/app.js");
 
 /// The Subresource Integrity value of [`APP_JS`] (`sha384-…`), which every page's
@@ -159,6 +163,14 @@ pub fn app_js_integrity() -> String {
 
 /// The policy of every page: nothing by default (`default-src 'none'`), then each
 /// kind of content the pages use, named; violations reported to the collector.
+///
+/// ```
+/// use portcullis::csp::{Directive, Source};
+///
+/// let policy = portcullis_demo::content_security_policy();
+/// assert_eq!(policy.get(Directive::DefaultSrc), Some(&[Source::None][..]));
+/// assert!(policy.compile().is_ok());
+/// ```
 pub fn content_security_policy() -> ContentSecurityPolicy {
     ContentSecurityPolicy::default()
         .directive(Directive::DefaultSrc, [Source::None])

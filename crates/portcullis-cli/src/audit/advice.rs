@@ -58,7 +58,7 @@ pub(crate) fn explain(result: &str) -> (&'static str, &'static str) {
         "sri-implemented-and-external-scripts-loaded-securely" => ("external scripts carry integrity and load over HTTPS", ""),
         "sri-not-implemented-response-not-html" => ("not an HTML page", ""),
         "sri-not-implemented-but-no-scripts-loaded" => ("no <script> on the page", ""),
-        "sri-not-implemented-but-all-scripts-loaded-from-secure-origin" => ("scripts load from this site, without integrity", "add integrity=\"sha384-…\" to the <script> tags for the bonus (+5, HTTPS only)"),
+        "sri-not-implemented-but-all-scripts-loaded-from-secure-origin" => ("scripts load from this site; no integrity over HTTPS", "serve over HTTPS with integrity=\"sha384-…\" on the <script> tags for the bonus (+5)"),
         "sri-not-implemented-but-external-scripts-loaded-securely" => ("external scripts load over HTTPS without integrity", SRI_FIX),
         "sri-implemented-but-external-scripts-not-loaded-securely" => ("external scripts load over plain HTTP or //", SRI_FIX),
         "sri-not-implemented-and-external-scripts-not-loaded-securely" => ("external scripts over plain HTTP, without integrity: anyone on the path runs code", SRI_FIX),

@@ -203,6 +203,12 @@ fn csrf_fields(page: Option<&Page>) -> Check {
             ),
             FIX,
         ),
+        (1, None) => check(
+            "csrf-form-tokens",
+            Verdict::Pass,
+            "the POST form carries a CSRF-looking field",
+            FIX,
+        ),
         (n, None) => check(
             "csrf-form-tokens",
             Verdict::Pass,

@@ -131,6 +131,16 @@ impl Chain {
     }
 }
 
+/// Where a connection's verifier writes why a certificate was not trusted.
+pub(crate) type VerificationOutcome = Arc<Mutex<Option<String>>>;
+
+fn recorded(outcome: &VerificationOutcome) -> Option<String> {
+    outcome
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
 /// How the audit trusts certificates.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
@@ -168,7 +178,7 @@ impl Client {
         &self,
         versions: &[&'static rustls::SupportedProtocolVersion],
         insecure: bool,
-    ) -> Result<(Arc<rustls::ClientConfig>, Arc<Mutex<Option<String>>>), String> {
+    ) -> Result<(Arc<rustls::ClientConfig>, VerificationOutcome), String> {
         let inner = WebPkiServerVerifier::builder(self.roots.clone())
             .build()
             .map_err(|e| e.to_string())?;
@@ -208,8 +218,7 @@ impl Client {
         let stream = match tokio::time::timeout(self.timeout, handshake).await {
             Err(_) => return Err(FetchError::Timeout),
             Ok(Err(error)) => {
-                let recorded = outcome.lock().expect("not poisoned").clone();
-                return Err(match recorded {
+                return Err(match recorded(&outcome) {
                     Some(reason) => FetchError::Untrusted(reason),
                     None => FetchError::Tls(error.to_string()),
                 });
@@ -223,7 +232,7 @@ impl Client {
                 .and_then(|v| v.as_str())
                 .unwrap_or("unknown")
                 .replace("TLSv1_", "TLSv1."),
-            untrusted: outcome.lock().expect("not poisoned").clone(),
+            untrusted: recorded(&outcome),
             leaf: session
                 .peer_certificates()
                 .and_then(|certs| certs.first())

@@ -171,14 +171,17 @@ pub(crate) async fn run(options: &AuditOptions) -> Result<Audit, AuditError> {
         None => None,
     };
     let http_chain = client.follow(&http_url).await.ok();
-    match &http_chain {
-        None => notes.push(format!(
-            "plain HTTP probed at {http_url}: no answer (--http-port names the redirect port)"
-        )),
-        Some(chain) => notes.push(format!(
-            "plain HTTP probed at {http_url}: {} hop(s)",
-            chain.hops.len()
-        )),
+    if url.scheme() == "https" {
+        notes.push(match &http_chain {
+            None => format!(
+                "plain HTTP probed at {http_url}: no answer (--http-port names the redirect port)"
+            ),
+            Some(chain) => format!(
+                "plain HTTP probed at {http_url}: {} answer(s), ending at {}",
+                chain.hops.len(),
+                chain.last().url
+            ),
+        });
     }
     let auto_chain = match (&https_chain, &http_chain) {
         (Some(chain), _) => chain.clone(),

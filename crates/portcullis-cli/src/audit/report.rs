@@ -53,7 +53,8 @@ pub(crate) fn render_table(audit: &Audit) -> String {
             format!("{:+}", test.score_modifier),
             test.result
         );
-        if !fix.is_empty() {
+        // A passing test shows its fix only when a bonus is still to be had.
+        if !fix.is_empty() && (verdict(test) != Verdict::Pass || fix.contains("(+")) {
             let _ = writeln!(out, "{:<NAME_WIDTH$}   fix: {fix}", "");
         }
     }

@@ -198,7 +198,12 @@ impl ServerCertVerifier for RecordingVerifier {
         ) {
             Ok(verified) => Ok(verified),
             Err(error) => {
-                *self.outcome.lock().expect("not poisoned") = Some(error.to_string());
+                // A poisoned lock still holds a usable slot: nothing panics while it is held.
+                let mut slot = self
+                    .outcome
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *slot = Some(error.to_string());
                 if self.insecure {
                     Ok(ServerCertVerified::assertion())
                 } else {

@@ -35,8 +35,7 @@ pub(super) fn referrer_policy(observed: &Observed) -> TestOutcome {
     let policy = data
         .split(',')
         .map(|v| v.trim().to_ascii_lowercase())
-        .filter(|v| GOOD.contains(&v.as_str()) || BAD.contains(&v.as_str()))
-        .next_back()
+        .rfind(|v| GOOD.contains(&v.as_str()) || BAD.contains(&v.as_str()))
         .unwrap_or_default();
     let result = if GOOD.contains(&policy.as_str()) {
         "referrer-policy-private"
