@@ -15,9 +15,9 @@
 //! | `tls.rs` | protocol-version probes and certificate dates |
 //! | `html.rs` | scripts, forms, `<meta>` policies and resource URLs, read with html5ever |
 //! | `csp.rs` | Content-Security-Policy parsing and the Observatory's CSP test |
-//! | `observatory.rs` | the Observatory's other tests, its score table and grades |
+//! | `observatory/` | its score table and grades (`mod.rs`), the transport tests (`transport.rs`: cookies, CORS, redirection, HSTS) and the page tests (`content.rs`) |
 //! | `advice.rs` | why and how to fix, per result |
-//! | `beyond.rs` | the checks the Observatory does not make |
+//! | `beyond/` | the checks the Observatory does not make: of the page (`page.rs`) and of the site around it (`site.rs`) |
 //! | `report.rs` | the table and the JSON |
 
 mod advice;
