@@ -1,5 +1,7 @@
 //! The `portcullis` command: `keygen`, `check`, `dev-cert`, `hash-password`,
-//! `verify-password`.
+//! `verify-password`, `audit`.
+
+mod audit;
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -50,6 +52,37 @@ enum Command {
         /// The stored hash, quoted so that the shell leaves its `$` alone.
         hash: String,
     },
+    /// Grade a running site from outside: the HTTP Observatory's tests, scored as it
+    /// scores them, and the checks it does not make. Sends a handful of GET requests,
+    /// one OPTIONS and one TRACE (both safe methods), never a state-changing one.
+    ///
+    /// Exit status: 0, or 1 when --fail-under is given and the grade is below it;
+    /// 2 when the site cannot be audited.
+    ///
+    /// Example: portcullis audit https://localhost:8443 --ca data/tls/cert.pem
+    Audit {
+        /// The page to grade: https://example.com, http://127.0.0.1:8000/login …
+        url: String,
+        /// Print JSON (score, grade, tests, beyond) instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Exit with status 1 when the grade is below this one (A+, A, A-, B+ … F).
+        #[arg(long, value_name = "GRADE")]
+        fail_under: Option<String>,
+        /// Go on when the certificate is not trusted; it is graded as untrusted.
+        #[arg(long)]
+        insecure: bool,
+        /// Also trust the certificates in this PEM file (a development certificate).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// The plain-HTTP port to probe for the redirect to HTTPS (default: the
+        /// URL's port when it names one, else 80).
+        #[arg(long, value_name = "PORT")]
+        http_port: Option<u16>,
+        /// Seconds allowed for each connection (connect, handshake, answer).
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        timeout: u64,
+    },
 }
 
 #[allow(clippy::print_stdout)]
@@ -79,6 +112,103 @@ fn main() -> ExitCode {
         },
         Command::HashPassword => hash_password(),
         Command::VerifyPassword { hash } => verify_password(&hash),
+        Command::Audit {
+            url,
+            json,
+            fail_under,
+            insecure,
+            ca,
+            http_port,
+            timeout,
+        } => run_audit(
+            &url,
+            json,
+            fail_under.as_deref(),
+            insecure,
+            ca,
+            http_port,
+            timeout,
+        ),
+    }
+}
+
+fn run_audit(
+    url: &str,
+    json: bool,
+    fail_under: Option<&str>,
+    insecure: bool,
+    ca: Option<PathBuf>,
+    http_port: Option<u16>,
+    timeout: u64,
+) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("portcullis audit: {message}");
+        ExitCode::from(USAGE_ERROR)
+    };
+    let threshold = match fail_under {
+        None => None,
+        Some(grade) => match audit::GRADES
+            .iter()
+            .position(|g| g.eq_ignore_ascii_case(grade))
+        {
+            Some(rank) => Some(rank),
+            None => {
+                return fail(format!(
+                    "--fail-under {grade}: expected one of {}",
+                    audit::GRADES.join(" ")
+                ))
+            }
+        },
+    };
+    let url = match audit::parse_url(url) {
+        Ok(url) => url,
+        Err(error) => return fail(error.to_string()),
+    };
+    let ca = match ca {
+        None => Vec::new(),
+        Some(path) => match std::fs::read(&path) {
+            Err(error) => return fail(format!("--ca {}: {error}", path.display())),
+            Ok(pem) => match audit::read_ca(&pem) {
+                Ok(certs) => certs,
+                Err(error) => return fail(error.to_string()),
+            },
+        },
+    };
+    if timeout == 0 {
+        return fail("--timeout must be at least 1 second".into());
+    }
+    let options = audit::AuditOptions {
+        url,
+        http_port,
+        ca,
+        insecure,
+        timeout: std::time::Duration::from_secs(timeout),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(error.to_string()),
+    };
+    let report = match runtime.block_on(audit::run(&options)) {
+        Ok(report) => report,
+        Err(error) => return fail(error.to_string()),
+    };
+    let text = if json {
+        format!("{:#}\n", audit::render_json(&report))
+    } else {
+        audit::render_table(&report)
+    };
+    // A reader that stops early (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    let rank = audit::GRADES
+        .iter()
+        .position(|g| *g == report.grade)
+        .unwrap_or(audit::GRADES.len());
+    match threshold {
+        Some(threshold) if rank > threshold => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use portcullis::config::Settings;
-use portcullis::csp::{ContentSecurityPolicy, ReportCollectorConfig};
+use portcullis::csp::{ContentSecurityPolicy, Directive, ReportCollectorConfig, Source};
 use portcullis::csrf::CsrfConfig;
 use portcullis::error::ErrorPagesConfig;
 use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocationStore, RevocationStore};
@@ -138,10 +138,53 @@ impl SharedState {
     }
 }
 
-/// The templates, compiled into the binary so that it runs from any directory.
+/// The page script, as served at `/static/app.js`.
+///
+/// ```
+/// assert!(portcullis_demo::APP_JS.contains("dataset.js"));
+/// ```
+pub const APP_JS: &str = include_str!("../static/app.js");
+
+/// The Subresource Integrity value of [`APP_JS`] (`sha384-…`), which every page's
+/// `<script>` carries: a script altered on the way, or by a cache, does not run.
+///
+/// ```
+/// assert!(portcullis_demo::app_js_integrity().starts_with("sha384-"));
+/// ```
+pub fn app_js_integrity() -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha384::digest(APP_JS.as_bytes());
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The policy of every page: nothing by default (`default-src 'none'`), then each
+/// kind of content the pages use, named; violations reported to the collector.
+///
+/// ```
+/// use portcullis::csp::{Directive, Source};
+///
+/// let policy = portcullis_demo::content_security_policy();
+/// assert_eq!(policy.get(Directive::DefaultSrc), Some(&[Source::None][..]));
+/// assert!(policy.compile().is_ok());
+/// ```
+pub fn content_security_policy() -> ContentSecurityPolicy {
+    ContentSecurityPolicy::default()
+        .directive(Directive::DefaultSrc, [Source::None])
+        .report_to(portcullis::csp::DEFAULT_REPORT_PATH)
+}
+
+/// The templates, compiled into the binary so that it runs from any directory. The
+/// page script's integrity digest is written into the base template here, from the
+/// very bytes `/static/app.js` serves.
 pub fn templates() -> Result<Templates, portcullis::templates::TemplateError> {
+    let base =
+        include_str!("../templates/base.html").replace("sha384-APP_JS_SHA384", &app_js_integrity());
     Templates::from_sources([
-        ("base.html", include_str!("../templates/base.html")),
+        ("base.html", base.as_str()),
         ("index.html", include_str!("../templates/index.html")),
         ("error.html", include_str!("../templates/error.html")),
         ("files.html", include_str!("../templates/files.html")),
@@ -193,7 +236,7 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     let headers = stack
         .headers_config()
         .clone()
-        .csp(ContentSecurityPolicy::default().report_to(portcullis::csp::DEFAULT_REPORT_PATH));
+        .csp(content_security_policy());
     let router = routes::router()
         .merge(api::router(jwt))
         .merge(files::router())

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/comments", post(add_comment))
         .route("/static/style.css", get(style))
         .route("/static/app.js", get(script))
+        .route("/.well-known/security.txt", get(security_txt))
 }
 
 fn unavailable(error: sqlx::Error) -> Error {
@@ -277,6 +278,24 @@ async fn script() -> impl IntoResponse {
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, CACHE),
         ],
-        include_str!("../static/app.js"),
+        crate::APP_JS,
+    )
+}
+
+/// RFC 9116: where to report a vulnerability. `Expires` is required and must lie
+/// within a year; counted from each request, it never goes stale on a long-running
+/// instance.
+async fn security_txt() -> impl IntoResponse {
+    let expires = (chrono::Utc::now() + chrono::Duration::days(180)).format("%Y-%m-%dT00:00:00Z");
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        format!(
+            "Contact: https://github.com/portcullis-rs/portcullis/security/advisories/new\n\
+             Expires: {expires}\n\
+             Preferred-Languages: en\n"
+        ),
     )
 }

@@ -22,9 +22,12 @@ async fn home_page_is_served_with_every_protection() {
         .nth(1)
         .and_then(|r| r.split('\'').next())
         .unwrap();
+    // Nothing is allowed unless a directive names it.
+    assert!(csp.starts_with("default-src 'none'; "), "{csp}");
     let body = response.text().await.unwrap();
     assert!(body.contains(&format!(
-        "<script nonce=\"{nonce}\" src=\"/static/app.js\">"
+        "<script nonce=\"{nonce}\" src=\"/static/app.js\" integrity=\"{}\">",
+        portcullis_demo::app_js_integrity()
     )));
     assert!(body.contains("<link rel=\"stylesheet\" href=\"/static/style.css\">"));
     // The development warning is loud, and the key itself is never logged.
@@ -54,6 +57,20 @@ async fn healthz_and_static_files() {
         "text/javascript; charset=utf-8"
     );
     assert_eq!(js.headers()["x-content-type-options"], "nosniff");
+    // The integrity digest the pages carry is that of the bytes served: a browser
+    // refuses to run the script otherwise.
+    let served = js.bytes().await.unwrap();
+    let digest = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&served))
+    };
+    let page = http.get(demo.url("/login")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(&format!("integrity=\"sha384-{digest}\"")),
+        "{page}"
+    );
 }
 
 #[tokio::test]
