@@ -472,6 +472,8 @@ async fn pyjwt_and_portcullis_accept_each_others_tokens() {
         portcullis::keys::Keyring::new(portcullis::keys::SecretKey::parse(STRONG_KEY), vec![]);
     let subkey = &keyring.subkeys(portcullis::keys::Purpose::JWT)[0];
     let key_hex: String = subkey.bytes().iter().map(|b| format!("{b:02x}")).collect();
+    // PyJWT mints an access token of the same login (its family), as a Python service
+    // sharing the key would: a family the store does not know is refused.
     let script = r#"
 import json, os, sys, time, jwt
 key = bytes.fromhex(os.environ["KEY_HEX"])
@@ -481,7 +483,7 @@ claims = jwt.decode(os.environ["TOKEN"], key, algorithms=["HS256"],
 now = int(time.time())
 mine = {"sub": claims["sub"], "iat": now, "nbf": now, "exp": now + 300,
         "jti": "pyjwt-1", "iss": "portcullis", "aud": "portcullis-api",
-        "typ": "access", "fam": "pyjwt-family"}
+        "typ": "access", "fam": claims["fam"]}
 token = jwt.encode(mine, key, algorithm="HS256", headers={"kid": os.environ["KID"]})
 print(json.dumps({"verified": claims, "token": token, "version": jwt.__version__}))
 "#;
