@@ -32,6 +32,8 @@
 //! | `session` | server-side sessions: signed random ids, expiry, per-user revocation; stores in memory, SQLite (`sqlite`) or Redis (`redis`) | `session` |
 //! | `csrf` | fetch-metadata and `Origin` checks, session-bound masked tokens | `csrf` |
 //! | `auth` | login extractors, the login flow, timing-safe authentication, safe `next` redirects | `session` + `password` |
+//! | `account` | the second sign-in step, re-authentication, reset and confirmation links, the per-account delay, security events | `account` |
+//! | `totp` | TOTP codes (RFC 6238), `otpauth://` QR codes, recovery codes; secrets sealed at rest (`keys::Sealer`) | `totp` |
 //! | `password` | password hashing, legacy werkzeug/bcrypt verification, the password policy | `password` |
 //! | `jwt` | API tokens: access and refresh, rotation by `kid`, revocation, reuse detection | `jwt` |
 //! | `ratelimit` | GCRA limits per client IP and per username, fail-closed stores | `ratelimit` |
@@ -83,6 +85,8 @@
 //!     .unwrap();
 //! ```
 
+#[cfg(feature = "account")]
+pub mod account;
 #[cfg(all(feature = "session", feature = "password"))]
 pub mod auth;
 pub mod body;
@@ -123,5 +127,7 @@ pub mod stack;
 #[cfg(feature = "templates")]
 pub mod templates;
 pub mod timeout;
+#[cfg(feature = "totp")]
+pub mod totp;
 #[cfg(feature = "upload")]
 pub mod upload;

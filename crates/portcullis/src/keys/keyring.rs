@@ -35,6 +35,15 @@ impl Purpose {
     pub const JWT: Purpose = Purpose("portcullis/jwt");
     /// Signed or private cookies other than the session.
     pub const COOKIE: Purpose = Purpose("portcullis/cookie");
+    /// TOTP secrets sealed at rest.
+    pub const TOTP: Purpose = Purpose("portcullis/totp");
+    /// Recovery codes, hashed under a key so that a copy of the database alone
+    /// cannot test guesses.
+    pub const RECOVERY: Purpose = Purpose("portcullis/recovery");
+    /// Password-reset links.
+    pub const RESET: Purpose = Purpose("portcullis/reset");
+    /// Email-confirmation links.
+    pub const EMAIL: Purpose = Purpose("portcullis/email");
 
     /// A purpose of the application's own; use a label nobody else uses.
     pub const fn new(label: &'static str) -> Self {
@@ -152,6 +161,13 @@ impl Keyring {
             .chain(&self.inner.fallbacks)
             .map(|secret| derive(secret, purpose))
             .collect()
+    }
+
+    /// A sealer for `purpose`: authenticated encryption of stored secrets under its
+    /// subkeys (feature `totp`).
+    #[cfg(feature = "totp")]
+    pub fn sealer(&self, purpose: Purpose) -> super::Sealer {
+        super::Sealer::new(self.subkeys(purpose).into())
     }
 
     /// A signer for `purpose`, with its subkeys derived once.

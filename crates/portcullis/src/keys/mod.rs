@@ -36,10 +36,14 @@
 //! | `signer.rs` | [`Signer`]: `payload.kid.mac` values, signed and verified |
 
 mod keyring;
+#[cfg(feature = "totp")]
+mod sealer;
 mod secret;
 mod signer;
 
 pub use keyring::{Keyring, Purpose, Subkey};
+#[cfg(feature = "totp")]
+pub use sealer::{SealError, Sealer};
 pub use secret::{KeyWeakness, SecretKey, KNOWN_EXAMPLE_KEYS, MIN_KEY_BYTES};
 pub use signer::{SignatureError, Signer};
 
