@@ -223,6 +223,14 @@ where
         Some(value)
     }
 
+    /// Every entry live at `now`, in no particular order.
+    pub(crate) fn live(&self, now: T) -> impl Iterator<Item = (&K, &V)> {
+        self.entries
+            .iter()
+            .filter(move |(_, (_, deadline))| *deadline > now)
+            .map(|(key, (value, _))| (key, value))
+    }
+
     /// Removes every entry, live or expired, for which `remove` is true; returns how
     /// many went.
     pub(crate) fn remove_where(&mut self, mut remove: impl FnMut(&K, &V) -> bool) -> usize {

@@ -172,6 +172,40 @@ async fn deleting_a_users_sessions_spares_the_current_one_and_other_users() {
     clean_up(&redis).await;
 }
 
+/// Lua numbers are doubles: 2^53 and 2^53 + 1 are one number to `cjson`. Ending or
+/// listing one user's sessions must still never take the other for them.
+#[tokio::test]
+async fn users_whose_ids_a_double_cannot_tell_apart_stay_apart() {
+    let Some(redis) = backend().await else { return };
+    let store = redis.sessions();
+    // The victim's id reads as the attacker's once it is a double.
+    let (victim, attacker) = ((1_i64 << 53) + 1, 1_i64 << 53);
+    let later = now_ms() + 60_000;
+    store
+        .save("victim", &record(Some(victim), "v"), later)
+        .await
+        .unwrap();
+    store
+        .save("attacker", &record(Some(attacker), "a"), later)
+        .await
+        .unwrap();
+    assert!(!store.delete_of_user(attacker, "victim").await.unwrap());
+    assert!(store.load("victim").await.unwrap().is_some());
+    let listed = store.list_user(attacker).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .collect::<Vec<_>>(),
+        ["attacker"]
+    );
+    assert!(store.delete_of_user(victim, "victim").await.unwrap());
+    assert!(store.load("victim").await.unwrap().is_none());
+    assert!(store.load("attacker").await.unwrap().is_some());
+
+    clean_up(&redis).await;
+}
+
 #[tokio::test]
 async fn gcra_admits_exactly_the_burst_like_the_memory_store() {
     let Some(redis) = backend().await else { return };

@@ -1,16 +1,18 @@
-//! Sessions over real HTTP: expiry, revocation of a user's other sessions, the SQLite
-//! store, and failing closed when the store is gone.
+//! Sessions over real HTTP: expiry, revocation of a user's other sessions, "your
+//! sessions" (listing and ending them, on every store), the SQLite store, and failing
+//! closed when the store is gone.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
+use portcullis::client_ip::ClientInfoConfig;
 use portcullis::keys::{Keyring, SecretKey};
 use portcullis::session::{
-    MemorySessionStore, Session, SessionConfig, SessionStore, SqliteSessionStore,
+    MemorySessionStore, Session, SessionConfig, SessionStore, SqliteSessionStore, UserSessions,
 };
 
 fn routes() -> Router {
@@ -486,4 +488,238 @@ async fn another_user_does_not_inherit_the_session_data() {
     // Another user on the same browser does not see them.
     fetch(&browser, addr, "/login/2").await;
     assert_eq!(fetch(&browser, addr, "/get").await, "");
+}
+
+// "Your sessions": listing a user's sessions and ending them, over real HTTP.
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// The session routes plus "your sessions" on `sessions`: list (JSON), end one by
+/// id, end all others. Served with the peer address (`ConnectInfo`) and, when
+/// `behind_proxy`, behind the client-info layer trusting loopback as a proxy.
+async fn serve_your_sessions(
+    config: SessionConfig,
+    store: Arc<dyn SessionStore>,
+    behind_proxy: bool,
+) -> SocketAddr {
+    let sessions = UserSessions::new(store.clone());
+    let listing =
+        Router::new()
+            .route(
+                "/sessions",
+                get(
+                    |State(sessions): State<UserSessions>, session: Session| async move {
+                        let user = session.user_id().expect("signed in");
+                        let listed = sessions
+                            .list(user, session.listing_id().as_deref())
+                            .await
+                            .unwrap();
+                        serde_json::to_string(&listed).unwrap()
+                    },
+                ),
+            )
+            .route(
+                "/sessions/end/{id}",
+                get(
+                    |State(sessions): State<UserSessions>,
+                     session: Session,
+                     Path(id): Path<String>| async move {
+                        let user = session.user_id().expect("signed in");
+                        sessions.end(user, &id).await.unwrap().to_string()
+                    },
+                ),
+            )
+            .route(
+                "/sessions/end-others",
+                get(
+                    |State(sessions): State<UserSessions>, session: Session| async move {
+                        let user = session.user_id().expect("signed in");
+                        sessions
+                            .end_others(user, session.listing_id().as_deref())
+                            .await
+                            .unwrap()
+                            .to_string()
+                    },
+                ),
+            )
+            .with_state(sessions);
+    let app = routes().merge(listing);
+    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let mut app = app.layer(
+        config
+            .insecure_cookie_over_plain_http()
+            .layer(&keyring, store),
+    );
+    if behind_proxy {
+        app = app.layer(
+            ClientInfoConfig::default()
+                .trusted_proxies("127.0.0.1/32".parse().unwrap())
+                .layer(),
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+/// Signs in as `user` with `user_agent` (and `X-Forwarded-For`, when given); the
+/// session cookie.
+async fn sign_in(addr: SocketAddr, user: i64, user_agent: &str, forwarded: Option<&str>) -> String {
+    let mut request = reqwest::Client::new()
+        .get(format!("http://{addr}/login/{user}"))
+        .header("user-agent", user_agent);
+    if let Some(forwarded) = forwarded {
+        request = request.header("x-forwarded-for", forwarded);
+    }
+    session_cookie(&request.send().await.unwrap())
+}
+
+async fn text_with(addr: SocketAddr, path: &str, cookie: &str) -> String {
+    get_with(addr, path, cookie).await.text().await.unwrap()
+}
+
+async fn listed(addr: SocketAddr, cookie: &str) -> Vec<serde_json::Value> {
+    serde_json::from_str(&text_with(addr, "/sessions", cookie).await).unwrap()
+}
+
+/// Two devices of user 7, one of user 8: each lists only their own; user 8 cannot end
+/// user 7's session by its id; user 7 ends the phone's, whose cookie replayed is then
+/// anonymous; "end all others" ends the rest. The store keeps neither the whole
+/// address nor the whole User-Agent.
+async fn your_sessions(store: Arc<dyn SessionStore>) {
+    let addr = serve_your_sessions(SessionConfig::default(), store.clone(), false).await;
+    let laptop = sign_in(addr, 7, FIREFOX, None).await;
+    let phone = sign_in(addr, 7, CHROME, None).await;
+    let attacker = sign_in(addr, 8, "curl/8.5.0", None).await;
+
+    let mine = listed(addr, &laptop).await;
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    let (this, other): (Vec<_>, Vec<_>) = mine.iter().partition(|s| s["current"] == true);
+    assert_eq!(this.len(), 1, "{mine:?}");
+    assert_eq!(this[0]["client"]["browser"], "Firefox");
+    assert_eq!(this[0]["client"]["network"], "127.0.0.0/24");
+    assert_eq!(other[0]["client"]["browser"], "Chrome");
+    let phone_id = other[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        mine[0]["created_at"].as_i64() >= mine[1]["created_at"].as_i64(),
+        "newest first"
+    );
+
+    // The attacker lists only their own session, and cannot end the phone's.
+    let theirs = listed(addr, &attacker).await;
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["client"]["browser"], "curl");
+    assert_ne!(theirs[0]["id"], phone_id);
+    let path = format!("/sessions/end/{phone_id}");
+    assert_eq!(text_with(addr, &path, &attacker).await, "false");
+    assert_eq!(text_with(addr, "/whoami", &phone).await, "7");
+    assert_eq!(text_with(addr, "/whoami", &attacker).await, "8");
+
+    // Nothing of the address past its /24, nothing of the User-Agent but its family.
+    for (_, record) in store.list_user(7).await.unwrap() {
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(!json.contains("127.0.0.1"), "{json}");
+        assert!(!json.contains("Gecko") && !json.contains("131.0"), "{json}");
+    }
+
+    // The owner ends the phone's session: its cookie, replayed, is anonymous.
+    assert_eq!(text_with(addr, &path, &laptop).await, "true");
+    assert_eq!(text_with(addr, &path, &laptop).await, "false", "ended once");
+    assert_eq!(text_with(addr, "/whoami", &phone).await, "anonymous");
+    assert_eq!(listed(addr, &laptop).await.len(), 1);
+
+    // End all others: the laptop stays, the tablet goes, user 8 stays.
+    let tablet = sign_in(addr, 7, CHROME, None).await;
+    assert_eq!(text_with(addr, "/sessions/end-others", &laptop).await, "1");
+    assert_eq!(text_with(addr, "/whoami", &tablet).await, "anonymous");
+    assert_eq!(text_with(addr, "/whoami", &laptop).await, "7");
+    assert_eq!(text_with(addr, "/whoami", &attacker).await, "8");
+}
+
+#[tokio::test]
+async fn your_sessions_in_memory() {
+    your_sessions(Arc::new(MemorySessionStore::default())).await;
+}
+
+#[tokio::test]
+async fn your_sessions_in_sqlite() {
+    let (store, _dir) = sqlite_store(None).await;
+    your_sessions(Arc::new(store)).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn your_sessions_in_redis() {
+    let Ok(url) = std::env::var("PORTCULLIS_TEST_REDIS") else {
+        assert!(
+            std::env::var_os("PORTCULLIS_REQUIRE_REDIS").is_none(),
+            "PORTCULLIS_REQUIRE_REDIS is set but PORTCULLIS_TEST_REDIS is not"
+        );
+        eprintln!("SKIPPED: PORTCULLIS_TEST_REDIS is not set");
+        return;
+    };
+    let prefix = format!("portcullis-test-{}", portcullis::upload::random_id());
+    let redis = portcullis::redis::RedisConnection::connect(&url, &prefix)
+        .await
+        .unwrap();
+    your_sessions(Arc::new(redis.sessions())).await;
+    // The two sessions left (user 7's laptop, user 8's) go with the test.
+    let sessions = UserSessions::new(Arc::new(redis.sessions()));
+    assert_eq!(sessions.end_others(7, None).await.unwrap(), 1);
+    assert_eq!(sessions.end_others(8, None).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn expired_sessions_are_not_listed() {
+    let store: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::default());
+    let addr = serve_your_sessions(
+        SessionConfig::default().idle_timeout(Duration::from_secs(1)),
+        store,
+        false,
+    )
+    .await;
+    let idle = sign_in(addr, 7, FIREFOX, None).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let fresh = sign_in(addr, 7, CHROME, None).await;
+    let mine = listed(addr, &fresh).await;
+    assert_eq!(
+        mine.len(),
+        1,
+        "an idle-expired session was listed: {mine:?}"
+    );
+    assert_eq!(mine[0]["client"]["browser"], "Chrome");
+    assert_eq!(text_with(addr, "/whoami", &idle).await, "anonymous");
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_client_network_is_the_forwarded_clients() {
+    let store: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::default());
+    let addr = serve_your_sessions(SessionConfig::default(), store.clone(), true).await;
+    let cookie = sign_in(addr, 7, FIREFOX, Some("2001:db8:aa:bb::17")).await;
+    let mine = listed(addr, &cookie).await;
+    assert_eq!(mine[0]["client"]["network"], "2001:db8:aa::/48");
+    let cookie = sign_in(addr, 8, FIREFOX, Some("203.0.113.77")).await;
+    assert_eq!(
+        listed(addr, &cookie).await[0]["client"]["network"],
+        "203.0.113.0/24"
+    );
+    for user in [7, 8] {
+        for (_, record) in store.list_user(user).await.unwrap() {
+            let json = serde_json::to_string(&record).unwrap();
+            assert!(
+                !json.contains("203.0.113.77") && !json.contains("aa:bb"),
+                "{json}"
+            );
+        }
+    }
 }

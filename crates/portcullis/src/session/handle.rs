@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use super::client::SessionClient;
 use super::cookie::SessionId;
 use super::layer::Shared;
 use super::record::{now, SessionRecord};
@@ -25,6 +26,8 @@ pub(super) struct State {
     pub(super) retired: Vec<String>,
     pub(super) record: Option<SessionRecord>,
     pub(super) changed: bool,
+    // The device this request came from: kept in a record begun or signed in by it.
+    pub(super) client: SessionClient,
 }
 
 impl State {
@@ -104,7 +107,7 @@ impl Session {
                 state.retire_current();
                 state.current = Some(SessionIdSlot(SessionId::generate()));
                 state.new_cookie = true;
-                state.record = Some(SessionRecord::new(now()));
+                state.record = Some(SessionRecord::new(now(), state.client.clone()));
             }
             state.changed = true;
             f(state.record.as_mut().expect("set above"))
@@ -114,6 +117,40 @@ impl Session {
     /// The logged-in user, if any.
     pub fn user_id(&self) -> Option<i64> {
         self.with(|s| s.record.as_ref().and_then(|r| r.user_id))
+    }
+
+    /// The id under which [`UserSessions::list`] shows this session, so that a "your
+    /// sessions" page can mark this device and not offer to end it; `None` without a
+    /// session. It is the store's key, a SHA-256 digest of the cookie's id: it names
+    /// the session to its owner but signs nobody in.
+    ///
+    /// ```
+    /// use axum::extract::State;
+    /// use portcullis::session::{Session, UserSessions};
+    ///
+    /// async fn your_sessions(State(sessions): State<UserSessions>, session: Session) -> String {
+    ///     let Some(user_id) = session.user_id() else { return "sign in".into() };
+    ///     let this_device = session.listing_id();
+    ///     let listed = sessions.list(user_id, this_device.as_deref()).await.unwrap_or_default();
+    ///     listed
+    ///         .iter()
+    ///         .map(|s| {
+    ///             let mark = if s.current { " (this device)" } else { "" };
+    ///             format!("{}, {}{mark}", s.client.browser, s.client.network)
+    ///         })
+    ///         .collect::<Vec<_>>()
+    ///         .join("\n")
+    /// }
+    ///
+    /// let _route: axum::routing::MethodRouter<UserSessions> = axum::routing::get(your_sessions);
+    /// ```
+    ///
+    /// [`UserSessions::list`]: super::UserSessions::list
+    pub fn listing_id(&self) -> Option<String> {
+        self.with(|s| {
+            s.record.as_ref()?;
+            s.current.as_ref().map(|slot| slot.0.store_key())
+        })
     }
 
     /// A value stored under `key`.
@@ -168,7 +205,7 @@ impl Session {
             state.record = Some(SessionRecord {
                 user_id: Some(user_id),
                 data,
-                ..SessionRecord::new(now)
+                ..SessionRecord::new(now, state.client.clone())
             });
             state.retire_current();
             state.current = Some(SessionIdSlot(SessionId::generate()));

@@ -14,6 +14,11 @@
 //!   deletes the record, so a replayed cookie is anonymous, and
 //!   [`Session::end_other_sessions`] ends every other session of the user (after a
 //!   password change).
+//! - "Your sessions": [`UserSessions`] lists a user's active sessions (a browser
+//!   family and a /24 or /48 network each, never the full User-Agent or address) and
+//!   ends one, only ever one of that user's own, or all others; it needs only the
+//!   store, so a Bearer-token API can offer it. [`Session::listing_id`] marks this
+//!   device in the list.
 //! - Stores sit behind one async trait, [`SessionStore`]: [`MemorySessionStore`] (sharded,
 //!   TTL and a size cap, purged in the background), `SqliteSessionStore` (feature
 //!   `sqlite`) and `RedisSessionStore` (feature `redis`, shared by every instance of an
@@ -41,17 +46,21 @@
 //! # }
 //! ```
 
+mod client;
 mod config;
 mod cookie;
 mod handle;
 mod layer;
+mod listing;
 mod record;
 pub mod store;
 
+pub use client::SessionClient;
 pub use config::SessionConfig;
 pub use cookie::{COOKIE_NAME, SECURE_COOKIE_NAME};
 pub use handle::Session;
 pub use layer::{SessionLayer, SessionService};
+pub use listing::{ActiveSession, UserSessions};
 pub use record::SessionRecord;
 #[cfg(feature = "redis")]
 pub use store::RedisSessionStore;

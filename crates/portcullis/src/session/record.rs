@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use super::client::SessionClient;
 use crate::keys::fill_random;
 
 /// Milliseconds since the Unix epoch: every instant of a session is kept this finely,
@@ -29,6 +30,10 @@ pub struct SessionRecord {
     pub last_seen: i64,
     /// Application values.
     pub data: BTreeMap<String, String>,
+    /// The device the session began on, or last signed in from (coarse: a browser
+    /// family and a network). Records saved before it was kept have it empty.
+    #[serde(default)]
+    pub client: SessionClient,
 }
 
 impl fmt::Debug for SessionRecord {
@@ -38,6 +43,7 @@ impl fmt::Debug for SessionRecord {
             .field("created_at", &self.created_at)
             .field("last_seen", &self.last_seen)
             .field("data", &self.data.keys().collect::<Vec<_>>())
+            .field("client", &self.client)
             .finish_non_exhaustive()
     }
 }
@@ -49,14 +55,15 @@ fn random_secret() -> String {
 }
 
 impl SessionRecord {
-    /// An anonymous record begun at `now`, with a new CSRF secret.
-    pub(crate) fn new(now: i64) -> Self {
+    /// An anonymous record begun at `now` on `client`, with a new CSRF secret.
+    pub(crate) fn new(now: i64, client: SessionClient) -> Self {
         Self {
             user_id: None,
             csrf_secret: random_secret(),
             created_at: now,
             last_seen: now,
             data: BTreeMap::new(),
+            client,
         }
     }
 
@@ -66,7 +73,7 @@ impl SessionRecord {
     pub(crate) fn begun_now(user_id: Option<i64>) -> Self {
         Self {
             user_id,
-            ..Self::new(now())
+            ..Self::new(now(), SessionClient::default())
         }
     }
 

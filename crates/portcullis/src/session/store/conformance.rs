@@ -59,7 +59,14 @@ const WAIT_FOR_EXPIRY: Duration = Duration::from_millis(1_000);
 ///   when a request still in flight saves it (the logout race);
 /// - `delete_user` ends every session of the user but the one it spares, leaves
 ///   other users and anonymous sessions alone, counts what it ended (a session
-///   deleted before does not count), and goes by the record's current user.
+///   deleted before does not count), and goes by the record's current user;
+/// - `list_user` returns every live record of the user, unchanged and under its key,
+///   and no expired, deleted, anonymous or other user's record, going by the record's
+///   current user;
+/// - `delete_of_user` ends a live session of the user and answers `true`, and ends
+///   nothing and answers `false` for another user's session, an anonymous one, one
+///   that changed hands, an expired, deleted or never-saved key; a session it ended
+///   stays ended when a request still in flight saves it.
 pub async fn run<S: SessionStore + ?Sized>(store: &S) {
     round_trip(store).await;
     expiry(store).await;
@@ -68,6 +75,8 @@ pub async fn run<S: SessionStore + ?Sized>(store: &S) {
     update_replaces_and_moves_the_expiry(store).await;
     delete_user_spares_the_current_session_and_other_users(store).await;
     delete_user_follows_the_current_user(store).await;
+    list_user_lists_the_live_sessions_of_the_user_only(store).await;
+    delete_of_user_ends_only_the_users_own_session(store).await;
 }
 
 /// Checks the rule of a store that holds at most `capacity` signed-in and `capacity`
@@ -325,6 +334,130 @@ async fn delete_user_follows_the_current_user<S: SessionStore + ?Sized>(store: &
     );
 }
 
+async fn list_user_lists_the_live_sessions_of_the_user_only<S: SessionStore + ?Sized>(store: &S) {
+    let run = Run::new();
+    let (user, other_user) = (run.user(0), run.user(1));
+    let [a1, a2, deleted, expired] = ["a1", "a2", "deleted", "expired"].map(|n| run.key(n));
+    let [b1, anonymous, to_user, from_user] =
+        ["b1", "anonymous", "to-user", "from-user"].map(|n| run.key(n));
+    let mut first = record(Some(user), "a1");
+    first.data.insert("cart".into(), "[1]".into());
+    save(store, &a1, &first, later()).await;
+    save(store, &a2, &record(Some(user), "a2"), later()).await;
+    let second = record(Some(user), "a2 updated");
+    require(
+        update(store, &a2, &second, later()).await,
+        "update of a live record answers true",
+    );
+    save(store, &deleted, &record(Some(user), "x"), later()).await;
+    delete_key(store, &deleted).await;
+    save(store, &expired, &record(Some(user), "x"), now() - 1).await;
+    save(store, &b1, &record(Some(other_user), "b1"), later()).await;
+    save(store, &anonymous, &record(None, "anonymous"), later()).await;
+    save(store, &to_user, &record(Some(other_user), "x"), later()).await;
+    let handed = record(Some(user), "handed over");
+    save(store, &to_user, &handed, later()).await;
+    save(store, &from_user, &record(Some(user), "x"), later()).await;
+    save(store, &from_user, &record(Some(other_user), "x"), later()).await;
+
+    let mut listed = list_user(store, user).await;
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![(a1, first), (a2, second), (to_user, handed)];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    let keys = |pairs: &[(String, SessionRecord)]| -> Vec<String> {
+        pairs.iter().map(|(key, _)| key.clone()).collect()
+    };
+    require(
+        keys(&listed) == keys(&expected),
+        "list_user returns exactly the user's live sessions: no expired, deleted,          anonymous or other user's one, and goes by the record's current user",
+    );
+    require(
+        listed == expected,
+        "list_user returns each record unchanged (as last saved or updated)",
+    );
+    require(
+        list_user(store, run.user(2)).await.is_empty(),
+        "list_user of a user without sessions returns none",
+    );
+    delete_user(store, user, None).await;
+    delete_user(store, other_user, None).await;
+    for key in [anonymous, expired] {
+        delete_key(store, &key).await;
+    }
+    require(
+        list_user(store, user).await.is_empty(),
+        "list_user returns nothing once delete_user ended every session",
+    );
+}
+
+async fn delete_of_user_ends_only_the_users_own_session<S: SessionStore + ?Sized>(store: &S) {
+    let run = Run::new();
+    let (user, other_user) = (run.user(0), run.user(1));
+    let [mine, theirs, anonymous, expired] =
+        ["mine", "theirs", "anonymous", "expired"].map(|n| run.key(n));
+    let changed_hands = run.key("changed-hands");
+    save(store, &mine, &record(Some(user), "mine"), later()).await;
+    save(store, &theirs, &record(Some(other_user), "theirs"), later()).await;
+    save(store, &anonymous, &record(None, "anonymous"), later()).await;
+    save(store, &expired, &record(Some(user), "x"), now() - 1).await;
+    save(store, &changed_hands, &record(Some(user), "x"), later()).await;
+    save(
+        store,
+        &changed_hands,
+        &record(Some(other_user), "x"),
+        later(),
+    )
+    .await;
+
+    require(
+        !delete_of_user(store, user, &theirs).await && load(store, &theirs).await.is_some(),
+        "delete_of_user never ends another user's session",
+    );
+    require(
+        !delete_of_user(store, user, &anonymous).await && load(store, &anonymous).await.is_some(),
+        "delete_of_user never ends an anonymous session",
+    );
+    require(
+        !delete_of_user(store, user, &changed_hands).await
+            && load(store, &changed_hands).await.is_some(),
+        "delete_of_user goes by the record's current user, not one it had before",
+    );
+    require(
+        !delete_of_user(store, user, &expired).await,
+        "delete_of_user of an expired session answers false",
+    );
+    require(
+        !delete_of_user(store, user, &run.key("never-saved")).await,
+        "delete_of_user of a key never saved answers false",
+    );
+    require(
+        delete_of_user(store, user, &mine).await,
+        "delete_of_user of the user's live session answers true",
+    );
+    require(
+        load(store, &mine).await.is_none(),
+        "delete_of_user ends the session",
+    );
+    require(
+        !delete_of_user(store, user, &mine).await,
+        "delete_of_user of a session it already ended answers false",
+    );
+    require(
+        !update(store, &mine, &record(Some(user), "y"), later()).await
+            && load(store, &mine).await.is_none(),
+        "update never resurrects a record ended by delete_of_user",
+    );
+    // (The expired record goes first: whether `delete_user` counts a record past its
+    // expiry that the store has not purged yet is left to the store.)
+    delete_key(store, &expired).await;
+    require(
+        list_user(store, user).await.is_empty() && delete_user(store, user, None).await == 0,
+        "a session ended by delete_of_user is neither listed nor counted again",
+    );
+    delete_user(store, other_user, None).await;
+    delete_key(store, &anonymous).await;
+}
+
 /// Random keys and user ids for one check, so that checks, runs and other data in
 /// the store never meet.
 struct Run {
@@ -402,5 +535,19 @@ async fn delete_user<S: SessionStore + ?Sized>(
     answer(
         store.delete_user(user_id, except).await,
         "delete a user's records",
+    )
+}
+
+async fn list_user<S: SessionStore + ?Sized>(
+    store: &S,
+    user_id: i64,
+) -> Vec<(String, SessionRecord)> {
+    answer(store.list_user(user_id).await, "list a user's records")
+}
+
+async fn delete_of_user<S: SessionStore + ?Sized>(store: &S, user_id: i64, key: &str) -> bool {
+    answer(
+        store.delete_of_user(user_id, key).await,
+        "delete a user's record",
     )
 }

@@ -195,6 +195,43 @@ impl SessionStore for MemorySessionStore {
         }
         Box::pin(async move { Ok(removed) })
     }
+
+    fn list_user<'a>(
+        &'a self,
+        user_id: i64,
+    ) -> BoxFuture<'a, Result<Vec<(String, SessionRecord)>, SessionStoreError>> {
+        let now = now();
+        let mut found = Vec::new();
+        for shard in self.shards.iter() {
+            // Only signed-in records have a user.
+            let shard = lock(shard);
+            found.extend(
+                shard
+                    .signed_in
+                    .live(now)
+                    .filter(|(_, record)| record.user_id == Some(user_id))
+                    .map(|(key, record)| (key.clone(), record.clone())),
+            );
+        }
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn delete_of_user<'a>(
+        &'a self,
+        user_id: i64,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SessionStoreError>> {
+        // The check and the removal under one lock of the key's shard.
+        let mut shard = lock(self.shard(key));
+        let owned = shard
+            .signed_in
+            .get(key, now())
+            .is_some_and(|record| record.user_id == Some(user_id));
+        if owned {
+            shard.signed_in.remove(key);
+        }
+        Box::pin(async move { Ok(owned) })
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +240,12 @@ mod tests {
 
     fn record(user: Option<i64>) -> SessionRecord {
         SessionRecord::begun_now(user)
+    }
+
+    #[cfg(feature = "test-util")]
+    #[tokio::test]
+    async fn memory_store_keeps_the_session_store_rules() {
+        super::super::conformance::run(&MemorySessionStore::new(64)).await;
     }
 
     #[tokio::test]

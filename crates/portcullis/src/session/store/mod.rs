@@ -113,4 +113,31 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         user_id: i64,
         except: Option<&'a str>,
     ) -> BoxFuture<'a, Result<u64, SessionStoreError>>;
+    /// Every live (unexpired) record of `user_id`, with its key, in no particular
+    /// order: a record that was another user's and is now this one's is listed, one
+    /// that was this user's and is now another's (or anonymous) is not.
+    fn list_user<'a>(
+        &'a self,
+        user_id: i64,
+    ) -> BoxFuture<'a, Result<Vec<(String, SessionRecord)>, SessionStoreError>>;
+    /// Deletes the record under `key` only if it is live and belongs to `user_id`;
+    /// returns whether it did. A user ends one of their sessions by its key with this,
+    /// so a key that names another user's session (guessed, or copied from elsewhere)
+    /// ends nothing: the check and the delete must be one atomic step in the store, or
+    /// a session that changed hands between them could be ended by its former owner.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use portcullis::session::{MemorySessionStore, SessionStore};
+    ///
+    /// let store = MemorySessionStore::default();
+    /// // Nothing under this key, so nothing of user 7's to end.
+    /// assert!(!store.delete_of_user(7, "some-key").await.unwrap());
+    /// # }
+    /// ```
+    fn delete_of_user<'a>(
+        &'a self,
+        user_id: i64,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SessionStoreError>>;
 }

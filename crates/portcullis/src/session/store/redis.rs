@@ -67,6 +67,41 @@ end
 return removed
 ";
 
+/// Every live session of a user, as key and JSON pairs in one flat array; members
+/// whose record expired, or no longer belongs to the user, leave the index. KEYS: the
+/// index. ARGV: the record keys' prefix, the user id.
+///
+/// The owner is read from the JSON's text, not through `cjson`: Lua numbers are
+/// doubles, under which two ids above 2^53 can compare equal, and ending a session
+/// must never take one user for another. A record's JSON begins with its `user_id`
+/// (the field's place in [`SessionRecord`], checked by a test below).
+const LIST_USER_SESSIONS: &str = r#"
+local user = ARGV[2]
+local found = {}
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local json = redis.call('GET', ARGV[1] .. member)
+  if json and string.match(json, '^{"user_id":(%-?%d+)[,}]') == user then
+    found[#found + 1] = member
+    found[#found + 1] = json
+  else
+    redis.call('SREM', KEYS[1], member)
+  end
+end
+return found
+"#;
+
+/// Deletes a record only if it belongs to the user: the check and the delete in one
+/// script, so atomic. KEYS: the record, the user's index. ARGV: the user id, the
+/// index member. Returns 1 when deleted, 0 when the record is gone or another's.
+const DELETE_SESSION_OF_USER: &str = r#"
+local json = redis.call('GET', KEYS[1])
+if not json or string.match(json, '^{"user_id":(%-?%d+)[,}]') ~= ARGV[1] then
+  return 0
+end
+redis.call('SREM', KEYS[2], ARGV[2])
+return redis.call('DEL', KEYS[1])
+"#;
+
 /// Sessions in Redis: each record as JSON under `{prefix}:sess:{key}` until its
 /// expiry (`PXAT`, to the millisecond), and a set per user, `{prefix}:sessuser:{id}`,
 /// of the user's session keys, so that [`SessionStore::delete_user`] finds them
@@ -205,5 +240,61 @@ impl SessionStore for RedisSessionStore {
                 .await?;
             Ok(u64::try_from(removed).unwrap_or_default())
         })
+    }
+
+    fn list_user<'a>(
+        &'a self,
+        user_id: i64,
+    ) -> BoxFuture<'a, Result<Vec<(String, SessionRecord)>, SessionStoreError>> {
+        Box::pin(async move {
+            let keys = vec![self.user_index(user_id)];
+            let args = vec![self.record_key(""), user_id.to_string()];
+            let flat: Vec<String> = self
+                .connection
+                .script(script!(LIST_USER_SESSIONS), keys, args)
+                .await
+                .map_err(|failure| self.error(failure))?;
+            Ok(flat
+                .chunks_exact(2)
+                .filter_map(|pair| {
+                    let record = SessionRecord::from_json(&pair[1])?;
+                    (record.user_id == Some(user_id)).then(|| (pair[0].clone(), record))
+                })
+                .collect())
+        })
+    }
+
+    fn delete_of_user<'a>(
+        &'a self,
+        user_id: i64,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SessionStoreError>> {
+        Box::pin(async move {
+            let keys = vec![self.record_key(key), self.user_index(user_id)];
+            let args = vec![user_id.to_string(), key.to_owned()];
+            Ok(self
+                .run_script(script!(DELETE_SESSION_OF_USER), keys, args)
+                .await?
+                == 1)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scripts that end or list one user's sessions read the owner from the start
+    /// of the record's JSON.
+    #[test]
+    fn a_records_json_begins_with_its_user() {
+        let mut record = SessionRecord::begun_now(Some(9_007_199_254_740_993));
+        record.data.insert("user_id".into(), "1".into());
+        assert!(record
+            .to_json()
+            .unwrap()
+            .starts_with(r#"{"user_id":9007199254740993,"#));
+        let anonymous = SessionRecord::begun_now(None).to_json().unwrap();
+        assert!(anonymous.starts_with(r#"{"user_id":null,"#));
     }
 }

@@ -231,6 +231,49 @@ impl SessionStore for SqliteSessionStore {
             Ok(result.rows_affected())
         })
     }
+
+    fn list_user<'a>(
+        &'a self,
+        user_id: i64,
+    ) -> BoxFuture<'a, Result<Vec<(String, SessionRecord)>, SessionStoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT key, record FROM portcullis_sessions WHERE user_id = ? AND expires_at > ?",
+            )
+            .bind(user_id)
+            .bind(now())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(key, json)| Some((key, SessionRecord::from_json(&json)?)))
+                // The column and the record are written together; a record that says
+                // otherwise is no session of this user's.
+                .filter(|(_, record)| record.user_id == Some(user_id))
+                .collect())
+        })
+    }
+
+    fn delete_of_user<'a>(
+        &'a self,
+        user_id: i64,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SessionStoreError>> {
+        Box::pin(async move {
+            // One statement: the ownership check and the delete are atomic.
+            let result = sqlx::query(
+                "DELETE FROM portcullis_sessions WHERE key = ? AND user_id = ? AND expires_at > ?",
+            )
+            .bind(key)
+            .bind(user_id)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+            Ok(result.rows_affected() == 1)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -248,6 +291,14 @@ mod tests {
             .connect("sqlite::memory:")
             .await
             .unwrap()
+    }
+
+    #[cfg(feature = "test-util")]
+    #[tokio::test]
+    async fn sqlite_store_keeps_the_session_store_rules() {
+        let store = SqliteSessionStore::new(memory_pool().await);
+        store.migrate().await.unwrap();
+        super::super::conformance::run(&store).await;
     }
 
     #[tokio::test]
