@@ -52,7 +52,7 @@ pub struct TlsFiles {
 /// The application's configuration, read from the environment.
 ///
 /// Secrets are held as [`SecretKey`]s and `Debug` never prints them, nor the
-/// passwords inside `DATABASE_URL` and `REDIS_URL`.
+/// passwords inside `DATABASE_URL`, `REDIS_URL` and `PORTCULLIS_SMTP_URL`.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Settings {
@@ -97,6 +97,13 @@ pub struct Settings {
     pub redis_prefix: String,
     /// `PORTCULLIS_LOG`: a `tracing` filter (default `info`).
     pub log_filter: String,
+    /// `PORTCULLIS_SMTP_URL`: the SMTP server for account mail (`smtps://user:password@host`
+    /// or `smtp://user:password@host?tls=required`; plain `smtp://` on loopback only).
+    /// Unset means the development outbox folder `<data dir>/outbox`.
+    pub smtp_url: Option<String>,
+    /// `PORTCULLIS_MAIL_FROM`: the sender of account mail (default `no-reply@localhost`),
+    /// an address or `Name <address>`.
+    pub mail_from: String,
     // What PORTCULLIS_COOKIE_SECURE said, if anything: the audit judges what
     // production would do, where an unset value means `true`.
     pub(super) cookie_secure_setting: Option<bool>,
@@ -142,6 +149,11 @@ impl fmt::Debug for Settings {
             )
             .field("redis_prefix", &self.redis_prefix)
             .field("log_filter", &self.log_filter)
+            .field(
+                "smtp_url",
+                &self.smtp_url.as_deref().map(redact_url_password),
+            )
+            .field("mail_from", &self.mail_from)
             .field("secret_key", &self.secret_key)
             .field("fallback_keys", &self.fallback_keys)
             .finish_non_exhaustive()
@@ -437,6 +449,26 @@ impl Settings {
             ));
         }
         let log_filter = get("PORTCULLIS_LOG").unwrap_or_else(|| "info".to_owned());
+        let smtp_url = get("PORTCULLIS_SMTP_URL");
+        let mail_from = get("PORTCULLIS_MAIL_FROM")
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "no-reply@localhost".to_owned());
+        #[cfg(feature = "mail")]
+        {
+            if let Some(url) = &smtp_url {
+                // A URL that sends in clear parses: the audit names it, and production
+                // refuses it there.
+                match crate::mail::SmtpUrl::parse(url) {
+                    Ok(_) | Err(crate::mail::MailConfigError::PlainTextRemote { .. }) => {}
+                    Err(e) => report(format!("PORTCULLIS_SMTP_URL: {e}")),
+                }
+            }
+            if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+                report(format!(
+                    "PORTCULLIS_MAIL_FROM={mail_from:?} is not an email address or `Name <address>`"
+                ));
+            }
+        }
 
         if !problems.is_empty() {
             return Err(ConfigError { problems });
@@ -460,6 +492,8 @@ impl Settings {
             redis_url,
             redis_prefix,
             log_filter,
+            smtp_url,
+            mail_from,
             cookie_secure_setting,
             secret_key,
             fallback_keys,
@@ -481,6 +515,31 @@ impl Settings {
             self.allowed_hosts.clone()
         } else {
             AllowedHosts::loopback().merge(&self.allowed_hosts)
+        }
+    }
+
+    /// The mailer for account mail: SMTP when `PORTCULLIS_SMTP_URL` is set, otherwise
+    /// the outbox folder `<data dir>/outbox`, where each message is an `.eml` file.
+    /// Errors when the URL sends in clear beyond loopback (which the audit also
+    /// names), or when the outbox folder cannot be created.
+    ///
+    /// ```
+    /// use portcullis::config::Settings;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let data = dir.path().to_str().unwrap().to_owned();
+    /// let settings = Settings::from_lookup(|name| {
+    ///     (name == "PORTCULLIS_DATA_DIR").then(|| data.clone())
+    /// })
+    /// .unwrap();
+    /// let mailer = settings.mailer().unwrap();
+    /// assert_eq!(mailer.outbox_dir(), Some(dir.path().join("outbox").as_path()));
+    /// ```
+    #[cfg(feature = "mail")]
+    pub fn mailer(&self) -> Result<crate::mail::Mailer, crate::mail::MailConfigError> {
+        match &self.smtp_url {
+            Some(url) => crate::mail::Mailer::smtp(url, &self.mail_from),
+            None => crate::mail::Mailer::outbox(self.data_dir.join("outbox"), &self.mail_from),
         }
     }
 

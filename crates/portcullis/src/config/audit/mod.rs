@@ -1,17 +1,20 @@
 //! The production audit: what `portcullis check` prints and what production refuses.
 //!
 //! Each check is one row of the [`Report`], in a stable order: the keys first, then
-//! what crosses the network, then the stores the instances share.
+//! what crosses the network, then the stores the instances share, then outgoing mail.
 //!
 //! | file | what it checks |
 //! |---|---|
 //! | `keys.rs` | the secret key and its fallbacks |
 //! | `network.rs` | Secure cookies, trusted proxies, allowed hosts, HTTPS, CORS |
 //! | `stores.rs` | rate-limit mode, shared state and database, Redis and PostgreSQL transports |
+//! | `mail.rs` | the SMTP transport (feature `mail`) |
 //! | `report.rs` | [`Check`], [`Report`] and its table, [`AuditFailed`] |
 //! | `tests.rs` | every check against the environment that trips it |
 
 mod keys;
+#[cfg(feature = "mail")]
+mod mail;
 mod network;
 mod report;
 mod stores;
@@ -32,6 +35,8 @@ impl Settings {
         self.audit_keys(&mut checks);
         self.audit_network(&mut checks);
         self.audit_stores(&mut checks);
+        #[cfg(feature = "mail")]
+        self.audit_mail(&mut checks);
         Report { checks }
     }
 

@@ -252,6 +252,8 @@ fn clear_text_redis_and_postgres_warn_without_failing() {
         ("PORTCULLIS_SECRET_KEY", STRONG),
         ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
         ("PORTCULLIS_ALLOWED_HOSTS", "example.com"),
+        // Mail delivered over TLS, so that the only warnings are the stores'.
+        ("PORTCULLIS_SMTP_URL", "smtps://app:pw@smtp.example.com"),
     ];
     let warned = |extra: &[(&'static str, &'static str)]| {
         let mut v = base.to_vec();
@@ -378,4 +380,124 @@ fn report_table_names_every_check() {
         assert!(table.contains(name), "{table}");
     }
     assert!(table.contains("fix: run `portcullis keygen`"));
+    #[cfg(feature = "mail")]
+    assert!(table.contains("mail "), "{table}");
+}
+
+#[cfg(feature = "mail")]
+mod mail {
+    use super::*;
+
+    const SOUND: [(&str, &str); 4] = [
+        ("PORTCULLIS_ENV", "production"),
+        ("PORTCULLIS_SECRET_KEY", STRONG),
+        ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ("PORTCULLIS_ALLOWED_HOSTS", "example.com"),
+    ];
+
+    fn mail_check(smtp_url: Option<&str>) -> (Check, bool) {
+        let mut vars = SOUND.to_vec();
+        if let Some(url) = smtp_url {
+            vars.push(("PORTCULLIS_SMTP_URL", url));
+        }
+        let report = settings(&vars).unwrap().audit();
+        let check = report
+            .checks
+            .iter()
+            .find(|c| c.name == "mail")
+            .cloned()
+            .unwrap();
+        (check, report.passed())
+    }
+
+    #[test]
+    fn clear_text_smtp_beyond_loopback_is_refused_in_production() {
+        for url in [
+            "smtp://app:hunter2@mail.example.com",
+            "smtp://app:hunter2@mail.example.com:587",
+            "smtp://10.1.2.3",
+            "smtp://localhost.example.com",
+        ] {
+            let (check, passed) = mail_check(Some(url));
+            assert_eq!(check.status, Status::Fail, "{url}: {check:?}");
+            assert!(!passed, "{url}");
+            assert!(!check.detail.contains("hunter2"), "{check:?}");
+        }
+        let vars = [
+            SOUND.as_slice(),
+            &[("PORTCULLIS_SMTP_URL", "smtp://app:hunter2@mail.example.com")],
+        ]
+        .concat();
+        let s = settings(&vars).unwrap();
+        let refused = s.enforce().unwrap_err().to_string();
+        assert!(
+            refused.contains("refusing to start in production: mail"),
+            "{refused}"
+        );
+        assert!(!refused.contains("hunter2"), "{refused}");
+        assert!(s.mailer().is_err());
+        // Opportunistic STARTTLS can be stripped on the path: not a valid setting.
+        assert!(settings(
+            &[
+                SOUND.as_slice(),
+                &[(
+                    "PORTCULLIS_SMTP_URL",
+                    "smtp://mail.example.com?tls=opportunistic"
+                )]
+            ]
+            .concat()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn tls_and_loopback_relays_pass() {
+        for url in [
+            "smtps://app:pw@mail.example.com",
+            "smtp://app:pw@mail.example.com?tls=required",
+            "smtp://127.0.0.1:25",
+            "smtp://[::1]:2525",
+            "smtp://localhost",
+        ] {
+            let (check, passed) = mail_check(Some(url));
+            assert_eq!(check.status, Status::Pass, "{url}: {check:?}");
+            assert!(passed, "{url}");
+        }
+    }
+
+    #[test]
+    fn production_without_smtp_warns_but_starts() {
+        let (check, passed) = mail_check(None);
+        assert_eq!(check.status, Status::Warn, "{check:?}");
+        assert!(check.detail.contains("outbox"), "{check:?}");
+        assert!(passed);
+        assert!(settings(&SOUND).unwrap().enforce().is_ok());
+    }
+
+    #[test]
+    fn smtp_password_is_redacted_and_sender_checked() {
+        let s = settings(&[
+            (
+                "PORTCULLIS_SMTP_URL",
+                "smtps://app:hunter2@mail.example.com",
+            ),
+            ("PORTCULLIS_MAIL_FROM", "Example <no-reply@example.com>"),
+        ])
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("smtps://app:[redacted]@mail.example.com"),
+            "{printed}"
+        );
+        assert!(s.mailer().unwrap().outbox_dir().is_none());
+        assert!(!format!("{:?}", s.mailer().unwrap()).contains("hunter2"));
+        let err = settings(&[(
+            "PORTCULLIS_MAIL_FROM",
+            "no-reply@example.com\r\nBcc: eve@example.net",
+        )])
+        .unwrap_err();
+        assert!(err.to_string().contains("PORTCULLIS_MAIL_FROM"), "{err}");
+        assert_eq!(settings(&[]).unwrap().mail_from, "no-reply@localhost");
+    }
 }
