@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use portcullis::auth::login;
+use portcullis::account::{EventContext, SecurityEventKind};
 use portcullis::error::Error;
 use portcullis::extract::JsonBody;
 use portcullis::input::TextRules;
@@ -37,25 +37,49 @@ fn unavailable(error: sqlx::Error) -> Error {
 struct Credentials {
     username: String,
     password: String,
+    /// The second factor, for an account with two-factor sign-in on: a current code
+    /// or a recovery code.
+    #[serde(default)]
+    otp: Option<String>,
 }
 
 async fn token(
     State(state): State<AppState>,
+    context: EventContext,
     JsonBody(credentials): JsonBody<Credentials>,
 ) -> Result<Response, Error> {
     // Unknown users cost a dummy verification, like wrong passwords; legacy hashes
-    // are upgraded here as on the form.
-    let account = login(
-        &state.passwords,
-        &state.db,
+    // are upgraded here as on the form; failures delay the account.
+    let account = crate::account::check_password(
+        &state,
         &credentials.username,
         &credentials.password,
+        &context,
     )
     .await?;
-    match account {
-        Some(id) => Ok(state.jwt.issue(id).await.into_response()),
-        None => Err(Error::unauthorized("Unknown username or wrong password.")),
+    let Some(account) = account else {
+        return Err(Error::unauthorized("Unknown username or wrong password."));
+    };
+    if account.totp_secret.is_some() {
+        let Some(code) = credentials.otp.as_deref().filter(|c| !c.trim().is_empty()) else {
+            return Err(Error::new(
+                StatusCode::UNAUTHORIZED,
+                "otp_required",
+                "This account needs a code from its authenticator app.",
+            ));
+        };
+        crate::account::check_second_factor(&state, &account, code, &context).await?;
     }
+    state
+        .account
+        .log
+        .record(
+            SecurityEventKind::LoginSucceeded,
+            Some(account.id),
+            &context,
+        )
+        .await;
+    Ok(state.jwt.issue(account.id).await.into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,10 +90,32 @@ struct RefreshRequest {
 
 async fn refresh(
     State(state): State<AppState>,
+    context: EventContext,
     JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<Response, JwtError> {
-    let pair = state.jwt.refresh(&request.refresh_token).await?;
-    Ok(pair.into_response())
+    match state.jwt.refresh(&request.refresh_token).await {
+        Ok(pair) => Ok(pair.into_response()),
+        Err(JwtError::RefreshReused) => {
+            // The token is authentic (its reuse was detected), so its subject is the
+            // user whose family was just revoked.
+            let user = state
+                .jwt
+                .decode(&request.refresh_token)
+                .ok()
+                .map(|c| c.user_id());
+            state
+                .account
+                .log
+                .record(
+                    SecurityEventKind::TokenReuseDetected,
+                    user.flatten(),
+                    &context,
+                )
+                .await;
+            Err(JwtError::RefreshReused)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 async fn revoke(State(state): State<AppState>, user: BearerUser) -> Result<StatusCode, JwtError> {

@@ -9,22 +9,26 @@
 //! # }
 //! ```
 
+pub mod account;
 pub mod api;
 pub mod comments;
 pub mod db;
 pub mod files;
+mod mail;
 pub mod routes;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use portcullis::account::SecurityLog;
 use portcullis::config::Settings;
 use portcullis::csp::{ContentSecurityPolicy, Directive, ReportCollectorConfig, Source};
 use portcullis::csrf::CsrfConfig;
 use portcullis::error::ErrorPagesConfig;
 use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocationStore, RevocationStore};
 use portcullis::keys::Keyring;
+use portcullis::mail::Mailer;
 use portcullis::password::{PasswordConfig, PasswordPolicy, Passwords};
 use portcullis::ratelimit::MemoryRateLimitStore;
 use portcullis::ratelimit::RateLimitStore;
@@ -32,7 +36,7 @@ use portcullis::redis::RedisConnection;
 use portcullis::sanitize::Sanitizer;
 use portcullis::serve::ServeConfig;
 use portcullis::session::MemorySessionStore;
-use portcullis::session::SessionStore;
+use portcullis::session::{SessionStore, UserSessions};
 use portcullis::stack::StackError;
 use portcullis::templates::{Page, Templates};
 use portcullis::upload::{LocalStorage, UploadPolicy, UploadStorage};
@@ -65,6 +69,9 @@ pub enum DemoError {
     /// The password hasher's parameters are invalid.
     #[error("passwords: {0}")]
     Passwords(#[from] portcullis::password::PasswordError),
+    /// The mail settings are invalid.
+    #[error("mail: {0}")]
+    Mail(String),
 }
 
 /// What every handler can reach. axum clones the state for every request that
@@ -103,6 +110,12 @@ pub struct AppResources {
     pub redis: Option<RedisConnection>,
     /// Comment Markdown to sanitised HTML.
     pub rich_text: comments::CommentRenderer,
+    /// Two-factor sign-in, links, delays and the security events.
+    pub account: account::AccountSecurity,
+    /// Every user's sessions, for "your sessions" and for ending them.
+    pub sessions: UserSessions,
+    /// Outgoing mail.
+    pub mailer: Mailer,
 }
 
 /// Where sessions, rate limits and revocations live: in memory for one instance, in
@@ -174,6 +187,8 @@ pub fn app_js_integrity() -> String {
 pub fn content_security_policy() -> ContentSecurityPolicy {
     ContentSecurityPolicy::default()
         .directive(Directive::DefaultSrc, [Source::None])
+        // The two-factor QR code is an image of this site.
+        .directive(Directive::ImgSrc, [Source::SelfOrigin])
         .report_to(portcullis::csp::DEFAULT_REPORT_PATH)
 }
 
@@ -190,12 +205,31 @@ pub fn templates() -> Result<Templates, portcullis::templates::TemplateError> {
         ("files.html", include_str!("../templates/files.html")),
         ("login.html", include_str!("../templates/login.html")),
         ("register.html", include_str!("../templates/register.html")),
+        ("account.html", include_str!("../templates/account.html")),
+        ("otp.html", include_str!("../templates/otp.html")),
+        ("reauth.html", include_str!("../templates/reauth.html")),
+        ("message.html", include_str!("../templates/message.html")),
+        (
+            "reset_request.html",
+            include_str!("../templates/reset_request.html"),
+        ),
+        ("reset.html", include_str!("../templates/reset.html")),
+        (
+            "confirm_email.html",
+            include_str!("../templates/confirm_email.html"),
+        ),
+        (
+            "recovery_codes.html",
+            include_str!("../templates/recovery_codes.html"),
+        ),
     ])
 }
 
 /// The whole app for `settings`, with the security stack applied.
 pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     let db = db::Database::open(settings).await?;
+    // The security events live in the same database, in their own table.
+    let db_for_events = db.clone();
     let templates = templates()?;
     let keyring = settings.keyring();
     let upload_policy = UploadPolicy::default();
@@ -217,6 +251,11 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         uploads: Arc::new(LocalStorage::new(&settings.upload_dir)?),
         upload_policy: upload_policy.clone(),
         redis: shared.redis.clone(),
+        account: account::AccountSecurity::new(&keyring, SecurityLog::new(Arc::new(db_for_events))),
+        sessions: UserSessions::new(shared.sessions.clone()),
+        mailer: settings
+            .mailer()
+            .map_err(|e| DemoError::Mail(e.to_string()))?,
     }));
     let error_templates = templates;
     let error_pages = ErrorPagesConfig::default().html_renderer(Arc::new(move |error, nonce| {
@@ -238,7 +277,9 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .clone()
         .csp(content_security_policy());
     let router = routes::router()
-        .merge(api::router(jwt))
+        .merge(api::router(jwt.clone()))
+        .merge(account::api::router().layer(axum::Extension(jwt)))
+        .merge(account::pages::router())
         .merge(files::router())
         .with_state(state)
         .merge(

@@ -6,7 +6,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use portcullis::auth::{login, safe_next, CurrentUser, MaybeUser};
+use portcullis::account::{mark_authenticated, EventContext, SecondStep, SecurityEventKind};
+use portcullis::auth::{safe_next, CurrentUser, MaybeUser};
 use portcullis::error::Error;
 use portcullis::input::{username as valid_username, TextRules};
 use portcullis::session::Session;
@@ -194,6 +195,7 @@ async fn register(
     {
         Some(id) => {
             session.login(id);
+            mark_authenticated(&session);
             Ok(Redirect::to("/").into_response())
         }
         None => rerender(
@@ -233,12 +235,32 @@ async fn sign_in(
     State(state): State<AppState>,
     page: Page,
     session: Session,
+    context: EventContext,
     Form(form): Form<Credentials>,
 ) -> Result<Response, Error> {
     // Unknown and invalid usernames cost one verification, like a wrong password, so
-    // that timing tells nothing; a legacy hash is upgraded once the password is right.
-    let account = login(&state.passwords, &state.db, &form.username, &form.password).await?;
-    let Some(id) = account else {
+    // that timing tells nothing; a legacy hash is upgraded once the password is right;
+    // repeated failures delay the account.
+    let account =
+        crate::account::check_password(&state, &form.username, &form.password, &context).await;
+    let account = match account {
+        Ok(account) => account,
+        Err(error) if error.status() == StatusCode::TOO_MANY_REQUESTS => {
+            let html = state.templates.render(
+                "login.html",
+                &page,
+                json!({
+                    "user": null,
+                    "username": form.username,
+                    "next": safe_next(form.next.as_deref()),
+                    "error": "Too many failed sign-ins for this account; wait a little and try again.",
+                }),
+            )?;
+            return Ok((StatusCode::TOO_MANY_REQUESTS, html).into_response());
+        }
+        Err(error) => return Err(error),
+    };
+    let Some(account) = account else {
         let html = state.templates.render(
             "login.html",
             &page,
@@ -251,8 +273,24 @@ async fn sign_in(
         )?;
         return Ok((StatusCode::UNAUTHORIZED, html).into_response());
     };
-    session.login(id);
-    Ok(Redirect::to(safe_next(form.next.as_deref())).into_response())
+    let next = safe_next(form.next.as_deref());
+    if account.totp_secret.is_some() {
+        // Not signed in yet: the code comes first, on a step bound to this attempt.
+        SecondStep::begin(&session, account.id, next);
+        return Ok(Redirect::to("/login/otp").into_response());
+    }
+    session.login(account.id);
+    mark_authenticated(&session);
+    state
+        .account
+        .log
+        .record(
+            SecurityEventKind::LoginSucceeded,
+            Some(account.id),
+            &context,
+        )
+        .await;
+    Ok(Redirect::to(next).into_response())
 }
 
 async fn logout(session: Session) -> Redirect {

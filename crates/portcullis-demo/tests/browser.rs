@@ -407,3 +407,81 @@ async fn an_allowed_origin_calls_the_api_with_a_bearer_token_and_another_cannot(
         "{bodies:?}"
     );
 }
+
+/// Two-factor sign-in as a person sets it up: in Chromium, the QR code shows under
+/// the page's policy, the code computed from the key shown turns it on, ten recovery
+/// codes appear once, and the next sign-in stops at the code step until a fresh code
+/// is typed.
+#[tokio::test]
+async fn two_factor_sign_in_is_set_up_and_used_in_chromium() {
+    use portcullis::totp::{unix_now, Totp, TotpSecret};
+
+    let Some(browser) = common::webdriver::start().await else {
+        return;
+    };
+    let demo = Demo::start(&[]);
+    browser.goto(&demo.url("/register")).await;
+    browser.fill("#username", "phone-owner").await;
+    browser.fill("#password", common::PASSWORD).await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_text("Signed in as phone-owner").await;
+
+    browser.goto(&demo.url("/account")).await;
+    browser.click("#totp-start").await;
+    browser.wait_for_text("Scan this code").await;
+    // The QR code is an image of this site: the policy lets it load and it decodes
+    // as SVG (an image that failed would have no natural width).
+    let mut width = serde_json::Value::Null;
+    for _ in 0..50 {
+        width = browser
+            .run("const i = document.getElementById('totp-qr'); return i.complete ? i.naturalWidth : 0")
+            .await;
+        if width.as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        width.as_u64().unwrap_or(0) >= 200,
+        "the QR code did not load: {width}"
+    );
+    let key = browser
+        .run("return document.getElementById('totp-secret').textContent")
+        .await;
+    let secret = TotpSecret::from_base32(key.as_str().unwrap()).unwrap();
+    let totp = Totp::default();
+    let setup_code = totp.code_at(&secret, unix_now());
+    browser.fill("#totp-code", &setup_code).await;
+    browser
+        .click("form[action='/account/totp/confirm'] button")
+        .await;
+    browser.wait_for_text("Two-factor sign-in is on").await;
+    let codes = browser
+        .run("return document.querySelectorAll('#recovery-codes li').length")
+        .await;
+    assert_eq!(codes, 10);
+
+    browser.click("form[action='/logout'] button").await;
+    browser.goto(&demo.url("/login")).await;
+    browser.fill("#username", "phone-owner").await;
+    browser.fill("#password", common::PASSWORD).await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_text("Two-factor sign-in").await;
+    // The code already used at set-up is refused.
+    browser.fill("#code", &setup_code).await;
+    browser.click("form button[type=submit]").await;
+    browser
+        .wait_for_text("wrong, expired or already used")
+        .await;
+    browser
+        .fill("#code", &totp.code_at(&secret, unix_now() + 30))
+        .await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_text("Signed in as phone-owner").await;
+    browser.goto(&demo.url("/account")).await;
+    let text = browser.wait_for_text("Recent activity").await;
+    for event in ["totp_enabled", "otp_failed", "login_succeeded"] {
+        assert!(text.contains(event), "{event} missing: {text}");
+    }
+    browser.quit().await;
+}

@@ -134,8 +134,36 @@ impl SecureStack {
     }
 }
 
+/// `path` as logged: a segment that looks like a signed token (long, base64url and
+/// dots, at least one dot: a reset or confirmation link, a JWT) is replaced by
+/// `[redacted]`, since a link that works once must not be readable in the logs until
+/// it is used. Other segments (names, hex ids) are kept.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let secret = |segment: &str| {
+        segment.len() >= 40
+            && segment.contains('.')
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if !path.split('/').any(secret) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let redacted: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            if secret(segment) {
+                "[redacted]"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    std::borrow::Cow::Owned(redacted.join("/"))
+}
+
 /// The span of one request: id, method and path; never the query, which may hold a
-/// token, nor any header.
+/// token, nor any header, nor a token in the path.
 fn request_span<B>(req: &Request<B>) -> tracing::Span {
     let id = req
         .headers()
@@ -147,7 +175,26 @@ fn request_span<B>(req: &Request<B>) -> tracing::Span {
         "request",
         id = %id,
         method = %req.method(),
-        path = %req.uri().path(),
+        path = %loggable_path(req.uri().path()),
         client_ip = tracing::field::Empty,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn tokens_in_paths_are_not_logged() {
+        let link = "/reset/eyJ1IjoxLCJ4IjoxNzk2MTY3MTAwLCJiIjoiQzFEVGpkLW1KTDM4RXVWM3Zudjh6dyJ9.xWhHYYom.wa8-K5Xm8juXHW4O3hjA5V1gfLha4xMfGGEHMS5M4ig";
+        assert_eq!(loggable_path(link), "/reset/[redacted]");
+        for kept in [
+            "/",
+            "/files/0123456789abcdef0123456789abcdef",
+            "/static/app.js",
+            "/api/me",
+        ] {
+            assert_eq!(loggable_path(kept), kept);
+        }
+    }
 }
