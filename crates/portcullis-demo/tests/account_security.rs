@@ -535,7 +535,7 @@ async fn password_guessing_delays_the_account_and_is_recorded() {
         303
     );
     let mut statuses = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..14 {
         statuses.push(
             api_token(&demo, "target", "guess guess guess", None)
                 .await
@@ -543,8 +543,10 @@ async fn password_guessing_delays_the_account_and_is_recorded() {
                 .as_u16(),
         );
     }
-    assert_eq!(&statuses[..6], &[401; 6], "{statuses:?}");
-    assert!(statuses[6..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Ten failures are free, the eleventh starts the delay, and from then on every
+    // attempt waits.
+    assert_eq!(&statuses[..11], &[401; 11], "{statuses:?}");
+    assert!(statuses[11..].iter().all(|s| *s == 429), "{statuses:?}");
     // Another account is not slowed down by it.
     assert_eq!(
         register(&browser_like(), &demo, "bystander", PASSWORD)
@@ -992,4 +994,96 @@ async fn reset_links_travel_through_a_real_smtp_server() {
     let token = path.trim_start_matches("/reset/");
     let leaked: Vec<&str> = logs.lines().filter(|line| line.contains(token)).collect();
     assert!(leaked.is_empty(), "a reset link is in the logs: {leaked:?}");
+}
+
+#[tokio::test]
+async fn reset_requests_are_limited_per_address() {
+    let demo = start();
+    assert_eq!(
+        register(&browser_like(), &demo, "flooded", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let token = access_token(&demo, "flooded", PASSWORD, None).await;
+    confirm_address(&demo, &token, "flooded@example.com").await;
+    let before = outbox(&demo).len();
+    // A flood of requests for one address: every answer the same, a few messages.
+    for _ in 0..10 {
+        let response = submit(
+            &browser_like(),
+            &demo,
+            "/reset",
+            &[("email", "flooded@example.com")],
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+    }
+    let sent = outbox(&demo).len() - before;
+    assert_eq!(sent, 3, "{sent} reset messages for one address");
+}
+
+#[tokio::test]
+async fn two_factor_sign_in_and_reset_work_on_postgres() {
+    let Some(db) = common::pg::TestDatabase::create().await else {
+        return;
+    };
+    let demo = Demo::start(&[
+        ("DATABASE_URL", &db.url),
+        ("PORTCULLIS_RATE_LIMITS", "bench"),
+    ]);
+    let (secret, recovery, token) = enrolled(&demo, "pg-two-factor").await;
+    let totp = Totp::default();
+    let used = totp.code_at(&secret, now() - 30);
+    let (status, code) =
+        error_code(api_token(&demo, "pg-two-factor", PASSWORD, Some(&used)).await).await;
+    assert_eq!((status, code.as_str()), (401, "otp_invalid"));
+    let fresh = totp.code_at(&secret, now());
+    access_token(&demo, "pg-two-factor", PASSWORD, Some(&fresh)).await;
+    access_token(&demo, "pg-two-factor", PASSWORD, Some(&recovery[0])).await;
+    assert_eq!(
+        api_token(&demo, "pg-two-factor", PASSWORD, Some(&recovery[0]))
+            .await
+            .status(),
+        401
+    );
+    confirm_address(&demo, &token, "pg@example.com").await;
+    let response = submit(
+        &browser_like(),
+        &demo,
+        "/reset",
+        &[("email", "pg@example.com")],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let message = outbox(&demo)
+        .into_iter()
+        .find(|m| m.contains("/reset/"))
+        .unwrap();
+    let path = link(&message, "/reset/");
+    let browser = browser_like();
+    let code = totp.code_at(&secret, now() + 30);
+    let response = submit(
+        &browser,
+        &demo,
+        &path,
+        &[("password", NEW_PASSWORD), ("code", &code)],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let fresh = access_token(&demo, "pg-two-factor", NEW_PASSWORD, Some(&recovery[1])).await;
+    let events = event_types(&demo, &fresh).await;
+    for expected in [
+        "totp_enabled",
+        "otp_failed",
+        "recovery_code_used",
+        "email_confirmed",
+        "password_reset_completed",
+    ] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "{expected} missing from {events:?}"
+        );
+    }
+    db.drop_now(demo).await;
 }

@@ -32,7 +32,8 @@ pub const REAUTHENTICATION_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub struct AccountSecurity {
     /// The security-event stream (log target and the `security_events` table).
     pub log: SecurityLog,
-    /// Delays after wrong passwords, per account.
+    /// Delays after wrong passwords, per account (on in every rate-limit mode: it is
+    /// no rate limit but the account's own protection).
     pub sign_in: AccountThrottle,
     /// Delays after wrong second factors, per account: stricter, since six digits
     /// are fewer guesses than a password.
@@ -56,13 +57,19 @@ impl AccountSecurity {
     pub fn new(keyring: &Keyring, log: SecurityLog) -> Self {
         Self {
             log,
-            sign_in: AccountThrottle::default(),
+            // Ten failures are free: the sign-in routes' own limit is ten a minute per
+            // username, and the delay starts where a minute's worth ends.
+            sign_in: AccountThrottle::new(ThrottleConfig {
+                free_failures: 10,
+                ..ThrottleConfig::default()
+            }),
             second_factor: AccountThrottle::new(ThrottleConfig {
                 free_failures: 3,
                 ..ThrottleConfig::default()
             }),
+            // Three messages, then a growing wait, per address and per account.
             resets_requested: AccountThrottle::new(ThrottleConfig {
-                free_failures: 3,
+                free_failures: 2,
                 base_delay: Duration::from_secs(30),
                 max_delay: Duration::from_secs(3600),
                 ..ThrottleConfig::default()

@@ -32,15 +32,13 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-const ACCOUNT_COLUMNS: &str = "id, username, password_hash, email, pending_email, totp_secret, \
-     pending_totp_secret, totp_last_step";
-
 impl Database {
     /// User `id`'s account row.
     pub async fn account(&self, id: i64) -> Result<Option<AccountRow>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM users WHERE id = $1"
-        ))
+        sqlx::query_as(
+            "SELECT id, username, password_hash, email, pending_email, totp_secret, \
+             pending_totp_secret, totp_last_step FROM users WHERE id = $1",
+        )
         .bind(id)
         .fetch_optional(self.pool())
         .await
@@ -48,9 +46,10 @@ impl Database {
 
     /// The account whose confirmed address is `email` (lower-cased).
     pub async fn account_by_email(&self, email: &str) -> Result<Option<AccountRow>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM users WHERE email = $1"
-        ))
+        sqlx::query_as(
+            "SELECT id, username, password_hash, email, pending_email, totp_secret, \
+             pending_totp_secret, totp_last_step FROM users WHERE email = $1",
+        )
         .bind(email)
         .fetch_optional(self.pool())
         .await
