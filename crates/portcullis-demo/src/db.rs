@@ -257,11 +257,15 @@ impl Database {
         if let Some(profile) = self.profiles.get(&id) {
             return Ok(Some(profile));
         }
-        let found: Option<ApiUser> =
+        // Boxed: sqlx's query future is large, and inline it would make every call of
+        // this function that large, the cached ones too, copied whole into the box
+        // axum keeps each handler's future in (callgrind: bench/instructions.sh).
+        let found: Option<ApiUser> = Box::pin(
             sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(&self.pool),
+        )
+        .await?;
         if let Some(profile) = &found {
             self.profiles.insert(id, profile.clone());
         }

@@ -1087,3 +1087,38 @@ async fn two_factor_sign_in_and_reset_work_on_postgres() {
     }
     db.drop_now(demo).await;
 }
+
+#[tokio::test]
+async fn a_reused_refresh_token_is_recorded() {
+    let demo = start();
+    assert_eq!(
+        register(&browser_like(), &demo, "reused", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let response = api_token(&demo, "reused", PASSWORD, None).await;
+    let pair: Value = response.json().await.unwrap();
+    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    let refreshed = client()
+        .post(demo.url("/api/token/refresh"))
+        .json(&json!({ "refresh_token": refresh }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    // The same refresh token again, as a thief holding a copy would send it.
+    let replayed = client()
+        .post(demo.url("/api/token/refresh"))
+        .json(&json!({ "refresh_token": refresh }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
+    let fresh = access_token(&demo, "reused", PASSWORD, None).await;
+    let events = event_types(&demo, &fresh).await;
+    assert!(
+        events.iter().any(|e| e == "token_reuse_detected"),
+        "{events:?}"
+    );
+}
