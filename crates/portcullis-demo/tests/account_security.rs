@@ -1122,3 +1122,36 @@ async fn a_reused_refresh_token_is_recorded() {
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn a_session_is_ended_from_the_account_page() {
+    let demo = start();
+    let me = browser_like();
+    assert_eq!(register(&me, &demo, "tidy", PASSWORD).await.status(), 303);
+    let laptop = browser_session(&demo, "tidy", PASSWORD).await;
+    let token = access_token(&demo, "tidy", PASSWORD, None).await;
+    let listed = get(&demo, &token, "/api/account/sessions").await;
+    // Newest first: the laptop's sign-in.
+    let laptop_id = listed["sessions"][0]["id"].as_str().unwrap().to_owned();
+    let page = me
+        .get(demo.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("(this device)"), "{page}");
+    assert!(page.contains(&laptop_id));
+    let csrf = csrf_token(&page);
+    let response = me
+        .post(demo.url(&format!("/account/sessions/{laptop_id}/end")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/account");
+    assert!(!signed_in(&laptop, &demo).await);
+    assert!(signed_in(&me, &demo).await);
+}

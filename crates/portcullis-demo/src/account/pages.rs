@@ -426,6 +426,11 @@ async fn end_session(
     context: EventContext,
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
+    // The password again before ending sessions (ASVS 5.0, 7.5.2): a stolen
+    // session must not be able to sign its owner out everywhere else.
+    if let Err(redirect) = recent_or_reauth(&session) {
+        return Ok(redirect.into_response());
+    }
     match end_one(&state, user.id, &id, &context).await {
         Ok(()) => Ok(Redirect::to("/account").into_response()),
         Err(error) => account_error(&state, &page, &session, user.id, error).await,
@@ -438,6 +443,9 @@ async fn end_others(
     user: CurrentUser,
     context: EventContext,
 ) -> Result<Response, Error> {
+    if let Err(redirect) = recent_or_reauth(&session) {
+        return Ok(redirect.into_response());
+    }
     let current = session.listing_id();
     let ended = state
         .sessions

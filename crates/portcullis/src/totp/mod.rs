@@ -7,7 +7,7 @@
 //! - [`Totp`]: the code of a moment, the check of a code within ±1 step that returns
 //!   the step it matched (store it: a step is accepted only once), and the
 //!   `otpauth://` URL, as a QR code in SVG with [`qr_svg`].
-//! - [`RecoveryCodes`]: ten single-use codes of 80 bits, stored as keyed hashes.
+//! - [`RecoveryCodes`]: ten single-use codes of 120 bits, stored as keyed hashes.
 //!
 //! RFC 6238 is HMAC-SHA1 over a counter, truncated: written here over RustCrypto's
 //! HMAC and SHA-1 (no TOTP crate fits: the maintained one needs a newer compiler than

@@ -12,10 +12,14 @@ pub const RECOVERY_CODE_COUNT: usize = 10;
 /// aloud and type without confusion (no 0/O, no 1/l).
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
-/// Makes and checks recovery codes: 16 characters of 5 bits each (80 bits), shown
-/// once as `xxxx-xxxx-xxxx-xxxx`, stored only as HMAC-SHA256 under a keyring subkey
-/// ([`Purpose::RECOVERY`]): the codes are random, so a plain hash would do against
-/// guessing, and the key adds that a stolen database alone cannot test any guess.
+/// Characters per code: 24 × 5 bits = 120 bits.
+const CODE_CHARS: usize = 24;
+
+/// Makes and checks recovery codes: 24 characters of 5 bits each (120 bits), shown
+/// once as `xxxx-xxxx-xxxx-xxxx-xxxx-xxxx`, stored only as HMAC-SHA256 under a keyring
+/// subkey ([`Purpose::RECOVERY`]). At 112 bits and more, a SHA-2 hash is enough for a
+/// lookup secret (ASVS 5.0, 6.5.2): nobody can search that space; the key adds that
+/// a stolen database alone cannot test any guess.
 ///
 /// Single use is the store's: mark a code used with one conditional write (`UPDATE …
 /// SET used_at = $now WHERE user_id = $1 AND code_hash = ANY($2) AND used_at IS
@@ -60,19 +64,17 @@ impl RecoveryCodes {
     pub fn generate(&self) -> (Vec<String>, Vec<String>) {
         (0..RECOVERY_CODE_COUNT)
             .map(|_| {
-                let mut bytes = [0u8; 16];
+                let mut bytes = [0u8; CODE_CHARS];
                 crate::keys::fill_random(&mut bytes);
                 let plain: String = bytes
                     .iter()
                     .map(|b| char::from(ALPHABET[usize::from(b & 31)]))
                     .collect();
-                let shown = format!(
-                    "{}-{}-{}-{}",
-                    &plain[..4],
-                    &plain[4..8],
-                    &plain[8..12],
-                    &plain[12..]
-                );
+                let groups: Vec<&str> = (0..CODE_CHARS)
+                    .step_by(4)
+                    .map(|at| &plain[at..at + 4])
+                    .collect();
+                let shown = groups.join("-");
                 let stored = hash(&self.subkeys[0], &plain);
                 (shown, stored)
             })
@@ -97,7 +99,7 @@ impl RecoveryCodes {
     }
 }
 
-/// A typed code's 16 characters, lower case, without spaces or dashes.
+/// A typed code's characters, lower case, without spaces or dashes.
 fn normalise(typed: &str) -> Option<String> {
     if typed.len() > 64 {
         return None;
@@ -107,7 +109,7 @@ fn normalise(typed: &str) -> Option<String> {
         .filter(|c| !c.is_whitespace() && *c != '-')
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    (normal.len() == 16 && normal.bytes().all(|b| ALPHABET.contains(&b))).then_some(normal)
+    (normal.len() == CODE_CHARS && normal.bytes().all(|b| ALPHABET.contains(&b))).then_some(normal)
 }
 
 fn hash(key: &Subkey, normal: &str) -> String {
@@ -135,7 +137,7 @@ mod tests {
         let (shown, stored) = codes.generate();
         let unique: std::collections::HashSet<_> = shown.iter().collect();
         assert_eq!(unique.len(), RECOVERY_CODE_COUNT);
-        assert!(shown.iter().all(|c| c.len() == 19));
+        assert!(shown.iter().all(|c| c.len() == 29));
         let rotated = RecoveryCodes::new(&Keyring::new(SecretKey::generate(), vec![old]));
         let candidates = rotated.candidates(&shown[0]);
         assert_eq!(candidates.len(), 2);
