@@ -462,7 +462,10 @@ async fn two_factor_sign_in_is_set_up_and_used_in_chromium() {
     assert_eq!(codes, 10);
 
     browser.click("form[action='/logout'] button").await;
+    // The logout's own navigation first, then the sign-in page.
+    browser.wait_for_text("Log in").await;
     browser.goto(&demo.url("/login")).await;
+    browser.wait_for_text("Forgot your password").await;
     browser.fill("#username", "phone-owner").await;
     browser.fill("#password", common::PASSWORD).await;
     browser.click("form button[type=submit]").await;
