@@ -72,7 +72,6 @@ async fn token(
     }
     state
         .account
-        .log
         .record(
             SecurityEventKind::LoginSucceeded,
             Some(account.id),
@@ -105,7 +104,6 @@ async fn refresh(
                 .map(|c| c.user_id());
             state
                 .account
-                .log
                 .record(
                     SecurityEventKind::TokenReuseDetected,
                     user.flatten(),

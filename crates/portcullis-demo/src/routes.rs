@@ -286,7 +286,6 @@ async fn sign_in(
     mark_authenticated(&session);
     state
         .account
-        .log
         .record(
             SecurityEventKind::LoginSucceeded,
             Some(account.id),

@@ -635,6 +635,18 @@ async fn submit(
         .unwrap()
 }
 
+/// Asks for a reset of `email` through the form; the path of the link mailed to the
+/// development outbox.
+async fn mailed_reset_path(demo: &Demo, email: &str) -> String {
+    let response = submit(&browser_like(), demo, "/reset", &[("email", email)]).await;
+    assert_eq!(response.status(), 200);
+    let message = outbox(demo)
+        .into_iter()
+        .find(|m| m.contains("/reset/"))
+        .unwrap();
+    link(&message, "/reset/")
+}
+
 /// Adds and confirms `email` for the account of `token`, through the mailed link.
 async fn confirm_address(demo: &Demo, token: &str, email: &str) {
     let before = outbox(demo).len();
@@ -754,19 +766,7 @@ async fn a_reset_never_bypasses_the_second_factor() {
     let demo = start();
     let (secret, recovery, token) = enrolled(&demo, "guarded").await;
     confirm_address(&demo, &token, "guarded@example.com").await;
-    let response = submit(
-        &browser_like(),
-        &demo,
-        "/reset",
-        &[("email", "guarded@example.com")],
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let message = outbox(&demo)
-        .into_iter()
-        .find(|m| m.contains("/reset/"))
-        .unwrap();
-    let path = link(&message, "/reset/");
+    let path = mailed_reset_path(&demo, "guarded@example.com").await;
     let browser = browser_like();
     let page = browser
         .get(demo.url(&path))
@@ -1048,19 +1048,7 @@ async fn two_factor_sign_in_and_reset_work_on_postgres() {
         401
     );
     confirm_address(&demo, &token, "pg@example.com").await;
-    let response = submit(
-        &browser_like(),
-        &demo,
-        "/reset",
-        &[("email", "pg@example.com")],
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let message = outbox(&demo)
-        .into_iter()
-        .find(|m| m.contains("/reset/"))
-        .unwrap();
-    let path = link(&message, "/reset/");
+    let path = mailed_reset_path(&demo, "pg@example.com").await;
     let browser = browser_like();
     let code = totp.code_at(&secret, now() + 30);
     let response = submit(

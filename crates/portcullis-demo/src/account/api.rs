@@ -117,7 +117,6 @@ async fn change_password(
     super::set_new_password(&state, &account, &body.new_password, None).await?;
     state
         .account
-        .log
         .record(
             SecurityEventKind::PasswordChanged,
             Some(account.id),
@@ -202,7 +201,6 @@ pub(crate) async fn end_one(
     }
     state
         .account
-        .log
         .record(SecurityEventKind::SessionEnded, Some(user_id), context)
         .await;
     Ok(())

@@ -83,6 +83,18 @@ impl AccountSecurity {
     }
 }
 
+impl AccountSecurity {
+    /// Records `kind` for `user_id` in the security-event stream.
+    pub(crate) async fn record(
+        &self,
+        kind: SecurityEventKind,
+        user_id: Option<i64>,
+        context: &EventContext,
+    ) {
+        self.log.record(kind, user_id, context).await;
+    }
+}
+
 pub(crate) fn unavailable(error: sqlx::Error) -> Error {
     tracing::error!(%error, "database error");
     Error::service_unavailable(5)
@@ -216,13 +228,11 @@ pub(crate) async fn check_password(
             let user = known.map(|(id, _)| id);
             state
                 .account
-                .log
                 .record(SecurityEventKind::LoginFailed, user, context)
                 .await;
             if state.account.sign_in.failure(&key) {
                 state
                     .account
-                    .log
                     .record(SecurityEventKind::LockoutStarted, user, context)
                     .await;
             }
@@ -330,7 +340,6 @@ pub(crate) async fn confirm_enrolment(
     let Ok(step) = state.account.totp.verify(&secret, code, unix_now(), None) else {
         state
             .account
-            .log
             .record(SecurityEventKind::OtpFailed, Some(account.id), context)
             .await;
         state.account.second_factor.failure(&key);
@@ -356,7 +365,6 @@ pub(crate) async fn confirm_enrolment(
     }
     state
         .account
-        .log
         .record(SecurityEventKind::TotpEnabled, Some(account.id), context)
         .await;
     Ok(shown)
@@ -389,7 +397,6 @@ pub(crate) async fn disable(
         .map_err(unavailable)?;
     state
         .account
-        .log
         .record(SecurityEventKind::TotpDisabled, Some(account.id), context)
         .await;
     Ok(())
@@ -510,7 +517,6 @@ pub(crate) async fn confirm_email(
     }
     state
         .account
-        .log
         .record(SecurityEventKind::EmailConfirmed, Some(account.id), context)
         .await;
     Ok(())
@@ -548,7 +554,6 @@ pub(crate) async fn request_reset(
     state.account.resets_requested.failure(&by_account);
     state
         .account
-        .log
         .record(
             SecurityEventKind::PasswordResetRequested,
             Some(account.id),
@@ -614,7 +619,6 @@ pub(crate) async fn complete_reset(
     set_new_password(state, &account, new_password, None).await?;
     state
         .account
-        .log
         .record(
             SecurityEventKind::PasswordResetCompleted,
             Some(account.id),

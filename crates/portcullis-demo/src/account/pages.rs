@@ -101,7 +101,6 @@ async fn otp_submit(
             step.complete(&session);
             state
                 .account
-                .log
                 .record(
                     SecurityEventKind::LoginSucceeded,
                     Some(account.id),
@@ -357,7 +356,6 @@ async fn change_password(
         Ok(()) => {
             state
                 .account
-                .log
                 .record(
                     SecurityEventKind::PasswordChanged,
                     Some(account.id),
@@ -458,7 +456,6 @@ async fn end_others(
     if ended > 0 {
         state
             .account
-            .log
             .record(SecurityEventKind::SessionEnded, Some(user.id), &context)
             .await;
     }
