@@ -304,14 +304,22 @@ pub(crate) async fn start_enrolment(
 
 /// The `otpauth://` URL of the pending secret, for the QR code.
 pub(crate) fn pending_url(state: &AppState, account: &AccountRow) -> Result<Option<String>, Error> {
+    Ok(pending_secret(state, account)?.map(|secret| {
+        state
+            .account
+            .totp
+            .otpauth_url(&secret, ISSUER, &account.username)
+    }))
+}
+
+/// The secret awaiting its first code, while two-factor sign-in is off.
+pub(crate) fn pending_secret(
+    state: &AppState,
+    account: &AccountRow,
+) -> Result<Option<TotpSecret>, Error> {
     match &account.pending_totp_secret {
         Some(sealed) if account.totp_secret.is_none() => {
-            let secret = open_secret(state, account.id, sealed)?;
-            Ok(Some(state.account.totp.otpauth_url(
-                &secret,
-                ISSUER,
-                &account.username,
-            )))
+            open_secret(state, account.id, sealed).map(Some)
         }
         _ => Ok(None),
     }

@@ -133,15 +133,7 @@ async fn render_account(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> Result<Html<String>, Error> {
-    let pending_secret = match super::pending_url(state, account)? {
-        Some(_) => account
-            .pending_totp_secret
-            .as_deref()
-            .map(|sealed| super::open_secret(state, account.id, sealed))
-            .transpose()?
-            .map(|secret| secret.to_base32()),
-        None => None,
-    };
+    let pending_secret = super::pending_secret(state, account)?.map(|secret| secret.to_base32());
     let recovery_left = if account.totp_secret.is_some() {
         state
             .db

@@ -116,13 +116,7 @@ fn hash(key: &Subkey, normal: &str) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.bytes()).expect("HMAC takes any key");
     mac.update(normal.as_bytes());
     let digest = mac.finalize().into_bytes();
-    let mut out = String::with_capacity(key.id().len() + 1 + 64);
-    out.push_str(key.id());
-    out.push(':');
-    for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+    format!("{}:{}", key.id(), data_encoding::HEXLOWER.encode(&digest))
 }
 
 #[cfg(test)]
