@@ -3,6 +3,10 @@
 //! caches which log lines are enabled per call site, process-wide, so a capturing
 //! subscriber shares the process with no other test.
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+
+use log_capture::CapturedLog;
 use portcullis::mail::{Email, MailError, Mailer};
 
 fn long_link() -> String {
@@ -25,33 +29,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 // A current-thread runtime: every send runs on this thread, under this subscriber.
 #[tokio::test(flavor = "current_thread")]
 async fn logs_name_the_recipient_domain_and_outcome_never_the_body() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = CapturedLog::install();
     let link = long_link();
     let dir = tempfile::tempdir().unwrap();
     let outbox = Mailer::outbox(dir.path(), "no-reply@example.com").unwrap();
@@ -78,7 +59,7 @@ async fn logs_name_the_recipient_domain_and_outcome_never_the_body() {
         .await
         .unwrap_err();
     assert!(matches!(failed, MailError::Unavailable(_)), "{failed:?}");
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(
         log.contains("mail sent") && log.contains("example.org"),
         "{log}"

@@ -1,14 +1,18 @@
 //! Rate limits over real HTTP on 127.0.0.1: the login contract per username and per
 //! address, forwarding headers, bench mode, preflights, and failing closed.
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::routing::{get, post};
 use axum::Router;
 use futures_util::future::BoxFuture;
+use log_capture::CapturedLog;
 use portcullis::client_ip::ClientInfoConfig;
 use portcullis::config::RateLimitMode;
 use portcullis::ratelimit::{
@@ -408,39 +412,16 @@ async fn a_failing_store_fails_closed_with_503() {
     assert_eq!(server.calls.load(Ordering::SeqCst), 0, "the handler ran");
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 // A current-thread runtime: the server runs on this thread, under this subscriber.
 #[tokio::test(flavor = "current_thread")]
 async fn refusals_are_logged_without_the_username() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = CapturedLog::install();
     let server = serve(RateLimitConfig::default()).await;
     let http = reqwest::Client::new();
     for _ in 0..11 {
         token(&http, server.addr, "Secret-Username-7", None).await;
     }
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("rate_limited"), "{log}");
     assert!(log.contains("portcullis::security"), "{log}");
     assert!(
