@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use portcullis::account::SecurityLog;
+use portcullis::account::{MemoryThrottleStore, SecurityLog, ThrottleStore};
 use portcullis::config::Settings;
 use portcullis::csp::{ContentSecurityPolicy, Directive, ReportCollectorConfig, Source};
 use portcullis::csrf::CsrfConfig;
@@ -118,13 +118,14 @@ pub struct AppResources {
     pub mailer: Mailer,
 }
 
-/// Where sessions, rate limits and revocations live: in memory for one instance, in
-/// Redis (one client for all three) when `REDIS_URL` says several instances share them.
+/// Where sessions, rate limits, revocations and per-account failure counts live: in
+/// memory for one instance, in Redis (one client for all four) when `REDIS_URL` says several instances share them.
 struct SharedState {
     redis: Option<RedisConnection>,
     sessions: Arc<dyn SessionStore>,
     rate_limits: Arc<dyn RateLimitStore>,
     revocations: Arc<dyn RevocationStore>,
+    throttles: Arc<dyn ThrottleStore>,
 }
 
 impl SharedState {
@@ -138,6 +139,7 @@ impl SharedState {
                     sessions: Arc::new(redis.sessions()),
                     rate_limits: Arc::new(redis.rate_limits()),
                     revocations: Arc::new(redis.revocations()),
+                    throttles: Arc::new(redis.account_throttles()),
                     redis: Some(redis),
                 })
             }
@@ -146,6 +148,7 @@ impl SharedState {
                 sessions: Arc::new(MemorySessionStore::default()),
                 rate_limits: Arc::new(MemoryRateLimitStore::new()),
                 revocations: Arc::new(MemoryRevocationStore::default()),
+                throttles: Arc::new(MemoryThrottleStore::new(100_000)),
             }),
         }
     }
@@ -229,7 +232,7 @@ pub fn templates() -> Result<Templates, portcullis::templates::TemplateError> {
 pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
     let db = db::Database::open(settings).await?;
     // The security events live in the same database, in their own table.
-    let db_for_events = db.clone();
+    let security_log = SecurityLog::new(Arc::new(db.clone()));
     let templates = templates()?;
     let keyring = settings.keyring();
     let upload_policy = UploadPolicy::default();
@@ -251,7 +254,11 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         uploads: Arc::new(LocalStorage::new(&settings.upload_dir)?),
         upload_policy: upload_policy.clone(),
         redis: shared.redis.clone(),
-        account: account::AccountSecurity::new(&keyring, SecurityLog::new(Arc::new(db_for_events))),
+        account: account::AccountSecurity::new(
+            &keyring,
+            security_log.clone(),
+            shared.throttles.clone(),
+        ),
         sessions: UserSessions::new(shared.sessions.clone()),
         mailer: settings
             .mailer()
@@ -314,7 +321,8 @@ pub async fn app(settings: &Settings) -> Result<Router, DemoError> {
         .error_pages(error_pages)
         .sessions(sessions)
         .csrf(csrf)
-        .rate_limit(rate_limit);
+        .rate_limit(rate_limit)
+        .security_log(&security_log);
     // No origins configured: no CORS layer at all, so that preflights are refused
     // like any unknown OPTIONS request rather than answered.
     if !settings.cors_origins.is_empty() {

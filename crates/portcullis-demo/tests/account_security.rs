@@ -1143,3 +1143,125 @@ async fn a_session_is_ended_from_the_account_page() {
     assert!(!signed_in(&laptop, &demo).await);
     assert!(signed_in(&me, &demo).await);
 }
+
+/// The email address (where reset links go) changes only with a token from a recent
+/// sign-in: a token whose sign-in is an hour old, however freshly refreshed, is
+/// refused with RFC 9470's step-up answer, and nothing is mailed.
+#[tokio::test]
+async fn an_email_change_needs_a_recent_sign_in() {
+    use portcullis::jwt::{Jwt, JwtConfig, JwtKeys, MemoryRevocationStore};
+    use portcullis::keys::{Keyring, SecretKey};
+
+    let demo = Demo::start(&[
+        ("PORTCULLIS_RATE_LIMITS", "bench"),
+        ("PORTCULLIS_SECRET_KEY", common::STRONG_KEY),
+    ]);
+    assert_eq!(
+        register(&browser_like(), &demo, "stale", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let fresh = access_token(&demo, "stale", PASSWORD, None).await;
+    // The same token, its sign-in an hour ago, signed with the demo's own key: what a
+    // client holding a long-refreshed token presents.
+    let keyring = Keyring::new(SecretKey::parse(common::STRONG_KEY), vec![]);
+    let jwt = Jwt::new(
+        JwtConfig::default(),
+        JwtKeys::from_keyring(&keyring),
+        std::sync::Arc::new(MemoryRevocationStore::default()),
+    );
+    let mut claims = jwt.decode(&fresh).unwrap();
+    claims.auth_time -= 3_600;
+    let stale = jwt.sign_claims(&claims).unwrap();
+    // Otherwise a working token.
+    get(&demo, &stale, "/api/account/sessions").await;
+
+    let response = post(
+        &demo,
+        &stale,
+        "/api/account/email",
+        json!({ "email": "thief@example.net" }),
+    )
+    .await;
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        error_code(response).await,
+        (401, "insufficient_user_authentication".to_owned())
+    );
+    assert!(challenge.contains("max_age=900"), "{challenge}");
+    // A token without the claim at all is never recent either.
+    let mut legacy = serde_json::to_value(&claims).unwrap();
+    legacy.as_object_mut().unwrap().remove("auth_time");
+    let legacy: portcullis::jwt::Claims = serde_json::from_value(legacy).unwrap();
+    let legacy = jwt.sign_claims(&legacy).unwrap();
+    let response = post(
+        &demo,
+        &legacy,
+        "/api/account/email",
+        json!({ "email": "thief@example.net" }),
+    )
+    .await;
+    assert_eq!(response.status(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(outbox(&demo).is_empty(), "a confirmation link was mailed");
+
+    let response = post(
+        &demo,
+        &fresh,
+        "/api/account/email",
+        json!({ "email": "owner@example.net" }),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+}
+
+/// A flood of sign-in attempts past the per-address limit is a `rate_limited`
+/// security event with the client's address and the request id, stored once a
+/// minute per source (not one row per refused request) beside the log line.
+#[tokio::test]
+async fn refused_sign_in_attempts_are_recorded_once_a_minute() {
+    use sqlx::Connection as _;
+
+    let demo = Demo::start(&[]);
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let status = api_token(&demo, "nobody-at-all", "guess guess guess", None)
+            .await
+            .status()
+            .as_u16();
+        statuses.push(status);
+    }
+    assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+
+    let db_path = demo.data_dir.path().join("portcullis.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db_path.display()))
+        .await
+        .unwrap();
+    let rows: Vec<(Option<i64>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT user_id, ip, request_id FROM security_events WHERE kind = 'rate_limited'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    // The address's bucket and the username's ran out together: one event for each.
+    assert!(!rows.is_empty() && rows.len() <= 2, "{rows:?}");
+    for (user_id, ip, request_id) in &rows {
+        assert_eq!(*user_id, None);
+        assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+        assert!(
+            request_id.as_deref().is_some_and(|id| id.len() == 36),
+            "{request_id:?}"
+        );
+    }
+    let logs = demo.log_text();
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("security event") && line.contains("rate_limited")),
+        "{logs}"
+    );
+}

@@ -402,3 +402,38 @@ fn an_unreachable_redis_stops_start_up_with_one_line() {
     assert!(lines[0].contains("redis"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+/// Password guesses spread over two instances meet one per-account delay: the
+/// failure counts live in Redis, not in each instance.
+#[tokio::test]
+async fn guesses_spread_over_instances_meet_one_account_delay() {
+    // The per-address limits lifted (every test client is 127.0.0.1), so that what
+    // answers is the per-account delay.
+    let Some((db, a, b)) = pair(&[("PORTCULLIS_RATE_LIMITS", "bench")]).await else {
+        return;
+    };
+    assert_eq!(
+        register(&browser_like(), &a, "target", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let mut statuses = Vec::new();
+    for i in 0..13 {
+        let demo = if i % 2 == 0 { &a } else { &b };
+        let status = client()
+            .post(demo.url("/api/token"))
+            .json(&json!({ "username": "target", "password": "guess guess guess" }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        statuses.push(status);
+    }
+    // Ten failures are free in all, the eleventh starts the delay, and from then on
+    // either instance makes the next attempt wait: each alone has seen six or seven.
+    assert_eq!(&statuses[..11], &[401; 11], "{statuses:?}");
+    assert_eq!(&statuses[11..], &[429, 429], "{statuses:?}");
+    finish(db, a, b).await;
+}

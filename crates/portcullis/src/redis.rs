@@ -298,6 +298,13 @@ impl RedisConnection {
         RedisRevocationStore::new(self.clone())
     }
 
+    /// The per-account failure counts ([`crate::account::AccountThrottle`]) on this
+    /// connection.
+    #[cfg(feature = "account")]
+    pub fn account_throttles(&self) -> crate::account::RedisThrottleStore {
+        crate::account::RedisThrottleStore::new(self.clone())
+    }
+
     /// The key prefix (without its trailing `:`).
     pub fn prefix(&self) -> &str {
         &self.inner.prefix
@@ -316,7 +323,12 @@ impl RedisConnection {
 
     /// `{prefix}:{kind}:{name}`: every key a store writes.
     #[cfg_attr(
-        not(any(feature = "session", feature = "ratelimit", feature = "jwt")),
+        not(any(
+            feature = "session",
+            feature = "ratelimit",
+            feature = "jwt",
+            feature = "account"
+        )),
         allow(dead_code)
     )]
     pub(crate) fn key(&self, kind: &str, name: &str) -> String {
@@ -341,7 +353,12 @@ impl RedisConnection {
 
     /// Runs `script` (EVALSHA, loading it on `NOSCRIPT`) under the deadline.
     #[cfg_attr(
-        not(any(feature = "session", feature = "ratelimit", feature = "jwt")),
+        not(any(
+            feature = "session",
+            feature = "ratelimit",
+            feature = "jwt",
+            feature = "account"
+        )),
         allow(dead_code)
     )]
     pub(crate) async fn script<T: fred::types::FromValue>(
@@ -394,7 +411,10 @@ end
 pub(crate) use lua_extend;
 
 /// The script of `$source`, loaded once per process (`EVALSHA`, reloaded on `NOSCRIPT`).
-#[cfg_attr(not(any(feature = "session", feature = "jwt")), allow(unused_macros))]
+#[cfg_attr(
+    not(any(feature = "session", feature = "jwt", feature = "account")),
+    allow(unused_macros)
+)]
 macro_rules! script {
     ($source:expr) => {{
         static SCRIPT: std::sync::LazyLock<::fred::types::scripts::Script> =
@@ -402,7 +422,7 @@ macro_rules! script {
         &*SCRIPT
     }};
 }
-#[cfg(any(feature = "session", feature = "jwt"))]
+#[cfg(any(feature = "session", feature = "jwt", feature = "account"))]
 pub(crate) use script;
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ fn claims(typ: TokenType) -> Claims {
         aud: "portcullis-api".into(),
         typ,
         fam: "f1".into(),
+        auth_time: now(),
     }
 }
 
@@ -599,4 +600,34 @@ async fn a_restarted_store_refuses_the_tokens_it_can_no_longer_vouch_for() {
     // Signing in again works at once.
     let fresh = after.issue(5).await.unwrap();
     assert!(after.verify_access(&fresh.access_token).await.is_ok());
+}
+
+/// A refresh keeps the sign-in's time: a stolen refresh token, or a client that
+/// refreshes forever, never passes for a recent sign-in.
+#[tokio::test]
+async fn a_refresh_keeps_the_sign_in_time() {
+    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let jwt = service_on_store(&keyring, Arc::new(MemoryRevocationStore::default()));
+    let pair = jwt.issue(7).await.unwrap();
+    let first = jwt.verify_access(&pair.access_token).await.unwrap();
+    assert_eq!(first.auth_time, first.iat);
+    assert!(first.authenticated_within(Duration::from_secs(60)));
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let refreshed = jwt.refresh(&pair.refresh_token).await.unwrap();
+    let second = jwt.verify_access(&refreshed.access_token).await.unwrap();
+    assert!(second.iat > first.iat);
+    assert_eq!(second.auth_time, first.auth_time);
+    let refresh = jwt.decode(&refreshed.refresh_token).unwrap();
+    assert_eq!(refresh.auth_time, first.auth_time);
+
+    // A token without the claim (issued before it existed) is never recent.
+    let mut old = second.clone();
+    old.auth_time = 0;
+    assert!(!old.authenticated_within(Duration::from_secs(u64::MAX / 4)));
+    let legacy = serde_json::to_value(&second).unwrap();
+    let mut legacy = legacy.as_object().unwrap().clone();
+    legacy.remove("auth_time");
+    let parsed: Claims = serde_json::from_value(legacy.into()).unwrap();
+    assert_eq!(parsed.auth_time, 0);
 }

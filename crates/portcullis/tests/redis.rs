@@ -1,4 +1,5 @@
-//! The Redis stores against a real server: sessions, GCRA rate limits and revocations,
+//! The Redis stores against a real server: sessions, GCRA rate limits, revocations
+//! and per-account failure counts,
 //! their atomicity across two clients ("instances"), TTLs on every key, and failing
 //! closed when Redis is absent, stalled or drops the connection.
 //!
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use fred::cmd;
 use fred::interfaces::{ClientLike, KeysInterface};
+use portcullis::account::{AccountThrottle, MemoryThrottleStore, ThrottleConfig, ThrottleError};
 use portcullis::jwt::{Claims, RefreshUse, RevocationStore, TokenType};
 use portcullis::ratelimit::{MemoryRateLimitStore, Quota, RateLimitStore};
 use portcullis::redis::{RedisConnectError, RedisConnection};
@@ -61,6 +63,7 @@ fn claims(sub: &str, jti: &str, fam: &str, iat: i64) -> Claims {
         aud: "portcullis-api".to_owned(),
         typ: TokenType::Access,
         fam: fam.to_owned(),
+        auth_time: iat,
     }
 }
 
@@ -571,10 +574,18 @@ async fn every_key_has_a_ttl() {
         .start_family("11", "f3", "r", until, 10)
         .await
         .unwrap();
+    AccountThrottle::shared(
+        "sign-in",
+        ThrottleConfig::default(),
+        Arc::new(redis.account_throttles()),
+    )
+    .failure("name:alice")
+    .await
+    .unwrap();
 
     let keys = keys_of(&redis).await;
     let prefix = redis.prefix();
-    for kind in ["sess", "sessuser", "rl", "fam", "user", "ufam"] {
+    for kind in ["sess", "sessuser", "rl", "fam", "user", "ufam", "throttle"] {
         assert!(
             keys.iter()
                 .any(|k| k.starts_with(&format!("{prefix}:{kind}:"))),
@@ -599,8 +610,139 @@ async fn every_key_has_a_ttl() {
         .await
         .unwrap();
     assert!(pttl <= 12_000 && pttl > 11_000, "{pttl}");
+    // A failure count lasts `forget_after` (24 hours) after the last failure.
+    let pttl: i64 = redis
+        .client()
+        .pttl(format!("{prefix}:throttle:sign-in:name:alice"))
+        .await
+        .unwrap();
+    assert!(pttl <= 86_400_000 && pttl > 86_390_000, "{pttl}");
 
     clean_up(&redis).await;
+}
+
+/// The delays of [`ThrottleConfig::delay_after`], whichever store counts.
+#[tokio::test]
+async fn account_delays_in_redis_match_the_memory_store_and_reach_every_instance() {
+    let Some(redis) = backend().await else { return };
+    let other = second_instance(&redis).await;
+    let config = ThrottleConfig {
+        free_failures: 2,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(5),
+        ..ThrottleConfig::default()
+    };
+    let memory = AccountThrottle::shared("t", config, Arc::new(MemoryThrottleStore::new(100)));
+    let here = AccountThrottle::shared("t", config, Arc::new(redis.account_throttles()));
+    let there = AccountThrottle::shared("t", config, Arc::new(other.account_throttles()));
+
+    for throttle in [&memory, &here] {
+        assert!(!throttle.failure("user:1").await.unwrap());
+        assert!(!throttle.failure("user:1").await.unwrap());
+        assert!(throttle.check("user:1").await.is_ok());
+        // The third failure starts a delay of base × 2 = 400 ms.
+        assert!(throttle.failure("user:1").await.unwrap());
+    }
+    let Err(ThrottleError::Wait(wait)) = there.check("user:1").await else {
+        panic!("the other instance does not see the delay");
+    };
+    assert!(
+        wait > Duration::from_millis(200) && wait <= Duration::from_millis(400),
+        "{wait:?}"
+    );
+    // The fourth failure (from the other instance) doubles it.
+    assert!(!there.failure("user:1").await.unwrap());
+    let Err(ThrottleError::Wait(wait)) = here.check("user:1").await else {
+        panic!("no delay after four failures");
+    };
+    assert!(wait > Duration::from_millis(600), "{wait:?}");
+    // Other accounts and other names are counted apart.
+    assert!(here.check("user:2").await.is_ok());
+    let resets = AccountThrottle::shared("resets", config, Arc::new(redis.account_throttles()));
+    assert!(resets.check("user:1").await.is_ok());
+    // A success clears the count everywhere.
+    there.success("user:1").await.unwrap();
+    assert!(here.check("user:1").await.is_ok());
+    assert!(!here.failure("user:1").await.unwrap());
+
+    // The delay passes.
+    for _ in 0..2 {
+        here.failure("user:3").await.unwrap();
+    }
+    assert!(here.failure("user:3").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(there.check("user:3").await.is_ok());
+    clean_up(&redis).await;
+}
+
+/// Failures racing from two instances are all counted, and exactly one starts the
+/// delay (one `lockout_started` event, not several or none).
+#[tokio::test]
+async fn concurrent_failures_from_two_instances_are_each_counted() {
+    let Some(redis) = backend().await else { return };
+    let other = second_instance(&redis).await;
+    let config = ThrottleConfig {
+        free_failures: 10,
+        ..ThrottleConfig::default()
+    };
+    let here = AccountThrottle::shared("t", config, Arc::new(redis.account_throttles()));
+    let there = AccountThrottle::shared("t", config, Arc::new(other.account_throttles()));
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let throttle = if i % 2 == 0 {
+            here.clone()
+        } else {
+            there.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            throttle.failure("user:9").await.unwrap()
+        }));
+    }
+    let mut started = 0;
+    for task in tasks {
+        started += usize::from(task.await.unwrap());
+    }
+    assert_eq!(started, 1);
+    let count: String = redis
+        .client()
+        .custom(
+            cmd!("HGET"),
+            vec![
+                format!("{}:throttle:t:user:9", redis.prefix()),
+                "count".into(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(count, "30");
+    // Twenty past the free ten: the delay is at its longest.
+    let Err(ThrottleError::Wait(wait)) = here.check("user:9").await else {
+        panic!("no delay");
+    };
+    assert!(wait > Duration::from_secs(14 * 60), "{wait:?}");
+    clean_up(&redis).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_throttle_store_is_an_error_not_a_pass() {
+    let Some(redis) = backend().await else { return };
+    let throttle = AccountThrottle::shared(
+        "t",
+        ThrottleConfig::default(),
+        Arc::new(redis.account_throttles()),
+    );
+    throttle.failure("user:1").await.unwrap();
+    redis.client().quit().await.unwrap();
+    assert!(matches!(
+        throttle.check("user:1").await,
+        Err(ThrottleError::Unavailable(_))
+    ));
+    assert!(matches!(
+        throttle.failure("user:1").await,
+        Err(ThrottleError::Unavailable(_))
+    ));
+    let cleaner = second_instance(&redis).await;
+    clean_up(&cleaner).await;
 }
 
 #[tokio::test]

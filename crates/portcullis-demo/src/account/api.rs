@@ -2,7 +2,7 @@
 //! authenticated, as `REFERENCE_APP.md` fixes them.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -137,13 +137,35 @@ async fn change_email(
     user: BearerUser,
     client: ClientInfo,
     JsonBody(body): JsonBody<EmailChange>,
-) -> Result<StatusCode, Error> {
+) -> Result<Response, Error> {
+    // The body has no password, so the token must come from a recent sign-in (a
+    // refresh does not renew it): a stolen long-lived session cannot redirect the
+    // account's reset mail. RFC 9470's step-up answer.
+    if !user
+        .claims
+        .authenticated_within(super::REAUTHENTICATION_WINDOW)
+    {
+        let mut response = Error::new(
+            StatusCode::UNAUTHORIZED,
+            "insufficient_user_authentication",
+            "Sign in again (POST /api/token): changing the email address needs a sign-in \
+             from the last 15 minutes.",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                "Bearer error=\"insufficient_user_authentication\", max_age=900",
+            ),
+        );
+        return Ok(response);
+    }
     let account = account_of(&state, user.id).await?;
     let origin = client
         .origin()
         .ok_or_else(|| Error::bad_request("No host."))?;
     super::request_email_change(&state, &account, &body.email, &origin).await?;
-    Ok(StatusCode::ACCEPTED)
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 fn rfc3339(ms: i64) -> String {

@@ -7,11 +7,13 @@ pub mod api;
 pub mod pages;
 pub mod store;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use portcullis::account::{
     AccountThrottle, EventContext, SecurityEventKind, SecurityLog, SignedLinks, ThrottleConfig,
+    ThrottleError, ThrottleStore,
 };
 use portcullis::error::Error;
 use portcullis::keys::{Keyring, Purpose, Sealer};
@@ -53,27 +55,41 @@ pub struct AccountSecurity {
 }
 
 impl AccountSecurity {
-    /// The parts for `keyring`, logging events through `log`.
-    pub fn new(keyring: &Keyring, log: SecurityLog) -> Self {
+    /// The parts for `keyring`, logging events through `log` and counting failures in
+    /// `throttles` (Redis when instances share state, so that guesses spread over
+    /// instances meet one delay).
+    pub fn new(keyring: &Keyring, log: SecurityLog, throttles: Arc<dyn ThrottleStore>) -> Self {
         Self {
             log,
             // Ten failures are free: the sign-in routes' own limit is ten a minute per
             // username, and the delay starts where a minute's worth ends.
-            sign_in: AccountThrottle::new(ThrottleConfig {
-                free_failures: 10,
-                ..ThrottleConfig::default()
-            }),
-            second_factor: AccountThrottle::new(ThrottleConfig {
-                free_failures: 3,
-                ..ThrottleConfig::default()
-            }),
+            sign_in: AccountThrottle::shared(
+                "sign-in",
+                ThrottleConfig {
+                    free_failures: 10,
+                    ..ThrottleConfig::default()
+                },
+                throttles.clone(),
+            ),
+            second_factor: AccountThrottle::shared(
+                "second-factor",
+                ThrottleConfig {
+                    free_failures: 3,
+                    ..ThrottleConfig::default()
+                },
+                throttles.clone(),
+            ),
             // Three messages, then a growing wait, per address and per account.
-            resets_requested: AccountThrottle::new(ThrottleConfig {
-                free_failures: 2,
-                base_delay: Duration::from_secs(30),
-                max_delay: Duration::from_secs(3600),
-                ..ThrottleConfig::default()
-            }),
+            resets_requested: AccountThrottle::shared(
+                "resets",
+                ThrottleConfig {
+                    free_failures: 2,
+                    base_delay: Duration::from_secs(30),
+                    max_delay: Duration::from_secs(3600),
+                    ..ThrottleConfig::default()
+                },
+                throttles,
+            ),
             totp: Totp::default(),
             sealer: keyring.sealer(Purpose::TOTP),
             recovery: RecoveryCodes::new(keyring),
@@ -100,8 +116,17 @@ pub(crate) fn unavailable(error: sqlx::Error) -> Error {
     Error::service_unavailable(5)
 }
 
-fn too_many(wait: Duration) -> Error {
-    Error::too_many_requests(wait.as_secs().max(1))
+/// A delayed account answers 429 with the wait; an unreachable store 503 (a store
+/// that cannot count must not lift the delays).
+fn throttled(error: ThrottleError) -> Error {
+    match error {
+        ThrottleError::Wait(wait) => Error::too_many_requests(wait.as_secs().max(1)),
+        ThrottleError::Unavailable(reason) => {
+            tracing::error!(%reason, "the throttle store failed");
+            Error::service_unavailable(5)
+        }
+        _ => Error::service_unavailable(5),
+    }
 }
 
 /// What a sealed secret of user `id` is sealed for: a secret moved to another row
@@ -143,9 +168,11 @@ pub(crate) async fn check_second_factor(
 ) -> Result<(), Error> {
     let security = &state.account;
     let key = format!("user:{}", account.id);
-    if let Err(wait) = security.second_factor.check(&key) {
-        return Err(too_many(wait));
-    }
+    security
+        .second_factor
+        .check(&key)
+        .await
+        .map_err(throttled)?;
     let Some(sealed) = account.totp_secret.as_deref() else {
         return Err(otp_invalid());
     };
@@ -185,14 +212,23 @@ pub(crate) async fn check_second_factor(
         }
     };
     if accepted {
-        security.second_factor.success(&key);
+        security
+            .second_factor
+            .success(&key)
+            .await
+            .map_err(throttled)?;
         return Ok(());
     }
     security
         .log
         .record(SecurityEventKind::OtpFailed, Some(account.id), context)
         .await;
-    if security.second_factor.failure(&key) {
+    if security
+        .second_factor
+        .failure(&key)
+        .await
+        .map_err(throttled)?
+    {
         security
             .log
             .record(SecurityEventKind::LockoutStarted, Some(account.id), context)
@@ -210,13 +246,16 @@ pub(crate) async fn check_password(
     context: &EventContext,
 ) -> Result<Option<AccountRow>, Error> {
     let key = format!("name:{}", portcullis::input::username_key(username));
-    if let Err(wait) = state.account.sign_in.check(&key) {
-        return Err(too_many(wait));
-    }
+    state.account.sign_in.check(&key).await.map_err(throttled)?;
     let id = portcullis::auth::login(&state.passwords, &state.db, username, password).await?;
     match id {
         Some(id) => {
-            state.account.sign_in.success(&key);
+            state
+                .account
+                .sign_in
+                .success(&key)
+                .await
+                .map_err(throttled)?;
             state.db.account(id).await.map_err(unavailable)
         }
         None => {
@@ -230,7 +269,13 @@ pub(crate) async fn check_password(
                 .account
                 .record(SecurityEventKind::LoginFailed, user, context)
                 .await;
-            if state.account.sign_in.failure(&key) {
+            if state
+                .account
+                .sign_in
+                .failure(&key)
+                .await
+                .map_err(throttled)?
+            {
                 state
                     .account
                     .record(SecurityEventKind::LockoutStarted, user, context)
@@ -248,9 +293,7 @@ pub(crate) async fn password_matches(
     password: &str,
 ) -> Result<bool, Error> {
     let key = format!("user-password:{}", account.id);
-    if let Err(wait) = state.account.sign_in.check(&key) {
-        return Err(too_many(wait));
-    }
+    state.account.sign_in.check(&key).await.map_err(throttled)?;
     let matches = portcullis::auth::authenticate(
         &state.passwords,
         Some(account.password_hash.clone()),
@@ -258,9 +301,19 @@ pub(crate) async fn password_matches(
     )
     .await?;
     if matches {
-        state.account.sign_in.success(&key);
+        state
+            .account
+            .sign_in
+            .success(&key)
+            .await
+            .map_err(throttled)?;
     } else {
-        state.account.sign_in.failure(&key);
+        state
+            .account
+            .sign_in
+            .failure(&key)
+            .await
+            .map_err(throttled)?;
     }
     Ok(matches)
 }
@@ -341,16 +394,24 @@ pub(crate) async fn confirm_enrolment(
         ));
     };
     let key = format!("user:{}", account.id);
-    if let Err(wait) = state.account.second_factor.check(&key) {
-        return Err(too_many(wait));
-    }
+    state
+        .account
+        .second_factor
+        .check(&key)
+        .await
+        .map_err(throttled)?;
     let secret = open_secret(state, account.id, sealed)?;
     let Ok(step) = state.account.totp.verify(&secret, code, unix_now(), None) else {
         state
             .account
             .record(SecurityEventKind::OtpFailed, Some(account.id), context)
             .await;
-        state.account.second_factor.failure(&key);
+        state
+            .account
+            .second_factor
+            .failure(&key)
+            .await
+            .map_err(throttled)?;
         return Err(otp_invalid());
     };
     let (shown, stored) = state.account.recovery.generate();
@@ -533,6 +594,23 @@ pub(crate) async fn confirm_email(
 /// A reset request for `email`: the link is mailed when an account has that
 /// confirmed address and neither the address nor the account asked too often. The
 /// caller answers the same whatever happened here.
+/// Counts one message to `key` and says whether it may leave: not while `key` waits,
+/// nor when the store cannot count (logged; the caller's answer stays the same).
+async fn may_mail(throttle: &AccountThrottle, key: &str) -> bool {
+    let counted = match throttle.check(key).await {
+        Ok(()) => throttle.failure(key).await.map(|_| ()),
+        Err(error) => Err(error),
+    };
+    match counted {
+        Ok(()) => true,
+        Err(ThrottleError::Wait(_)) => false,
+        Err(error) => {
+            tracing::error!(%error, "the throttle store failed; no message sent");
+            false
+        }
+    }
+}
+
 pub(crate) async fn request_reset(
     state: &AppState,
     email: &str,
@@ -543,10 +621,9 @@ pub(crate) async fn request_reset(
         return Ok(());
     };
     let by_address = format!("reset-address:{email}");
-    if state.account.resets_requested.check(&by_address).is_err() {
+    if !may_mail(&state.account.resets_requested, &by_address).await {
         return Ok(());
     }
-    state.account.resets_requested.failure(&by_address);
     let Some(account) = state
         .db
         .account_by_email(&email)
@@ -556,10 +633,9 @@ pub(crate) async fn request_reset(
         return Ok(());
     };
     let by_account = format!("reset-user:{}", account.id);
-    if state.account.resets_requested.check(&by_account).is_err() {
+    if !may_mail(&state.account.resets_requested, &by_account).await {
         return Ok(());
     }
-    state.account.resets_requested.failure(&by_account);
     state
         .account
         .record(

@@ -319,6 +319,22 @@ impl SecurityLog {
         }
     }
 
+    /// A layer that records the rate limiter's refusals on sign-in routes as
+    /// [`SecurityEventKind::RateLimited`] events, one per client and group a minute.
+    /// [`crate::stack::SecureStack::security_log`] installs it where it belongs.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use portcullis::account::{MemoryEventStore, SecurityLog};
+    ///
+    /// let layer = SecurityLog::new(Arc::new(MemoryEventStore::default())).refusals_layer();
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "ratelimit")]
+    pub fn refusals_layer(&self) -> super::RecordRefusalsLayer {
+        super::RecordRefusalsLayer::new(self.clone())
+    }
+
     /// The `limit` newest events of `user_id`, newest first.
     pub async fn recent(
         &self,

@@ -13,7 +13,10 @@
 //! - [`AccountThrottle`]: an exponential, bounded delay per account after repeated
 //!   failures, in place of a lockout an attacker could use against the owner.
 //! - [`SecurityLog`]: one typed event stream ([`SecurityEventKind`]), written to the
-//!   `portcullis::security` log target and to a [`SecurityEventStore`] the app shows.
+//!   `portcullis::security` log target and to a [`SecurityEventStore`] the app shows;
+//!   its refusals layer records the rate limiter's refusals on sign-in routes.
+//! - [`AccountThrottle`] counts in a [`ThrottleStore`]: in memory for one instance, or
+//!   in Redis (`RedisThrottleStore`, feature `redis`) for all of them.
 //!
 //! A reset never bypasses the second factor: the app asks for a code (or a recovery
 //! code) before it accepts the new password of an account with one (see the demo's
@@ -31,6 +34,10 @@
 
 mod events;
 mod links;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "ratelimit")]
+mod refusals;
 mod second_step;
 mod throttle;
 
@@ -39,8 +46,14 @@ pub use events::{
     SecurityEventStore, SecurityLog,
 };
 pub use links::{LinkClaim, LinkError, SignedLinks};
+#[cfg(feature = "redis")]
+pub use redis::RedisThrottleStore;
+#[cfg(feature = "ratelimit")]
+pub use refusals::{RecordRefusals, RecordRefusalsLayer, REFUSAL_EVENT_INTERVAL};
 pub use second_step::{
     mark_authenticated, require_recent_authentication, SecondStep, SECOND_STEP_LIFETIME,
     SECOND_STEP_TRIES,
 };
-pub use throttle::{AccountThrottle, ThrottleConfig};
+pub use throttle::{
+    AccountThrottle, MemoryThrottleStore, ThrottleConfig, ThrottleError, ThrottleStore,
+};

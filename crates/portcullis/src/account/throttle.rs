@@ -1,8 +1,11 @@
 //! The per-account delay after repeated failures: exponential and bounded, never a
 //! lockout that only an administrator lifts.
 
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use crate::expiring::{ExpiringMap, WhenFull};
 
@@ -64,6 +67,38 @@ impl ThrottleConfig {
     }
 }
 
+/// Why an attempt may not go on now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ThrottleError {
+    /// The account is delayed: try again after this long.
+    #[error("too many failures: wait {0:?}")]
+    Wait(Duration),
+    /// The store of failure counts did not answer; the attempt is refused (fail
+    /// closed), since an unreachable store must not lift every delay.
+    #[error("the throttle store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where failure counts live: [`MemoryThrottleStore`] for one instance, or a store
+/// every instance shares (`RedisThrottleStore`, feature `redis`), so that an attacker
+/// spreading guesses over instances meets the same delay.
+///
+/// Keys come namespaced from [`AccountThrottle`] (`{name}:{account}`). Both stores
+/// apply [`ThrottleConfig::delay_after`] atomically with the count, on one clock.
+pub trait ThrottleStore: Send + Sync + fmt::Debug + 'static {
+    /// How long `key` must still wait (zero when it may try).
+    fn wait(&self, key: &str) -> BoxFuture<'_, Result<Duration, ThrottleError>>;
+    /// Counts a failure of `key` under `config`; the count after it.
+    fn failure<'a>(
+        &'a self,
+        key: &'a str,
+        config: &'a ThrottleConfig,
+    ) -> BoxFuture<'a, Result<u32, ThrottleError>>;
+    /// Forgets `key`'s failures.
+    fn clear<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), ThrottleError>>;
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
@@ -71,80 +106,152 @@ struct Failures {
     blocked_until: i64,
 }
 
-/// Per-account failure counts and the delays they impose (in memory, per instance).
-///
-/// ```
-/// use portcullis::account::{AccountThrottle, ThrottleConfig};
-///
-/// let throttle = AccountThrottle::new(ThrottleConfig { free_failures: 2, ..Default::default() });
-/// assert!(throttle.check("user:7").is_ok());
-/// assert!(!throttle.failure("user:7"));
-/// assert!(!throttle.failure("user:7"));
-/// // The third failure starts a delay: attempts are refused until it passes.
-/// assert!(throttle.failure("user:7"));
-/// let wait = throttle.check("user:7").unwrap_err();
-/// assert!(wait.as_secs() >= 1);
-/// assert!(throttle.check("user:8").is_ok());
-/// ```
-#[derive(Debug)]
-pub struct AccountThrottle {
-    config: ThrottleConfig,
-    accounts: Mutex<ExpiringMap<String, Failures, i64>>,
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-impl AccountThrottle {
-    /// A throttle with `config`.
-    pub fn new(config: ThrottleConfig) -> Self {
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Failure counts in this process, at most [`ThrottleConfig::capacity`] of them
+/// (the entries closest to expiry go first).
+///
+/// ```
+/// use std::sync::Arc;
+/// use portcullis::account::{AccountThrottle, MemoryThrottleStore, ThrottleConfig};
+///
+/// let store = Arc::new(MemoryThrottleStore::new(100_000));
+/// let sign_in = AccountThrottle::shared("sign-in", ThrottleConfig::default(), store.clone());
+/// let resets = AccountThrottle::shared("resets", ThrottleConfig::default(), store);
+/// # let _ = (sign_in, resets);
+/// ```
+#[derive(Debug)]
+pub struct MemoryThrottleStore {
+    accounts: Mutex<ExpiringMap<String, Failures, i64>>,
+}
+
+impl MemoryThrottleStore {
+    /// A store of at most `capacity` accounts.
+    pub fn new(capacity: usize) -> Self {
         Self {
-            accounts: Mutex::new(ExpiringMap::new(
-                config.capacity.max(1),
-                WhenFull::EvictSoonest,
-            )),
-            config,
+            accounts: Mutex::new(ExpiringMap::new(capacity.max(1), WhenFull::EvictSoonest)),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ExpiringMap<String, Failures, i64>> {
+        self.accounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ThrottleStore for MemoryThrottleStore {
+    fn wait(&self, key: &str) -> BoxFuture<'_, Result<Duration, ThrottleError>> {
+        let now = now_ms();
+        let wait = match self.lock().get(key, now) {
+            Some(failures) if failures.blocked_until > now => {
+                Duration::from_millis(u64::try_from(failures.blocked_until - now).unwrap_or(0))
+            }
+            _ => Duration::ZERO,
+        };
+        Box::pin(std::future::ready(Ok(wait)))
+    }
+
+    fn failure<'a>(
+        &'a self,
+        key: &'a str,
+        config: &'a ThrottleConfig,
+    ) -> BoxFuture<'a, Result<u32, ThrottleError>> {
+        let now = now_ms();
+        let mut accounts = self.lock();
+        let count = accounts
+            .get(key, now)
+            .map_or(0, |f| f.count)
+            .saturating_add(1);
+        let entry = Failures {
+            count,
+            blocked_until: now.saturating_add(millis(config.delay_after(count))),
+        };
+        // Evicting the entry closest to expiry when full: the capacity bounds memory
+        // under a flood of distinct accounts.
+        let expires = now.saturating_add(millis(config.forget_after));
+        let _ = accounts.insert(key.to_owned(), entry, expires, now);
+        Box::pin(std::future::ready(Ok(count)))
+    }
+
+    fn clear<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), ThrottleError>> {
+        self.lock().remove(key);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Per-account failure counts and the delays they impose, in a [`ThrottleStore`].
+///
+/// ```
+/// use portcullis::account::{AccountThrottle, ThrottleConfig, ThrottleError};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let throttle = AccountThrottle::new(ThrottleConfig { free_failures: 2, ..Default::default() });
+/// assert!(throttle.check("user:7").await.is_ok());
+/// assert!(!throttle.failure("user:7").await.unwrap());
+/// assert!(!throttle.failure("user:7").await.unwrap());
+/// // The third failure starts a delay: attempts are refused until it passes.
+/// assert!(throttle.failure("user:7").await.unwrap());
+/// let Err(ThrottleError::Wait(wait)) = throttle.check("user:7").await else { panic!() };
+/// assert!(wait.as_secs() >= 1);
+/// assert!(throttle.check("user:8").await.is_ok());
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct AccountThrottle {
+    name: String,
+    config: ThrottleConfig,
+    store: Arc<dyn ThrottleStore>,
+}
+
+impl AccountThrottle {
+    /// A throttle with `config`, counting in memory for this instance alone.
+    pub fn new(config: ThrottleConfig) -> Self {
+        let store = Arc::new(MemoryThrottleStore::new(config.capacity));
+        Self::shared("throttle", config, store)
+    }
+
+    /// A throttle with `config` counting in `store` under the namespace `name`
+    /// (several throttles can share one store).
+    pub fn shared(
+        name: impl Into<String>,
+        config: ThrottleConfig,
+        store: Arc<dyn ThrottleStore>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            config,
+            store,
+        }
+    }
+
+    fn key(&self, account: &str) -> String {
+        format!("{}:{account}", self.name)
     }
 
     /// `Ok` when `account` may try now; otherwise how long it must wait. Check before
     /// verifying anything: a delayed attempt costs no password verification.
-    pub fn check(&self, account: &str) -> Result<(), Duration> {
-        let now = now_ms();
-        let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        match accounts.get(account, now) {
-            Some(failures) if failures.blocked_until > now => Err(Duration::from_millis(
-                u64::try_from(failures.blocked_until - now).unwrap_or(0),
-            )),
-            _ => Ok(()),
+    pub async fn check(&self, account: &str) -> Result<(), ThrottleError> {
+        match self.store.wait(&self.key(account)).await? {
+            wait if wait.is_zero() => Ok(()),
+            wait => Err(ThrottleError::Wait(wait)),
         }
     }
 
     /// Counts a failure of `account`; `true` when it starts a delay (the first
     /// failure past the free ones: record a `lockout_started` event).
-    pub fn failure(&self, account: &str) -> bool {
-        let now = now_ms();
-        let forget = i64::try_from(self.config.forget_after.as_millis()).unwrap_or(i64::MAX);
-        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        let count = accounts.get(account, now).map_or(0, |f| f.count) + 1;
-        let delay = i64::try_from(self.config.delay_after(count).as_millis()).unwrap_or(i64::MAX);
-        let entry = Failures {
-            count,
-            blocked_until: now.saturating_add(delay),
-        };
-        // Evicting the entry closest to expiry when full: the capacity bounds memory
-        // under a flood of distinct accounts.
-        let _ = accounts.insert(account.to_owned(), entry, now.saturating_add(forget), now);
-        count == self.config.free_failures + 1
+    pub async fn failure(&self, account: &str) -> Result<bool, ThrottleError> {
+        let count = self.store.failure(&self.key(account), &self.config).await?;
+        Ok(count == self.config.free_failures.saturating_add(1))
     }
 
     /// Clears `account`'s failures after a success.
-    pub fn success(&self, account: &str) {
-        self.accounts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(account);
+    pub async fn success(&self, account: &str) -> Result<(), ThrottleError> {
+        self.store.clear(&self.key(account)).await
     }
 }
 
@@ -166,20 +273,41 @@ mod tests {
         assert_eq!(config.delay_after(u32::MAX), config.max_delay);
     }
 
-    #[test]
-    fn a_flood_of_accounts_stays_bounded_and_success_clears() {
-        let throttle = AccountThrottle::new(ThrottleConfig {
-            free_failures: 0,
-            capacity: 100,
-            ..Default::default()
-        });
+    #[tokio::test]
+    async fn a_flood_of_accounts_stays_bounded_and_success_clears() {
+        let store = Arc::new(MemoryThrottleStore::new(100));
+        let throttle = AccountThrottle::shared(
+            "t",
+            ThrottleConfig {
+                free_failures: 0,
+                ..Default::default()
+            },
+            store.clone(),
+        );
         for i in 0..10_000 {
-            throttle.failure(&format!("user:{i}"));
+            throttle.failure(&format!("user:{i}")).await.unwrap();
         }
-        assert!(throttle.accounts.lock().unwrap().len() <= 100);
-        throttle.failure("alice");
-        assert!(throttle.check("alice").is_err());
-        throttle.success("alice");
-        assert!(throttle.check("alice").is_ok());
+        assert!(store.lock().len() <= 100);
+        throttle.failure("alice").await.unwrap();
+        assert!(matches!(
+            throttle.check("alice").await,
+            Err(ThrottleError::Wait(_))
+        ));
+        throttle.success("alice").await.unwrap();
+        assert!(throttle.check("alice").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn throttles_sharing_a_store_count_apart() {
+        let store = Arc::new(MemoryThrottleStore::new(100));
+        let config = ThrottleConfig {
+            free_failures: 0,
+            ..Default::default()
+        };
+        let sign_in = AccountThrottle::shared("sign-in", config, store.clone());
+        let resets = AccountThrottle::shared("resets", config, store);
+        assert!(sign_in.failure("alice").await.unwrap());
+        assert!(sign_in.check("alice").await.is_err());
+        assert!(resets.check("alice").await.is_ok());
     }
 }

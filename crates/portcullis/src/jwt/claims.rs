@@ -38,11 +38,39 @@ pub struct Claims {
     pub typ: TokenType,
     /// The refresh family this token belongs to (all tokens descended from one login).
     pub fam: String,
+    /// When the user last proved the password (and the second factor) for this family:
+    /// the time of the sign-in, kept through every refresh (OpenID Connect's
+    /// `auth_time`). Tokens without it read as 0: never recent.
+    #[serde(default)]
+    pub auth_time: i64,
 }
 
 impl Claims {
     /// The user id, when `sub` is one.
     pub fn user_id(&self) -> Option<i64> {
         self.sub.parse().ok()
+    }
+
+    /// Whether the sign-in behind this token happened within `window` (ASVS 7.5.1:
+    /// recent authentication before sensitive changes). A refresh does not make a
+    /// token recent; only a new sign-in does.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use portcullis::jwt::{Claims, TokenType};
+    ///
+    /// let now = chrono::Utc::now().timestamp();
+    /// let mut claims = Claims {
+    ///     sub: "7".into(), iat: now, nbf: now, exp: now + 900, jti: "j".into(),
+    ///     iss: "portcullis".into(), aud: "portcullis-api".into(),
+    ///     typ: TokenType::Access, fam: "f".into(), auth_time: now - 60,
+    /// };
+    /// assert!(claims.authenticated_within(Duration::from_secs(15 * 60)));
+    /// claims.auth_time = now - 3600;
+    /// assert!(!claims.authenticated_within(Duration::from_secs(15 * 60)));
+    /// ```
+    pub fn authenticated_within(&self, window: std::time::Duration) -> bool {
+        let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        self.auth_time > 0 && now().saturating_sub(self.auth_time) <= window
     }
 }

@@ -137,7 +137,7 @@ impl Jwt {
         })
     }
 
-    fn claims(&self, user: &str, typ: TokenType, family: &str, now: i64) -> Claims {
+    fn claims(&self, user: &str, typ: TokenType, family: &str, now: i64, auth_time: i64) -> Claims {
         let ttl = match typ {
             TokenType::Access => self.inner.config.access_ttl,
             TokenType::Refresh => self.inner.config.refresh_ttl,
@@ -152,15 +152,24 @@ impl Jwt {
             aud: self.inner.config.audience.clone(),
             typ,
             fam: family.to_owned(),
+            auth_time,
         }
     }
 
-    /// A signed pair, and the id of its refresh token.
-    fn pair(&self, user: &str, family: &str) -> Result<(TokenPair, String), Error> {
+    /// A signed pair, and the id of its refresh token. `auth_time` is the sign-in's
+    /// (now for a new family, the presented token's on a refresh).
+    fn pair(
+        &self,
+        user: &str,
+        family: &str,
+        auth_time: Option<i64>,
+    ) -> Result<(TokenPair, String), Error> {
         let now = now();
-        let refresh = self.claims(user, TokenType::Refresh, family, now);
+        let auth_time = auth_time.unwrap_or(now);
+        let refresh = self.claims(user, TokenType::Refresh, family, now, auth_time);
+        let access = self.claims(user, TokenType::Access, family, now, auth_time);
         let pair = TokenPair {
-            access_token: self.sign(&self.claims(user, TokenType::Access, family, now))?,
+            access_token: self.sign(&access)?,
             refresh_token: self.sign(&refresh)?,
             token_type: "Bearer",
             expires_in: self.inner.config.access_ttl.as_secs(),
@@ -176,7 +185,7 @@ impl Jwt {
         let user = user_id.to_string();
         let family = random_id();
         let (pair, refresh_jti) = self
-            .pair(&user, &family)
+            .pair(&user, &family, None)
             .map_err(|_| JwtError::Unavailable)?;
         self.inner
             .store
@@ -248,7 +257,7 @@ impl Jwt {
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, JwtError> {
         let claims = self.verify(refresh_token, TokenType::Refresh).await?;
         let (pair, next) = self
-            .pair(&claims.sub, &claims.fam)
+            .pair(&claims.sub, &claims.fam, Some(claims.auth_time))
             .map_err(|_| JwtError::Unavailable)?;
         // The new pair counts only if this one atomic step makes its refresh token
         // the family's current one; a revocation that lands first wins.

@@ -41,6 +41,7 @@ pub struct RateLimitGroup {
     paths: Vec<String>,
     per_ip: Option<Quota>,
     per_username: Option<Quota>,
+    sign_in: bool,
 }
 
 impl RateLimitGroup {
@@ -53,13 +54,15 @@ impl RateLimitGroup {
             paths: Vec::new(),
             per_ip: None,
             per_username: None,
+            sign_in: false,
         }
     }
 
     /// The contract's `auth` group: `POST` to `/login`, `/register` and `/api/token`,
-    /// 10 a minute per client IP and 10 a minute per username.
+    /// 10 a minute per client IP and 10 a minute per username; it guards sign-in.
     pub fn auth() -> Self {
         Self::new("auth")
+            .sign_in()
             .method(Method::POST)
             .path("/login")
             .path("/register")
@@ -103,6 +106,26 @@ impl RateLimitGroup {
     pub fn without_username_limit(mut self) -> Self {
         self.per_username = None;
         self
+    }
+
+    /// Marks the group as guarding sign-in (and other credential checks): its
+    /// refusals carry [`Refused::sign_in`](super::Refused), which
+    /// `account::SecurityLog::refusals_layer` (feature `account`) records as security events.
+    ///
+    /// ```
+    /// use portcullis::ratelimit::{Quota, RateLimitGroup};
+    ///
+    /// let otp = RateLimitGroup::new("otp").path("/login/otp").per_ip(Quota::per_minute(10)).sign_in();
+    /// assert!(otp.guards_sign_in());
+    /// ```
+    pub fn sign_in(mut self) -> Self {
+        self.sign_in = true;
+        self
+    }
+
+    /// Whether the group guards sign-in.
+    pub fn guards_sign_in(&self) -> bool {
+        self.sign_in
     }
 
     /// The group's name.

@@ -133,9 +133,36 @@ fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
 
 struct Refusal<'a> {
     group: &'a str,
+    sign_in: bool,
     kind: KeyKind,
     client: IpAddr,
     path: &'a str,
+}
+
+/// What a `429` of the limiter carries in its response extensions, so that a layer
+/// outside it can act on the refusal: `account::SecurityLog::refusals_layer` (feature `account`)
+/// records refusals on sign-in routes as security events.
+///
+/// ```
+/// use portcullis::ratelimit::Refused;
+///
+/// fn refused_sign_in(response: &axum::http::Response<axum::body::Body>) -> bool {
+///     response.extensions().get::<Refused>().is_some_and(|r| r.sign_in)
+/// }
+/// # let _ = refused_sign_in;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refused {
+    /// The group whose limit refused the request.
+    pub group: String,
+    /// Whether the group guards sign-in ([`RateLimitGroup::sign_in`]).
+    pub sign_in: bool,
+    /// `true` when the spent bucket was the submitted username's, `false` when the
+    /// client address's.
+    pub by_username: bool,
+    /// The client's address.
+    pub client: IpAddr,
 }
 
 fn refuse(refusal: Refusal<'_>, decision: &Decision) -> Response<Body> {
@@ -155,6 +182,12 @@ fn refuse(refusal: Refusal<'_>, decision: &Decision) -> Response<Body> {
         .max(1);
     let mut response = Error::too_many_requests(retry).into_response();
     set_headers(response.headers_mut(), decision);
+    response.extensions_mut().insert(Refused {
+        group: refusal.group.to_owned(),
+        sign_in: refusal.sign_in,
+        by_username: matches!(refusal.kind, KeyKind::User),
+        client: refusal.client,
+    });
     response
 }
 
@@ -223,8 +256,10 @@ where
             };
             let group = rule.group.name();
             let mut tightest = None;
+            let sign_in = rule.group.guards_sign_in();
             let at = |kind| Refusal {
                 group,
+                sign_in,
                 kind,
                 client,
                 path: &path,

@@ -28,7 +28,8 @@
 //!
 //! Refusals are `429 Too Many Requests` with `Retry-After` and the uniform error body
 //! (code `rate_limited`), logged as a `portcullis::security` event that names the group,
-//! the key kind, the client IP and the path — never the username. Every counted response,
+//! the key kind, the client IP and the path — never the username — and marked with
+//! [`Refused`] in the response's extensions, for a layer outside to act on. Every counted response,
 //! allowed or refused, carries `RateLimit-Limit`, `RateLimit-Remaining` and
 //! `RateLimit-Reset` (seconds until the bucket is full again) of the tightest rule that
 //! applied. When the store fails, the answer is `503` with `Retry-After`: the limiter
@@ -84,7 +85,7 @@ pub use config::{
     RateLimitConfig, RateLimitConfigError, RateLimitGroup, BENCH_FACTOR, DEFAULT_GROUP,
     DEFAULT_MAX_BODY_BYTES,
 };
-pub use layer::{RateLimit, RateLimitLayer, LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER};
+pub use layer::{RateLimit, RateLimitLayer, Refused, LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER};
 pub use quota::{Decision, Quota};
 #[cfg(feature = "redis")]
 pub use store::RedisRateLimitStore;

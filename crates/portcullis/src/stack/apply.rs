@@ -125,6 +125,9 @@ impl SecureStack {
             // outside speak axum's.
             .map_response(axum::response::IntoResponse::into_response)
             .layer(CatchPanicLayer::custom(panic_response))
+            // Outside the limiter, whose refusals it records; inside the error pages,
+            // which answer with a response of their own.
+            .option_layer(self.refusals)
             .option_layer(rate_limit)
             .option_layer(self.sessions)
             .option_layer(csrf)

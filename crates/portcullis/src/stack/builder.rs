@@ -35,6 +35,10 @@ type RateLimitSlot = tower::layer::util::Identity;
 type CorsSlot = tower_http::cors::CorsLayer;
 #[cfg(not(feature = "cors"))]
 type CorsSlot = tower::layer::util::Identity;
+#[cfg(all(feature = "account", feature = "ratelimit"))]
+type RefusalsSlot = crate::account::RecordRefusalsLayer;
+#[cfg(not(all(feature = "account", feature = "ratelimit")))]
+type RefusalsSlot = tower::layer::util::Identity;
 #[cfg(feature = "jwt")]
 type JwtSlot = axum::Extension<Jwt>;
 #[cfg(not(feature = "jwt"))]
@@ -65,6 +69,7 @@ pub struct SecureStack {
     pub(super) sessions: Option<SessionSlot>,
     pub(super) csrf: Option<CsrfSlot>,
     pub(super) rate_limit: Option<RateLimitSlot>,
+    pub(super) refusals: Option<RefusalsSlot>,
     pub(super) cors: Option<CorsSlot>,
     pub(super) jwt: Option<JwtSlot>,
 }
@@ -85,6 +90,7 @@ impl Default for SecureStack {
             sessions: None,
             csrf: None,
             rate_limit: None,
+            refusals: None,
             cors: None,
             jwt: None,
         }
@@ -213,6 +219,25 @@ impl SecureStack {
     /// ```
     pub fn rate_limit(mut self, layer: RateLimitLayer) -> Self {
         self.rate_limit = Some(layer);
+        self
+    }
+
+    #[cfg(all(feature = "account", feature = "ratelimit"))]
+    /// Records the rate limiter's refusals on sign-in routes
+    /// ([`RateLimitGroup::sign_in`](crate::ratelimit::RateLimitGroup::sign_in)) in
+    /// `log`, as `rate_limited` security events (see
+    /// [`SecurityLog::refusals_layer`](crate::account::SecurityLog::refusals_layer)).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use portcullis::account::{MemoryEventStore, SecurityLog};
+    /// use portcullis::stack::SecureStack;
+    ///
+    /// let log = SecurityLog::new(Arc::new(MemoryEventStore::default()));
+    /// let stack = SecureStack::default().security_log(&log);
+    /// ```
+    pub fn security_log(mut self, log: &crate::account::SecurityLog) -> Self {
+        self.refusals = Some(log.refusals_layer());
         self
     }
 

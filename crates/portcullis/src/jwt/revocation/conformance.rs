@@ -124,6 +124,7 @@ impl<'s, S: RevocationStore + ?Sized> Check<'s, S> {
             aud: "portcullis-api".into(),
             typ: TokenType::Access,
             fam: self.family(family),
+            auth_time: iat,
         }
     }
 
