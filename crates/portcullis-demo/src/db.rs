@@ -107,17 +107,24 @@ impl portcullis::auth::CredentialStore for Database {
     }
 }
 
-/// A connection pool. Every query is parameterized.
+/// The connection pools. Every query is parameterized.
+///
+/// SQLite allows one writer at a time, so writes go through a pool of one connection
+/// (they queue in the pool, not on the file lock with `busy_timeout` retries), and
+/// reads through a pool of their own that cannot write (`PRAGMA query_only`). With
+/// PostgreSQL both are one pool.
 #[derive(Clone)]
 pub struct Database {
-    pool: AnyPool,
+    read: AnyPool,
+    write: AnyPool,
     profiles: Arc<quick_cache::sync::Cache<i64, ApiUser>>,
 }
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
-            .field("pool", &self.pool)
+            .field("read", &self.read)
+            .field("write", &self.write)
             .field("cached_profiles", &self.profiles.len())
             .finish()
     }
@@ -125,6 +132,46 @@ impl std::fmt::Debug for Database {
 
 /// How many public profiles are kept in memory (a few MiB at most).
 const CACHED_PROFILES: usize = 10_000;
+
+/// SQLite reader connections: enough for every core to read while others wait on I/O.
+const SQLITE_READERS: u32 = 8;
+
+/// How long a query waits for a connection of its pool before failing (503).
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The settings of every SQLite connection, and of readers `query_only`.
+///
+/// `synchronous = NORMAL` with WAL: a commit is written to the WAL without waiting
+/// for the disk, which is synced at checkpoints. No crash corrupts the database and a
+/// crash of the process loses nothing committed; a power loss or OS crash can lose the
+/// last transactions committed before it (never a half one). `FULL` would sync every
+/// commit, the cost of which bounds POST throughput to the disk's sync rate. The
+/// README says so.
+fn sqlite_pool(read_only: bool) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(if read_only { SQLITE_READERS } else { 1 })
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                // WAL: readers do not wait for the writer. The writer is one connection,
+                // but a second instance or a migration could still hold the lock: wait
+                // a little for it instead of failing at once.
+                let mut pragmas = vec![
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA busy_timeout = 5000",
+                    "PRAGMA foreign_keys = ON",
+                ];
+                if read_only {
+                    pragmas.push("PRAGMA query_only = ON");
+                }
+                for pragma in pragmas {
+                    sqlx::Executor::execute(&mut *conn, pragma).await?;
+                }
+                Ok(())
+            })
+        })
+}
 
 impl Database {
     /// Opens the database: PostgreSQL when `DATABASE_URL` names one, otherwise
@@ -136,45 +183,36 @@ impl Database {
             .database_url
             .as_deref()
             .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"));
-        let url = match postgres {
-            Some(url) => url.to_owned(),
+        let (read, write) = match postgres {
+            Some(url) => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(url)
+                    .await?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                (pool.clone(), pool)
+            }
             None => {
                 std::fs::create_dir_all(&settings.data_dir).map_err(|source| DbError::DataDir {
                     path: settings.data_dir.clone(),
                     source,
                 })?;
                 let path = settings.data_dir.join("portcullis.db");
-                format!("sqlite://{}?mode=rwc", path.display())
+                let write = sqlite_pool(false)
+                    .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+                    .await?;
+                sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+                // Opened after the migrations: the file and its tables exist.
+                let read = sqlite_pool(true)
+                    .connect(&format!("sqlite://{}?mode=rw", path.display()))
+                    .await?;
+                (read, write)
             }
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if postgres.is_some() { 16 } else { 8 })
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    if conn.backend_name() == "SQLite" {
-                        // Readers do not wait for the writer; writers wait a little for
-                        // each other instead of failing at once.
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA busy_timeout = 5000",
-                            "PRAGMA foreign_keys = ON",
-                        ] {
-                            sqlx::Executor::execute(&mut *conn, pragma).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        if postgres.is_some() {
-            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        } else {
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        }
         Ok(Self {
-            pool,
+            read,
+            write,
             profiles: Arc::new(quick_cache::sync::Cache::new(CACHED_PROFILES)),
         })
     }
@@ -187,7 +225,7 @@ impl Database {
              ORDER BY c.created_at DESC, c.id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
     }
 
@@ -196,7 +234,7 @@ impl Database {
     pub async fn credentials(&self, username: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
         sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(username) = lower($1)")
             .bind(username)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await
     }
 
@@ -218,7 +256,7 @@ impl Database {
         .bind(username)
         .bind(password_hash)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.write)
         .await
     }
 
@@ -227,7 +265,7 @@ impl Database {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -240,7 +278,7 @@ impl Database {
         .bind(user_id)
         .bind(body)
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.write)
         .await
     }
 
@@ -263,7 +301,7 @@ impl Database {
         let found: Option<ApiUser> = Box::pin(
             sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool),
+                .fetch_optional(&self.read),
         )
         .await?;
         if let Some(profile) = &found {
@@ -279,7 +317,7 @@ impl Database {
              FROM comments c JOIN users u ON u.id = c.user_id WHERE c.id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await
     }
 
@@ -290,7 +328,7 @@ impl Database {
              FROM files WHERE owner_id = $1 ORDER BY created_at DESC, id",
         )
         .bind(owner)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
     }
 
@@ -303,7 +341,7 @@ impl Database {
         )
         .bind(id)
         .bind(owner)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await
     }
 
@@ -325,7 +363,7 @@ impl Database {
         quota: u64,
         publish: impl FnOnce() -> std::io::Result<()>,
     ) -> Result<bool, AddFileError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         if tx.backend_name() == "PostgreSQL" {
             sqlx::query("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(owner)
@@ -358,8 +396,78 @@ impl Database {
         Ok(true)
     }
 
-    /// The pool, for the routes that need more.
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// The pool for reads (on SQLite, connections that cannot write).
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// The pool for writes (on SQLite, its one connection).
+    pub fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn open_in(dir: &std::path::Path) -> Database {
+        let dir = dir.display().to_string();
+        let settings = Settings::from_lookup(|name| match name {
+            "PORTCULLIS_DATA_DIR" => Some(dir.clone()),
+            _ => None,
+        })
+        .unwrap();
+        Database::open(&settings).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn sqlite_reads_cannot_write_and_writes_go_through_one_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_in(dir.path()).await;
+        let id = db.create_user("reader", "x").await.unwrap().unwrap();
+        // Read at once on the other pool: the commit is visible.
+        assert_eq!(db.api_user(id).await.unwrap().unwrap().username, "reader");
+        let refused = sqlx::query("DELETE FROM users")
+            .execute(db.reader())
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("readonly") || refused.to_string().contains("query_only"),
+            "{refused}"
+        );
+        assert_eq!(db.writer().options().get_max_connections(), 1);
+        for pool in [db.reader(), db.writer()] {
+            let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(journal, "wal");
+            // 1 is NORMAL.
+            let (synchronous,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(synchronous, 1);
+        }
+    }
+
+    /// Two hundred concurrent comments through the one writer: all stored, none
+    /// refused for a busy database.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_queue_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_in(dir.path()).await;
+        let user = db.create_user("writer", "x").await.unwrap().unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move { db.add_comment(user, &format!("comment {i}")).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(db.newest_comments(500).await.unwrap().len(), 200);
     }
 }

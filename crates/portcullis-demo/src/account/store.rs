@@ -40,7 +40,7 @@ impl Database {
              pending_totp_secret, totp_last_step FROM users WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.reader())
         .await
     }
 
@@ -51,7 +51,7 @@ impl Database {
              pending_totp_secret, totp_last_step FROM users WHERE email = $1",
         )
         .bind(email)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.reader())
         .await
     }
 
@@ -63,7 +63,7 @@ impl Database {
         )
         .bind(sealed)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -78,7 +78,7 @@ impl Database {
         step: i64,
         recovery_hashes: &[String],
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let done = sqlx::query(
             "UPDATE users SET totp_secret = pending_totp_secret, pending_totp_secret = NULL, \
              totp_last_step = $1 WHERE id = $2 AND pending_totp_secret = $3 AND totp_secret IS NULL",
@@ -109,7 +109,7 @@ impl Database {
 
     /// Turns two-factor sign-in off and drops the recovery codes.
     pub async fn disable_totp(&self, id: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         sqlx::query(
             "UPDATE users SET totp_secret = NULL, pending_totp_secret = NULL, \
              totp_last_step = NULL WHERE id = $1",
@@ -134,7 +134,7 @@ impl Database {
         .bind(step)
         .bind(id)
         .bind(step)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -154,7 +154,7 @@ impl Database {
             .bind(now())
             .bind(id)
             .bind(candidate)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
             if done.rows_affected() == 1 {
                 return Ok(true);
@@ -169,7 +169,7 @@ impl Database {
             "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
         )
         .bind(id)
-        .fetch_one(self.pool())
+        .fetch_one(self.reader())
         .await
     }
 
@@ -178,7 +178,7 @@ impl Database {
         sqlx::query("UPDATE users SET pending_email = $1 WHERE id = $2")
             .bind(email)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -193,7 +193,7 @@ impl Database {
         )
         .bind(id)
         .bind(email)
-        .execute(self.pool())
+        .execute(self.writer())
         .await;
         match done {
             Ok(done) => Ok(done.rows_affected() == 1),
@@ -216,7 +216,7 @@ impl Database {
                 .bind(hash)
                 .bind(id)
                 .bind(expected)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -250,7 +250,7 @@ impl SecurityEventStore for Database {
             )
             .bind(event.ip.map(|ip| ip.to_string()))
             .bind(event.request_id.clone())
-            .execute(self.pool())
+            .execute(self.writer())
             .await
             .map_err(|e| EventStoreError(Box::new(e)))?;
             Ok(())
@@ -269,7 +269,7 @@ impl SecurityEventStore for Database {
             )
             .bind(user_id)
             .bind(i64::try_from(limit).unwrap_or(100))
-            .fetch_all(self.pool())
+            .fetch_all(self.reader())
             .await
             .map_err(|e| EventStoreError(Box::new(e)))?;
             Ok(rows
