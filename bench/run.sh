@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # What Portcullis's security costs: the reference app (portcullis-demo, every layer on)
-# against the same routes on bare axum (bench/floor, no layer), under the same load
-# from the same load generator, on loopback only. BENCHMARKS.md explains the figures.
+# against the same routes behind the stack a Rust user would assemble by hand from the
+# popular crates (bench/peer: tower-http, tower-sessions, tower_governor, jsonwebtoken,
+# argon2) and on bare axum (bench/floor, no layer), under the same load from the same
+# load generator, on loopback only. BENCHMARKS.md explains the figures.
 #
 #   bash bench/run.sh
 #
 # Settings, from the environment:
 #   BENCH_DURATION      seconds per run (default 5)
-#   BENCH_ROUNDS        runs per server and scenario, floor and demo alternating;
-#                       medians are reported (default 3)
+#   BENCH_ROUNDS        runs per server and scenario, the three servers taking turns
+#                       to go first; medians are reported (default 3)
 #   BENCH_CONNECTIONS   concurrent connections of every throughput run (default 32)
 #   BENCH_FLOOD         seconds of the login flood (default 10)
 #   BENCH_IDLE_WAIT     seconds to wait, at most, for the 1-minute load average to fall
@@ -16,10 +18,12 @@
 #                       measure at once, the load average is printed either way)
 #   BENCH_DEMO_ADDR     where the demo listens (default 127.0.0.1:18000)
 #   BENCH_FLOOR_ADDR    where the floor listens (default 127.0.0.1:18100)
-#   BENCH_DEMO_LOG      the demo's PORTCULLIS_LOG (default info, the demo's default:
-#                       one line per request, written to bench/.run/demo.log)
+#   BENCH_PEER_ADDR     where the peer listens (default 127.0.0.1:18200)
+#   BENCH_DEMO_LOG      the demo's PORTCULLIS_LOG and the peer's PEER_LOG (default
+#                       info, the demo's default: one line per request, written to
+#                       bench/.run/demo.log and bench/.run/peer.log)
 #
-# With the default settings the measuring takes about four minutes once the release
+# With the default settings the measuring takes about six minutes once the release
 # builds exist (the first build of a clean clone takes longer).
 set -euo pipefail
 
@@ -37,9 +41,11 @@ IDLE_WAIT=${BENCH_IDLE_WAIT:-0}
 IDLE_LOAD=${BENCH_IDLE_LOAD:-0.8}
 DEMO_ADDR=${BENCH_DEMO_ADDR:-127.0.0.1:18000}
 FLOOR_ADDR=${BENCH_FLOOR_ADDR:-127.0.0.1:18100}
+PEER_ADDR=${BENCH_PEER_ADDR:-127.0.0.1:18200}
 DEMO_LOG=${BENCH_DEMO_LOG:-info}
 DEMO=http://$DEMO_ADDR
 FLOOR=http://$FLOOR_ADDR
+PEER=http://$PEER_ADDR
 
 USERNAME=bench
 # Strong enough for the demo's policy (zxcvbn 3 or more, not a common password).
@@ -53,7 +59,7 @@ die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
 for tool in curl jq awk; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is needed (apt-get install $tool)"
 done
-for addr in "$DEMO_ADDR" "$FLOOR_ADDR"; do
+for addr in "$DEMO_ADDR" "$FLOOR_ADDR" "$PEER_ADDR"; do
   case $addr in
     127.*|localhost:*|\[::1\]:*) ;;
     *) die "$addr is not a loopback address; load tests stay on this machine" ;;
@@ -72,14 +78,15 @@ if [ -z "$OHA" ]; then
 fi
 
 # ---------------------------------------------------------------- builds
-# The floor is a workspace of its own (bench/Cargo.toml); both builds go to one target
-# folder, so the floor reuses the demo's compiled dependencies.
-say "building the demo and the floor (release)"
+# The floor and the peer are a workspace of their own (bench/Cargo.toml); all builds go
+# to one target folder, so they reuse the demo's compiled dependencies.
+say "building the demo, the peer and the floor (release)"
 CARGO_TARGET_DIR=$TARGET cargo build --release -p portcullis-demo >&2
 CARGO_TARGET_DIR=$TARGET cargo build --release --manifest-path "$BENCH/Cargo.toml" \
-  -p portcullis-bench-floor >&2
+  -p portcullis-bench-floor -p portcullis-bench-peer >&2
 DEMO_BIN=$TARGET/release/portcullis-demo
 FLOOR_BIN=$TARGET/release/portcullis-bench-floor
+PEER_BIN=$TARGET/release/portcullis-bench-peer
 
 # ---------------------------------------------------------------- servers
 PIDS=()
@@ -91,9 +98,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for url in "$DEMO" "$FLOOR"; do
+for url in "$DEMO" "$FLOOR" "$PEER"; do
   if curl -s -o /dev/null --max-time 1 "$url/healthz"; then
-    die "something already answers on $url; set BENCH_DEMO_ADDR / BENCH_FLOOR_ADDR"
+    die "something already answers on $url; set BENCH_DEMO_ADDR / BENCH_FLOOR_ADDR / BENCH_PEER_ADDR"
   fi
 done
 
@@ -130,6 +137,18 @@ start_floor() {
   PIDS+=("$STARTED")
 }
 
+# The peer with bench limits (its quotas ×1,000,000, as the demo's) and the demo's log
+# level.
+start_peer() {
+  local data=$1 log=$2
+  env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
+    PEER_ADDR="$PEER_ADDR" PORTCULLIS_DATA_DIR="$data" \
+    PEER_RATE_LIMITS=bench PEER_LOG="$DEMO_LOG" \
+    "$PEER_BIN" >"$log" 2>&1 &
+  STARTED=$!
+  PIDS+=("$STARTED")
+}
+
 stop() {
   local pid=$1
   kill "$pid" 2>/dev/null || true
@@ -139,9 +158,12 @@ stop() {
   PIDS=("${kept[@]}")
 }
 
+# An access token from the server at $1 (the demo by default). The peer issues its own
+# at its /api/token, from the same password checked against the same Argon2id hash, so
+# that each server verifies tokens it signed.
 token() {
   curl -fsS --max-time 10 -H 'content-type: application/json' -d "$LOGIN_JSON" \
-    "$DEMO/api/token" | jq -er .access_token
+    "${1:-$DEMO}/api/token" | jq -er .access_token
 }
 
 peak_rss_kib() {
@@ -171,8 +193,10 @@ for i in $(seq 1 20); do
     -H 'content-type: application/json' -d "$body" "$DEMO/api/comments"
 done
 stop "$pid"
-# The floor reads a copy: the same rows, and each server's writes stay its own.
+# The floor and the peer read copies: the same rows, and each server's writes stay its
+# own.
 cp -a "$RUN/demo-data" "$RUN/floor-data"
+cp -a "$RUN/demo-data" "$RUN/peer-data"
 
 # ---------------------------------------------------------------- quiet machine
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -190,8 +214,11 @@ start_demo bench "$RUN/demo-data" "$RUN/demo.log"
 pid_demo=$STARTED
 start_floor "$RUN/floor-data" "$RUN/floor.log"
 pid_floor=$STARTED
+start_peer "$RUN/peer-data" "$RUN/peer.log"
+pid_peer=$STARTED
 wait_healthy "$DEMO" "$pid_demo"
 wait_healthy "$FLOOR" "$pid_floor"
+wait_healthy "$PEER" "$pid_peer"
 
 # One oha run; the JSON report goes to $1.
 oha_run() {
@@ -219,48 +246,60 @@ total_of() { cut -f"$1" "$2" | awk '{ s += $1 } END { print s + 0 }'; }
 # before anything counts.
 say "warming up"
 oha_run "$RUN/warmup-floor.json" -z 2s -c "$CONNECTIONS" "$FLOOR/"
+oha_run "$RUN/warmup-peer.json" -z 2s -c "$CONNECTIONS" "$PEER/"
 oha_run "$RUN/warmup-demo.json" -z 2s -c "$CONNECTIONS" "$DEMO/"
 
-# id | label | method | path | body (JSON) | which servers
+# id | label | method | path | body (JSON) | which servers (the floor has no login)
 SCENARIOS=(
-  "healthz|GET /healthz|GET|/healthz||both"
-  "index|GET / (anonymous)|GET|/||both"
-  "me|GET /api/me (Bearer)|GET|/api/me||both"
-  "list|GET /api/comments?limit=20 (Bearer)|GET|/api/comments?limit=20||both"
-  "post|POST /api/comments (Bearer, JSON)|POST|/api/comments|$COMMENT_JSON|both"
-  "token|POST /api/token (login)|POST|/api/token|$LOGIN_JSON|demo"
+  "healthz|GET /healthz|GET|/healthz||floor peer demo"
+  "index|GET / (anonymous)|GET|/||floor peer demo"
+  "me|GET /api/me (Bearer)|GET|/api/me||floor peer demo"
+  "list|GET /api/comments?limit=20 (Bearer)|GET|/api/comments?limit=20||floor peer demo"
+  "post|POST /api/comments (Bearer, JSON)|POST|/api/comments|$COMMENT_JSON|floor peer demo"
+  "token|POST /api/token (login)|POST|/api/token|$LOGIN_JSON|peer demo"
 )
 # Reads first, then writes: the comments table grows only after every read ran.
 RSS_DEMO_BEFORE_LOGIN=0
+RSS_PEER_BEFORE_LOGIN=0
 # One login for every scenario: each login is an Argon2 verification, whose memory
 # would otherwise count against the scenarios that are not about logging in. An access
-# token lives 15 minutes, so a long run gets a new one after ten.
+# token lives 15 minutes, so a long run gets new ones after ten. The floor is sent the
+# demo's token and ignores it.
 bearer=$(token)
+peer_bearer=$(token "$PEER")
 bearer_at=$SECONDS
 
 for scenario in "${SCENARIOS[@]}"; do
   IFS='|' read -r id label method path body servers <<<"$scenario"
   # Argon2 needs 19 MiB per verification in flight: the peak before the login runs
   # is what serving pages and the API costs (with the one login above).
-  if [ "$id" = token ]; then RSS_DEMO_BEFORE_LOGIN=$(peak_rss_kib "$pid_demo"); fi
+  if [ "$id" = token ]; then
+    RSS_DEMO_BEFORE_LOGIN=$(peak_rss_kib "$pid_demo")
+    RSS_PEER_BEFORE_LOGIN=$(peak_rss_kib "$pid_peer")
+  fi
   if [ $((SECONDS - bearer_at)) -gt 600 ]; then
     bearer=$(token)
+    peer_bearer=$(token "$PEER")
     bearer_at=$SECONDS
   fi
-  args=(-z "${DURATION}s" -c "$CONNECTIONS" -m "$method" -H "authorization: Bearer $bearer")
+  args=(-z "${DURATION}s" -c "$CONNECTIONS" -m "$method")
   if [ -n "$body" ]; then args+=(-T application/json -d "$body"); fi
-  : >"$RUN/results/$id.floor.tsv"
-  : >"$RUN/results/$id.demo.tsv"
+  for server in floor peer demo; do : >"$RUN/results/$id.$server.tsv"; done
+  read -r -a turns <<<"$servers"
   for round in $(seq 1 "$ROUNDS"); do
-    # Alternate which server goes first, so that a drift of the machine's state
-    # during a scenario does not always favour the same one.
-    if [ $((round % 2)) -eq 1 ]; then order="floor demo"; else order="demo floor"; fi
-    for server in $order; do
-      [ "$servers" = both ] || [ "$server" = "$servers" ] || continue
-      if [ "$server" = floor ]; then base=$FLOOR; else base=$DEMO; fi
+    # The servers take turns to go first (the order rotates by one each round), so
+    # that a drift of the machine's state during a scenario does not always favour
+    # the same one.
+    for i in $(seq 0 $((${#turns[@]} - 1))); do
+      server=${turns[$(((i + round - 1) % ${#turns[@]}))]}
+      case $server in
+        floor) base=$FLOOR auth=$bearer ;;
+        peer) base=$PEER auth=$peer_bearer ;;
+        demo) base=$DEMO auth=$bearer ;;
+      esac
       say "$label: $server, round $round/$ROUNDS"
       report=$RUN/results/$id.$server.$round.json
-      oha_run "$report" "${args[@]}" "$base$path"
+      oha_run "$report" "${args[@]}" -H "authorization: Bearer $auth" "$base$path"
       summarise "$report" >>"$RUN/results/$id.$server.tsv"
       sleep 1
     done
@@ -280,8 +319,10 @@ wait "$flood_pid"
 
 RSS_DEMO=$(peak_rss_kib "$pid_demo")
 RSS_FLOOR=$(peak_rss_kib "$pid_floor")
+RSS_PEER=$(peak_rss_kib "$pid_peer")
 stop "$pid_demo"
 stop "$pid_floor"
+stop "$pid_peer"
 
 # The same stack without the access log (PORTCULLIS_LOG=warn): how much of the cost on
 # the cheapest routes is the one INFO line per request. Bench limits, one run each.
@@ -308,35 +349,38 @@ stop "$pid_demo"
 fmt() { awk -v v="$1" -v d="${2:-2}" 'BEGIN { printf "%.*f", d, v }'; }
 TABLE=$RUN/table.txt
 {
-  echo "portcullis-demo against bare axum (bench/floor), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "portcullis-demo against a hand-assembled stack (bench/peer) and bare axum (bench/floor), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "machine: $(nproc) cores, $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo); loadavg at start: $LOADAVG_START"
   echo "$("$OHA" --version); $(rustc --version); $CONNECTIONS connections, ${DURATION}s per run, $ROUNDS rounds, medians"
+  echo "req/s of each server; demo/peer and demo/floor their ratios; p50/p99 in ms; non_2xx the demo's; (!n) marks n failures of the peer or floor"
   echo
-  printf '%-38s %11s %11s %8s %8s %8s %8s %9s %9s\n' scenario floor_req/s req/s p50_ms p99_ms non_2xx ratio floor_p50 floor_p99
+  ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+  row='%-38s %10s %10s %11s %9s %10s %8s %8s %8s %8s %9s %9s %8s\n'
+  printf "$row" scenario demo_req/s peer_req/s floor_req/s demo/peer demo/floor p50_ms p99_ms peer_p50 peer_p99 floor_p50 floor_p99 non_2xx
   for scenario in "${SCENARIOS[@]}"; do
     IFS='|' read -r id label _ _ _ servers <<<"$scenario"
     demo_tsv=$RUN/results/$id.demo.tsv
-    floor_tsv=$RUN/results/$id.floor.tsv
     rps=$(column_of 1 "$demo_tsv")
-    p50=$(column_of 2 "$demo_tsv")
-    p99=$(column_of 3 "$demo_tsv")
     bad=$(total_of 4 "$demo_tsv")
-    if [ "$servers" = both ]; then
-      frps=$(column_of 1 "$floor_tsv")
-      fp50=$(fmt "$(column_of 2 "$floor_tsv")")
-      fp99=$(fmt "$(column_of 3 "$floor_tsv")")
-      fbad=$(total_of 4 "$floor_tsv")
-      ratio=$(awk -v a="$rps" -v b="$frps" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
-      [ "$fbad" = 0 ] || fp99="$fp99(!$fbad)"
-      frps=$(fmt "$frps" 0)
-    else
-      frps=-
-      fp50=-
-      fp99=-
-      ratio=-
-    fi
-    printf '%-38s %11s %11s %8s %8s %8s %8s %9s %9s\n' "$label" "$frps" "$(fmt "$rps" 0)" \
-      "$(fmt "$p50")" "$(fmt "$p99")" "$bad" "$ratio" "$fp50" "$fp99"
+    # The peer's and the floor's columns, or dashes where a server has no such route.
+    for other in peer floor; do
+      tsv=$RUN/results/$id.$other.tsv
+      if [[ " $servers " == *" $other "* ]]; then
+        orps=$(column_of 1 "$tsv")
+        op99=$(fmt "$(column_of 3 "$tsv")")
+        obad=$(total_of 4 "$tsv")
+        [ "$obad" = 0 ] || op99="$op99(!$obad)"
+        printf -v "${other}_cols" '%s|%s|%s|%s' "$(fmt "$orps" 0)" "$(ratio_of "$rps" "$orps")" \
+          "$(fmt "$(column_of 2 "$tsv")")" "$op99"
+      else
+        printf -v "${other}_cols" '%s|%s|%s|%s' - - - -
+      fi
+    done
+    IFS='|' read -r prps pratio pp50 pp99 <<<"$peer_cols"
+    IFS='|' read -r frps fratio fp50 fp99 <<<"$floor_cols"
+    printf "$row" "$label" "$(fmt "$rps" 0)" "$prps" "$frps" "$pratio" "$fratio" \
+      "$(fmt "$(column_of 2 "$demo_tsv")")" "$(fmt "$(column_of 3 "$demo_tsv")")" \
+      "$pp50" "$pp99" "$fp50" "$fp99" "$bad"
   done
   echo
   flood=$(summarise "$RUN/results/flood-token.json")
@@ -360,7 +404,7 @@ TABLE=$RUN/table.txt
       "$(awk -v a="$(cut -f1 <<<"$line")" -v b="$floor_rps" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')"
   done
   mib() { fmt "$(awk -v k="$1" 'BEGIN { print k / 1024 }')" 1; }
-  echo "peak RSS (VmHWM): demo $(mib "$RSS_DEMO") MiB ($(mib "$RSS_DEMO_BEFORE_LOGIN") MiB before the login runs, one login included), floor $(mib "$RSS_FLOOR") MiB"
+  echo "peak RSS (VmHWM): demo $(mib "$RSS_DEMO") MiB ($(mib "$RSS_DEMO_BEFORE_LOGIN") MiB before the login runs, one login included), peer $(mib "$RSS_PEER") MiB ($(mib "$RSS_PEER_BEFORE_LOGIN") MiB before), floor $(mib "$RSS_FLOOR") MiB"
   # The login target needs the single-verification time of the micro-benchmark.
   estimate=$TARGET/criterion/password/argon2id_verify/new/estimates.json
   if [ -f "$estimate" ]; then
