@@ -1,0 +1,135 @@
+//! The demo's query path alone, without HTTP: `cargo bench -p portcullis-demo --bench queries`.
+//!
+//! What a read of `/` and a `POST /api/comments` cost in the data layer, and what the
+//! choices behind it change: the `Any` driver the demo uses (one code path for SQLite
+//! and PostgreSQL) against sqlx's typed SQLite pool running the same statement, and a
+//! commit under `synchronous = NORMAL` (the demo's) against `FULL` (SQLite's default).
+//! BENCHMARKS.md holds the figures.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use portcullis::config::Settings;
+use portcullis_demo::db::{Comment, Database};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+const NEWEST: &str = "SELECT c.id, u.username, c.body, c.created_at \
+     FROM comments c JOIN users u ON u.id = c.user_id \
+     ORDER BY c.created_at DESC, c.id DESC LIMIT $1";
+
+const INSERT: &str =
+    "INSERT INTO comments (user_id, body, created_at) VALUES ($1, $2, $3) RETURNING id";
+
+/// The demo's database in `dir`, with a user and 200 comments.
+async fn seeded(dir: &std::path::Path) -> (Database, i64) {
+    let data_dir = dir.display().to_string();
+    let settings = Settings::from_lookup(|name| match name {
+        "PORTCULLIS_DATA_DIR" => Some(data_dir.clone()),
+        _ => None,
+    })
+    .expect("settings");
+    let db = Database::open(&settings).await.expect("database");
+    let user = db
+        .create_user("bench", "x")
+        .await
+        .expect("user")
+        .expect("new user");
+    for i in 0..200 {
+        db.add_comment(user, &format!("Comment number {i}, of a realistic length."))
+            .await
+            .expect("comment");
+    }
+    (db, user)
+}
+
+/// A typed pool on the same file, with the demo's settings and `synchronous`.
+async fn typed(dir: &std::path::Path, synchronous: SqliteSynchronous) -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .filename(dir.join("portcullis.db"))
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(synchronous)
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .foreign_keys(true);
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("typed pool")
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn queries(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (db, user) = runtime.block_on(seeded(dir.path()));
+    let normal = runtime.block_on(typed(dir.path(), SqliteSynchronous::Normal));
+    let full = runtime.block_on(typed(dir.path(), SqliteSynchronous::Full));
+
+    let mut group = c.benchmark_group("queries");
+    group.bench_function("newest_50/any", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(db.newest_comments(50).await.expect("read")) });
+    });
+    group.bench_function("newest_50/sqlite", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let rows: Vec<Comment> = sqlx::query_as(NEWEST)
+                .bind(50_i64)
+                .fetch_all(&normal)
+                .await
+                .expect("read");
+            black_box(rows)
+        });
+    });
+    group.bench_function("newest_1/any", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(db.newest_comments(1).await.expect("read")) });
+    });
+    group.bench_function("newest_1/sqlite", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let rows: Vec<Comment> = sqlx::query_as(NEWEST)
+                .bind(1_i64)
+                .fetch_all(&normal)
+                .await
+                .expect("read");
+            black_box(rows)
+        });
+    });
+    group.bench_function("insert/any_normal", |b| {
+        b.to_async(&runtime).iter(|| async {
+            black_box(
+                db.add_comment(user, "A benchmark comment.")
+                    .await
+                    .expect("write"),
+            )
+        });
+    });
+    for (name, pool) in [
+        ("insert/sqlite_normal", &normal),
+        ("insert/sqlite_full", &full),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                let id: i64 = sqlx::query_scalar(INSERT)
+                    .bind(user)
+                    .bind("A benchmark comment.")
+                    .bind(now())
+                    .fetch_one(pool)
+                    .await
+                    .expect("write");
+                black_box(id)
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, queries);
+criterion_main!(benches);
