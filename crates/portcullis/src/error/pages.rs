@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
 use super::{Error, ErrorDetails};
-use crate::csp::CspNonce;
+use crate::csp::{CspNonce, NonceSlot};
 
 /// Renders an HTML error page. The message is plain text: escape it. The nonce is the
 /// one in this response's `Content-Security-Policy`: give it to the page's scripts and
@@ -130,7 +130,10 @@ pub struct ErrorPages<S> {
 }
 
 fn wants_json(path: &str, accept: Option<&HeaderValue>, api_prefix: &str) -> bool {
-    if path == api_prefix || path.starts_with(&format!("{}/", api_prefix.trim_end_matches('/'))) {
+    let under_prefix = path
+        .strip_prefix(api_prefix.trim_end_matches('/'))
+        .is_some_and(|rest| rest.starts_with('/'));
+    if path == api_prefix || under_prefix {
         return true;
     }
     let accept = accept.and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -158,13 +161,10 @@ where
             &self.config.api_prefix,
         );
         let config = self.config.clone();
-        // The headers layer outside put the nonce of this response's policy here; with
+        // The headers layer outside left the place of this request's nonce here, made
+        // only if an HTML page asks for it, so that its policy names the same one. With
         // no such layer there is no policy, and any nonce will do.
-        let nonce = req
-            .extensions()
-            .get::<CspNonce>()
-            .copied()
-            .unwrap_or_else(CspNonce::generate);
+        let nonce = req.extensions().get::<NonceSlot>().cloned();
         let future = self.inner.call(req);
         Box::pin(async move {
             let response = future.await?;
@@ -193,6 +193,7 @@ where
             let (content_type, body) = if json {
                 ("application/json", error.to_json())
             } else {
+                let nonce = nonce.map_or_else(CspNonce::generate, |slot| slot.get());
                 ("text/html; charset=utf-8", (config.html)(&error, &nonce))
             };
             parts
