@@ -5,7 +5,9 @@ use axum::body::Body;
 use axum::http::{header, HeaderName, Request};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
@@ -23,6 +25,23 @@ use crate::timeout::RequestTimeoutLayer;
 use super::{SecureStack, StackError};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A random (v4) UUID for each request, as tower-http's `MakeRequestUuid` makes, in
+/// one allocation that the request header, the extension and the response header then
+/// share (rather than a `String`, its parse into a header value, and a copy for each
+/// of those).
+#[derive(Debug, Clone, Copy)]
+struct MakeRequestUuid;
+
+impl MakeRequestId for MakeRequestUuid {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        let value = axum::http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text));
+        // Hex digits and hyphens: always a valid value.
+        value.ok().map(RequestId::new)
+    }
+}
 
 impl SecureStack {
     /// Wraps `router` in every layer. Invalid settings are an error here, never a
