@@ -22,13 +22,20 @@ const SENSITIVE: &[&str] = &[
 
 /// Whether a field of this name must never be logged in clear.
 pub fn is_sensitive_field(name: &str) -> bool {
-    // Without lowercasing a copy: this runs for every field of every log line.
+    // Without lowercasing a copy, and comparing a needle only where its first letter
+    // is: this runs for every field of every log line.
     let name = name.as_bytes();
-    let contains = |needle: &str| {
-        name.windows(needle.len())
-            .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
-    };
-    SENSITIVE.iter().any(|s| contains(s)) || name.eq_ignore_ascii_case(b"key")
+    let found = name.iter().enumerate().any(|(at, b)| {
+        let first = b.to_ascii_lowercase();
+        SENSITIVE.iter().any(|needle| {
+            let needle = needle.as_bytes();
+            needle[0] == first
+                && name
+                    .get(at..at + needle.len())
+                    .is_some_and(|window| window.eq_ignore_ascii_case(needle))
+        })
+    });
+    found || name.eq_ignore_ascii_case(b"key")
 }
 
 /// Whether `c` could end a log line, forge one or disguise one: every control
@@ -55,6 +62,10 @@ struct Escaping<W>(W);
 
 impl<W: std::fmt::Write> std::fmt::Write for Escaping<W> {
     fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        // Printable ASCII, what nearly every value is, needs no look at characters.
+        if text.bytes().all(|b| matches!(b, b' '..=b'~')) {
+            return self.0.write_str(text);
+        }
         let mut clean_from = 0;
         for (at, c) in text.char_indices() {
             if !must_escape(c) {
