@@ -1,10 +1,11 @@
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, Request, Response};
-use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
 use super::route::RouteMatcher;
@@ -160,13 +161,11 @@ impl<S> fmt::Debug for SecureHeaders<S> {
 
 impl<S, B, ResBody> Service<Request<B>> for SecureHeaders<S>
 where
-    S: Service<Request<B>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
+    S: Service<Request<B>, Response = Response<ResBody>>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = SecureHeadersFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -180,12 +179,48 @@ where
             None => req.uri().scheme_str() == Some("https"),
         };
         let set = self.shared.for_path(req.uri().path()).clone();
-        let future = self.inner.call(req);
-        Box::pin(async move {
-            let mut response = future.await?;
-            set.apply(response.headers_mut(), || nonce.get(), https);
-            Ok(response)
-        })
+        SecureHeadersFuture {
+            inner: self.inner.call(req),
+            set,
+            nonce,
+            https,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`SecureHeaders`]: the inner service's response, with the headers
+    /// set. (Not boxed: every response passes through it.)
+    pub struct SecureHeadersFuture<F> {
+        #[pin]
+        inner: F,
+        set: Arc<HeaderSet>,
+        nonce: NonceSlot,
+        https: bool,
+    }
+}
+
+impl<F> fmt::Debug for SecureHeadersFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecureHeadersFuture")
+            .field("https", &self.https)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for SecureHeadersFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        let nonce = this.nonce;
+        this.set
+            .apply(response.headers_mut(), || nonce.get(), *this.https);
+        Poll::Ready(Ok(response))
     }
 }
 

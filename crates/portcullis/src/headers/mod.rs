@@ -50,7 +50,7 @@
 //! |---|---|
 //! | `config.rs` | [`SecureHeadersConfig`] with [`FrameOptions`] and [`Hsts`], validated into the header sets when the layer is built ([`HeadersError`]) |
 //! | `route.rs` | [`RouteHeaders`]: other headers for some paths, and how a path pattern matches |
-//! | `layer.rs` | [`SecureHeadersLayer`] and its service [`SecureHeaders`]: the encoded header sets, applied to each response |
+//! | `layer.rs` | [`SecureHeadersLayer`], its service [`SecureHeaders`] and its future [`SecureHeadersFuture`]: the encoded header sets, applied to each response |
 
 mod config;
 mod layer;
@@ -59,5 +59,5 @@ mod route;
 pub use config::{
     FrameOptions, HeadersError, Hsts, SecureHeadersConfig, DEFAULT_PERMISSIONS_POLICY,
 };
-pub use layer::{SecureHeaders, SecureHeadersLayer};
+pub use layer::{SecureHeaders, SecureHeadersFuture, SecureHeadersLayer};
 pub use route::RouteHeaders;
