@@ -29,10 +29,13 @@ pub fn is_sensitive_field(name: &str) -> bool {
     // this runs for every field of every log line.
     let name = name.as_bytes();
     let found = (0..name.len()).any(|at| {
-        FIRST_LETTERS.contains(&name[at].to_ascii_lowercase())
+        let first = name[at].to_ascii_lowercase();
+        FIRST_LETTERS.contains(&first)
             && SENSITIVE.iter().any(|word| {
-                name.get(at..at + word.len())
-                    .is_some_and(|window| window.eq_ignore_ascii_case(word.as_bytes()))
+                word.as_bytes()[0] == first
+                    && name
+                        .get(at..at + word.len())
+                        .is_some_and(|window| window.eq_ignore_ascii_case(word.as_bytes()))
             })
     });
     found || name.eq_ignore_ascii_case(b"key")
