@@ -22,6 +22,7 @@
 //! assert!(!hosts.allows("evil.test"));
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -68,12 +69,23 @@ pub struct InvalidHost(pub String);
 
 /// The name of `host` (`Host` header syntax, port optional) as entries are compared:
 /// lowercase, without port or trailing dot; IPv6 addresses keep their brackets.
-fn host_name(host: &str) -> Option<String> {
-    let authority: axum::http::uri::Authority = host.trim().parse().ok()?;
+fn host_name(host: &str) -> Option<Cow<'_, str>> {
+    let host = host.trim();
+    let authority: axum::http::uri::Authority = host.parse().ok()?;
     if authority.as_str().contains('@') {
         return None;
     }
-    let name = authority.host().trim_end_matches('.').to_ascii_lowercase();
+    // The name is where the authority starts (`host[:port]`): borrowed from `host`,
+    // and copied only when it has capitals, since every request asks.
+    let name = host
+        .get(..authority.host().len())
+        .filter(|name| *name == authority.host())?
+        .trim_end_matches('.');
+    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    };
     let plausible = !name.is_empty()
         && !name.starts_with(['.', '-'])
         && name
@@ -125,7 +137,9 @@ impl AllowedHosts {
             Some(rest) => (true, rest),
             None => (false, trimmed),
         };
-        let name = host_name(name).ok_or_else(|| InvalidHost(entry.to_owned()))?;
+        let name = host_name(name)
+            .ok_or_else(|| InvalidHost(entry.to_owned()))?
+            .into_owned();
         self.entries.push(if subdomains {
             HostPattern::WithSubdomains(name)
         } else {
@@ -164,7 +178,7 @@ impl AllowedHosts {
             return false;
         };
         self.entries.iter().any(|entry| match entry {
-            HostPattern::Exact(allowed) => *allowed == name,
+            HostPattern::Exact(allowed) => *allowed == *name,
             HostPattern::WithSubdomains(parent) => {
                 name == *parent
                     || name

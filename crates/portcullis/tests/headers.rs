@@ -117,6 +117,67 @@ async fn nonce_is_fresh_per_request_and_matches_the_header() {
 }
 
 #[tokio::test]
+async fn json_and_empty_responses_get_the_strict_policy_without_a_nonce() {
+    let addr = plain_stack().await;
+    let http = client();
+    for (path, content_type) in [
+        ("/api/thing", Some("application/json")),
+        ("/echo", Some("text/plain; charset=utf-8")),
+    ] {
+        let request = if path == "/echo" {
+            http.post(format!("http://{addr}{path}")).body("abc")
+        } else {
+            http.get(format!("http://{addr}{path}"))
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        assert_eq!(
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            content_type,
+            "{path}"
+        );
+        assert_eq!(headers["content-security-policy"], STRICT_CSP, "{path}");
+        assert!(!headers.contains_key("cache-control"), "{path}");
+    }
+    // A CSP report is answered 204, with no body and no type.
+    let report = serde_json::json!({"csp-report": {"blocked-uri": "inline"}}).to_string();
+    let empty = http
+        .post(format!("http://{addr}/csp-report"))
+        .header("content-type", "application/csp-report")
+        .body(report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 204);
+    assert!(!empty.headers().contains_key("content-type"));
+    assert_eq!(empty.headers()["content-security-policy"], STRICT_CSP);
+}
+
+#[tokio::test]
+async fn html_error_pages_get_the_page_policy_and_json_errors_the_strict_one() {
+    let addr = plain_stack().await;
+    let http = client();
+    let page = http
+        .get(format!("http://{addr}/nope"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'nonce-"), "{csp}");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let api = http
+        .get(format!("http://{addr}/api/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+    assert_eq!(api.headers()["content-security-policy"], STRICT_CSP);
+}
+
+#[tokio::test]
 async fn request_ids_are_ours_not_the_clients() {
     let addr = plain_stack().await;
     let response = client()

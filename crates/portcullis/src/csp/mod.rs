@@ -11,7 +11,10 @@
 //! ```
 //!
 //! plus `upgrade-insecure-requests` on HTTPS responses. The policy is compiled once into
-//! static segments; each response only splices in its fresh nonce.
+//! static segments; each page only splices in its fresh nonce. Responses that are no
+//! page (JSON, text, images, empty redirects) get a stricter policy built once and no
+//! nonce: `default-src 'none'` with the policy's `frame-ancestors` and report
+//! directives ([`CompiledCsp::render_strict`]).
 //!
 //! Per-request nonces wired into templates are something no crate does, so Portcullis
 //! writes them itself (the random bytes come from the OS through `getrandom`).
@@ -30,7 +33,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `policy.rs` | [`ContentSecurityPolicy`], its [`Directive`]s and [`Source`]s, their validation ([`CspError`]) and the [`CompiledCsp`] each response renders |
-//! | `nonce.rs` | [`CspNonce`], made for each request, and its extractor |
+//! | `nonce.rs` | [`CspNonce`], made for a request when first asked for, and its extractor |
 //! | `report.rs` | [`report_collector`]: the violation-report endpoint, its [`ReportCollectorConfig`] and its per-client rate limit |
 
 mod nonce;
@@ -38,6 +41,7 @@ mod policy;
 mod report;
 
 pub use nonce::CspNonce;
+pub(crate) use nonce::NonceSlot;
 pub use policy::{
     CompiledCsp, ContentSecurityPolicy, CspError, Directive, Source, DEFAULT_REPORT_PATH,
     REPORT_GROUP,

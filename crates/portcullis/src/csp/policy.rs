@@ -226,6 +226,9 @@ impl ContentSecurityPolicy {
 
         let mut segments = Vec::new();
         let mut text = String::new();
+        // What a response that is no document gets: nothing may load, and whatever
+        // this policy says about framing and reports.
+        let mut strict = String::from("default-src 'none'");
         for (i, (directive, sources)) in self.directives.iter().enumerate() {
             if i > 0 {
                 text.push_str("; ");
@@ -236,45 +239,25 @@ impl ContentSecurityPolicy {
             }
             for source in sources {
                 text.push(' ');
-                match source {
-                    Source::SelfOrigin => text.push_str("'self'"),
-                    Source::None => text.push_str("'none'"),
-                    Source::StrictDynamic => text.push_str("'strict-dynamic'"),
-                    Source::UnsafeInline => text.push_str("'unsafe-inline'"),
-                    Source::ReportSample => text.push_str("'report-sample'"),
-                    Source::Nonce => {
-                        text.push_str("'nonce-");
-                        segments.push(std::mem::take(&mut text));
-                        text.push('\'');
-                    }
-                    Source::Host(host) => {
-                        validate_host_source(host)?;
-                        text.push_str(host);
-                    }
-                    Source::Scheme(scheme) => {
-                        let scheme = scheme.trim_end_matches(':');
-                        let valid = !scheme.is_empty()
-                            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-                            && scheme
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
-                        if !valid {
-                            return Err(CspError::InvalidSource(scheme.to_owned()));
+                if let Source::Nonce = source {
+                    text.push_str("'nonce-");
+                    segments.push(std::mem::take(&mut text));
+                    text.push('\'');
+                } else {
+                    push_source(&mut text, source)?;
+                }
+            }
+            if *directive == Directive::FrameAncestors {
+                strict.push_str("; frame-ancestors");
+                // A nonce means nothing to `frame-ancestors`: left out.
+                let mut named = sources.iter().filter(|s| !matches!(s, Source::Nonce));
+                match named.next() {
+                    None => strict.push_str(" 'none'"),
+                    Some(first) => {
+                        for source in std::iter::once(first).chain(named) {
+                            strict.push(' ');
+                            push_source(&mut strict, source)?;
                         }
-                        text.push_str(scheme);
-                        text.push(':');
-                    }
-                    Source::Sha256(hash) => {
-                        let valid = !hash.is_empty()
-                            && hash
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "+/=-_".contains(c));
-                        if !valid {
-                            return Err(CspError::InvalidSource(hash.clone()));
-                        }
-                        text.push_str("'sha256-");
-                        text.push_str(hash);
-                        text.push('\'');
                     }
                 }
             }
@@ -287,19 +270,66 @@ impl ContentSecurityPolicy {
             if !valid {
                 return Err(CspError::InvalidReportEndpoint(endpoint.clone()));
             }
-            text.push_str("; report-uri ");
-            text.push_str(endpoint);
-            text.push_str("; report-to ");
-            text.push_str(REPORT_GROUP);
+            for out in [&mut text, &mut strict] {
+                out.push_str("; report-uri ");
+                out.push_str(endpoint);
+                out.push_str("; report-to ");
+                out.push_str(REPORT_GROUP);
+            }
         }
         segments.push(text);
         let fixed_len = segments.iter().map(String::len).sum();
         Ok(CompiledCsp {
             segments: segments.into(),
             fixed_len,
+            strict: strict.into(),
             report_endpoint: self.report_endpoint.clone(),
         })
     }
+}
+
+/// Writes `source` (anything but a nonce, which is spliced in per response) into
+/// `text`, refusing what would break out of its directive.
+fn push_source(text: &mut String, source: &Source) -> Result<(), CspError> {
+    match source {
+        Source::SelfOrigin => text.push_str("'self'"),
+        Source::None => text.push_str("'none'"),
+        Source::StrictDynamic => text.push_str("'strict-dynamic'"),
+        Source::UnsafeInline => text.push_str("'unsafe-inline'"),
+        Source::ReportSample => text.push_str("'report-sample'"),
+        // Spliced in by the caller, per response; never written here.
+        Source::Nonce => {}
+        Source::Host(host) => {
+            validate_host_source(host)?;
+            text.push_str(host);
+        }
+        Source::Scheme(scheme) => {
+            let scheme = scheme.trim_end_matches(':');
+            let valid = !scheme.is_empty()
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+            if !valid {
+                return Err(CspError::InvalidSource(scheme.to_owned()));
+            }
+            text.push_str(scheme);
+            text.push(':');
+        }
+        Source::Sha256(hash) => {
+            let valid = !hash.is_empty()
+                && hash
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+/=-_".contains(c));
+            if !valid {
+                return Err(CspError::InvalidSource(hash.clone()));
+            }
+            text.push_str("'sha256-");
+            text.push_str(hash);
+            text.push('\'');
+        }
+    }
+    Ok(())
 }
 
 fn validate_host_source(host: &str) -> Result<(), CspError> {
@@ -322,21 +352,45 @@ fn validate_host_source(host: &str) -> Result<(), CspError> {
 pub struct CompiledCsp {
     segments: Arc<[String]>,
     fixed_len: usize,
+    strict: Arc<str>,
     report_endpoint: Option<String>,
 }
+
+const UPGRADE: &str = "; upgrade-insecure-requests";
 
 impl CompiledCsp {
     /// The header value for one response. `https` adds `upgrade-insecure-requests`.
     pub fn render(&self, nonce: &CspNonce, https: bool) -> String {
-        const UPGRADE: &str = "; upgrade-insecure-requests";
-        let mut out =
-            String::with_capacity(self.fixed_len + self.segments.len() * NONCE_LEN + UPGRADE.len());
+        // Exactly the length: the string then becomes a header value without a copy.
+        let nonces = self.segments.len() - 1;
+        let upgrade = if https { UPGRADE.len() } else { 0 };
+        let mut out = String::with_capacity(self.fixed_len + nonces * NONCE_LEN + upgrade);
         for (i, segment) in self.segments.iter().enumerate() {
             if i > 0 {
                 out.push_str(nonce.as_str());
             }
             out.push_str(segment);
         }
+        if https {
+            out.push_str(UPGRADE);
+        }
+        out
+    }
+
+    /// The policy of a response that is no page (JSON, text, an image, an empty
+    /// redirect): `default-src 'none'`, this policy's `frame-ancestors` and report
+    /// directives, and no nonce, since nothing in such a response runs. The same for
+    /// every response, so it is built once. `https` adds `upgrade-insecure-requests`.
+    ///
+    /// ```
+    /// use portcullis::csp::ContentSecurityPolicy;
+    ///
+    /// let compiled = ContentSecurityPolicy::default().compile().unwrap();
+    /// assert_eq!(compiled.render_strict(false), "default-src 'none'; frame-ancestors 'none'");
+    /// ```
+    pub fn render_strict(&self, https: bool) -> String {
+        let mut out = String::with_capacity(self.strict.len() + UPGRADE.len());
+        out.push_str(&self.strict);
         if https {
             out.push_str(UPGRADE);
         }
@@ -404,6 +458,49 @@ mod tests {
         assert!(scheme.compile().is_err());
         let report = ContentSecurityPolicy::default().report_to("/r; script-src *");
         assert!(report.compile().is_err());
+    }
+
+    #[test]
+    fn strict_policy_keeps_framing_and_reports_and_no_nonce() {
+        let compiled = ContentSecurityPolicy::default()
+            .directive(
+                Directive::FrameAncestors,
+                [Source::SelfOrigin, Source::host("https://partner.example")],
+            )
+            .report_to(DEFAULT_REPORT_PATH)
+            .compile()
+            .unwrap();
+        assert_eq!(
+            compiled.render_strict(false),
+            "default-src 'none'; frame-ancestors 'self' https://partner.example; \
+             report-uri /csp-report; report-to csp-endpoint"
+        );
+        assert!(compiled
+            .render_strict(true)
+            .ends_with("report-to csp-endpoint; upgrade-insecure-requests"));
+        // A policy that says nothing about framing adds no rule of its own.
+        let unframed = ContentSecurityPolicy::default()
+            .without(Directive::FrameAncestors)
+            .compile()
+            .unwrap();
+        assert_eq!(unframed.render_strict(false), "default-src 'none'");
+        let empty = ContentSecurityPolicy::default()
+            .directive(Directive::FrameAncestors, [])
+            .compile()
+            .unwrap();
+        assert_eq!(
+            empty.render_strict(false),
+            "default-src 'none'; frame-ancestors 'none'"
+        );
+    }
+
+    #[test]
+    fn rendered_length_is_exact() {
+        let compiled = ContentSecurityPolicy::default().compile().unwrap();
+        for https in [false, true] {
+            let header = compiled.render(&CspNonce::generate(), https);
+            assert_eq!(header.len(), header.capacity());
+        }
     }
 
     #[test]

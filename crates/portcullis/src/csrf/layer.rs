@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, Response};
 use axum::response::IntoResponse;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 use tower::{Layer, Service};
 
 use super::form::{urlencoded_field, BoundaryError, FirstPartScanner};
@@ -180,21 +180,23 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Self::Response, Self::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        req.extensions_mut().insert(self.shared.minter.clone());
+        // Nothing to check: the service polled ready answers at once, with no clone
+        // of it and no boxed future.
+        if !is_unsafe(req.method()) || self.shared.exempt.iter().any(|p| p == req.uri().path()) {
+            return Either::Left(self.inner.call(req));
+        }
         let shared = self.shared.clone();
-        req.extensions_mut().insert(shared.minter.clone());
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            if !is_unsafe(req.method()) || shared.exempt.iter().any(|p| p == req.uri().path()) {
-                return inner.call(req).await;
-            }
+        Either::Right(Box::pin(async move {
             // Without the app's own origin every same-origin browser request would
             // look foreign while a client that sends no `Origin` passed: refuse to guess.
             let Some(client) = req.extensions().get::<ClientInfo>() else {
@@ -249,7 +251,7 @@ where
                 return Ok(rejection.into_response());
             }
             inner.call(req).await
-        })
+        }))
     }
 }
 

@@ -23,14 +23,15 @@
 //! |---|---|
 //! | `response.rs` | [`Error`]: status, code and message, answered as JSON; [`ErrorDetails`] |
 //! | `rejection.rs` | [`MissingLayer`], and the macro that gives each security rejection its answer |
-//! | `pages.rs` | [`ErrorPagesLayer`]: JSON or HTML by route and `Accept`, uniform framework errors |
+//! | `pages.rs` | [`ErrorPagesLayer`] and its [`ErrorPages`] and [`ErrorPagesFuture`]: JSON or HTML by route and `Accept`, uniform framework errors |
 
 mod pages;
 mod rejection;
 mod response;
 
 pub use pages::{
-    escape_html, panic_response, ErrorPages, ErrorPagesConfig, ErrorPagesLayer, HtmlRenderer,
+    escape_html, panic_response, ErrorPages, ErrorPagesConfig, ErrorPagesFuture, ErrorPagesLayer,
+    HtmlRenderer,
 };
 #[cfg(feature = "csrf")]
 pub(crate) use rejection::security_rejection;

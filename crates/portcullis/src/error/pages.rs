@@ -3,17 +3,18 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response};
 use axum::response::IntoResponse;
-use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
 use super::{Error, ErrorDetails};
-use crate::csp::CspNonce;
+use crate::csp::{CspNonce, NonceSlot};
 
 /// Renders an HTML error page. The message is plain text: escape it. The nonce is the
 /// one in this response's `Content-Security-Policy`: give it to the page's scripts and
@@ -130,7 +131,10 @@ pub struct ErrorPages<S> {
 }
 
 fn wants_json(path: &str, accept: Option<&HeaderValue>, api_prefix: &str) -> bool {
-    if path == api_prefix || path.starts_with(&format!("{}/", api_prefix.trim_end_matches('/'))) {
+    let under_prefix = path
+        .strip_prefix(api_prefix.trim_end_matches('/'))
+        .is_some_and(|rest| rest.starts_with('/'));
+    if path == api_prefix || under_prefix {
         return true;
     }
     let accept = accept.and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -139,13 +143,11 @@ fn wants_json(path: &str, accept: Option<&HeaderValue>, api_prefix: &str) -> boo
 
 impl<S, B> Service<Request<B>> for ErrorPages<S>
 where
-    S: Service<Request<B>, Response = Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
+    S: Service<Request<B>, Response = Response<Body>>,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = ErrorPagesFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -157,52 +159,97 @@ where
             req.headers().get(header::ACCEPT),
             &self.config.api_prefix,
         );
-        let config = self.config.clone();
-        // The headers layer outside put the nonce of this response's policy here; with
+        // The headers layer outside left the place of this request's nonce here, made
+        // only if an HTML page asks for it, so that its policy names the same one. With
         // no such layer there is no policy, and any nonce will do.
-        let nonce = req
-            .extensions()
-            .get::<CspNonce>()
-            .copied()
-            .unwrap_or_else(CspNonce::generate);
-        let future = self.inner.call(req);
-        Box::pin(async move {
-            let response = future.await?;
-            let status = response.status();
-            if !(status.is_client_error() || status.is_server_error()) {
-                return Ok(response);
-            }
-            let error = match response.extensions().get::<ErrorDetails>() {
-                Some(ErrorDetails(error)) => error.clone(),
-                None => {
-                    // A handler's own HTML or JSON error page is kept as it is.
-                    let content_type = response
-                        .headers()
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    if content_type.starts_with("text/html")
-                        || content_type.starts_with("application/json")
-                    {
-                        return Ok(response);
-                    }
-                    Error::for_status(status)
-                }
-            };
-            let (mut parts, _) = response.into_parts();
-            let (content_type, body) = if json {
-                ("application/json", error.to_json())
-            } else {
-                ("text/html; charset=utf-8", (config.html)(&error, &nonce))
-            };
-            parts
-                .headers
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            parts.headers.remove(header::CONTENT_LENGTH);
-            parts.extensions.insert(ErrorDetails(error));
-            Ok(Response::from_parts(parts, Body::from(body)))
-        })
+        let nonce = req.extensions().get::<NonceSlot>().cloned();
+        ErrorPagesFuture {
+            inner: self.inner.call(req),
+            config: self.config.clone(),
+            json,
+            nonce,
+        }
     }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`ErrorPages`]: the inner service's response, its body made
+    /// uniform when it is an error. (Not boxed: every response passes through it.)
+    pub struct ErrorPagesFuture<F> {
+        #[pin]
+        inner: F,
+        config: Arc<ErrorPagesConfig>,
+        json: bool,
+        nonce: Option<NonceSlot>,
+    }
+}
+
+impl<F> fmt::Debug for ErrorPagesFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorPagesFuture")
+            .field("json", &self.json)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, E> Future for ErrorPagesFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        Poll::Ready(Ok(uniform(
+            response,
+            this.config,
+            *this.json,
+            this.nonce.as_ref(),
+        )))
+    }
+}
+
+/// `response`, with the uniform JSON or HTML body when it is an error.
+fn uniform(
+    response: Response<Body>,
+    config: &ErrorPagesConfig,
+    json: bool,
+    nonce: Option<&NonceSlot>,
+) -> Response<Body> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let error = match response.extensions().get::<ErrorDetails>() {
+        Some(ErrorDetails(error)) => error.clone(),
+        None => {
+            // A handler's own HTML or JSON error page is kept as it is.
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if content_type.starts_with("text/html") || content_type.starts_with("application/json")
+            {
+                return response;
+            }
+            Error::for_status(status)
+        }
+    };
+    let (mut parts, _) = response.into_parts();
+    let (content_type, body) = if json {
+        ("application/json", error.to_json())
+    } else {
+        let nonce = nonce.map_or_else(CspNonce::generate, NonceSlot::get);
+        ("text/html; charset=utf-8", (config.html)(&error, &nonce))
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.extensions.insert(ErrorDetails(error));
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// The response for a caught panic: a generic 500, the panic logged (inside the

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use axum::http::header::{self, HeaderName};
 use axum::http::HeaderValue;
 
-use super::layer::{HeaderSet, SecureHeadersLayer, Shared};
+use super::layer::{CspHeaders, HeaderSet, SecureHeadersLayer, Shared};
 use super::route::{RouteHeaders, RouteMatcher};
 use crate::csp::{ContentSecurityPolicy, CspError, Directive, Source};
 use crate::origin::{Origin, OriginError};
@@ -332,7 +332,17 @@ impl SecureHeadersConfig {
                         &format!("{}=\"{endpoint}\"", crate::csp::REPORT_GROUP),
                     )?;
                 }
-                Some(compiled)
+                let strict = |https| {
+                    let value = compiled.render_strict(https);
+                    HeaderValue::from_str(&value).map_err(|_| HeadersError::InvalidValue {
+                        header: "Content-Security-Policy",
+                        value,
+                    })
+                };
+                Some(CspHeaders {
+                    strict: [strict(false)?, strict(true)?],
+                    page: compiled,
+                })
             }
             None => None,
         };

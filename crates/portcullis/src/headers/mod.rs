@@ -6,7 +6,7 @@
 //!
 //! | header | default |
 //! |---|---|
-//! | `Content-Security-Policy` | the nonce policy of [`crate::csp`], fresh nonce per response |
+//! | `Content-Security-Policy` | pages: the nonce policy of [`crate::csp`], fresh nonce per response; other responses: `default-src 'none'` and the policy's `frame-ancestors` |
 //! | `X-Frame-Options` | `DENY` |
 //! | `X-Content-Type-Options` | `nosniff` |
 //! | `Referrer-Policy` | `strict-origin-when-cross-origin` |
@@ -19,11 +19,21 @@
 //! | `Strict-Transport-Security` | `max-age=63072000; includeSubDomains`, HTTPS responses only |
 //!
 //! and removes `Server` and `X-Powered-By`. Every value is validated when the layer is
-//! built; all of them but the nonce are encoded once, so a response costs one nonce,
-//! one string for the CSP and a handful of header-map inserts.
+//! built; all of them but a page's policy are encoded once, so a page costs one nonce
+//! and one string for its policy, any other response only a handful of header-map
+//! inserts.
+//!
+//! Pages (`text/html`, `application/xhtml+xml`) get the whole policy with this
+//! request's nonce, as do SVG and JavaScript responses, which a browser may run as a
+//! document or a worker. Every other response (JSON, text, images, files, responses
+//! without a body) gets a stricter policy without a nonce, since nothing in it is
+//! meant to run or load anything: `default-src 'none'`, the policy's
+//! `frame-ancestors` and its report directives
+//! ([`CompiledCsp::render_strict`](crate::csp::CompiledCsp::render_strict)).
 //!
 //! A header the handler already set is kept: a handler that serves a download with
-//! `Content-Security-Policy: sandbox` means it.
+//! `Content-Security-Policy: sandbox` means it, and one that serves a document of
+//! another type meant to be shown (a PDF, say) sets the policy it needs.
 //!
 //! ```
 //! use portcullis::headers::{RouteHeaders, SecureHeadersConfig};
@@ -40,7 +50,7 @@
 //! |---|---|
 //! | `config.rs` | [`SecureHeadersConfig`] with [`FrameOptions`] and [`Hsts`], validated into the header sets when the layer is built ([`HeadersError`]) |
 //! | `route.rs` | [`RouteHeaders`]: other headers for some paths, and how a path pattern matches |
-//! | `layer.rs` | [`SecureHeadersLayer`] and its service [`SecureHeaders`]: the encoded header sets, applied to each response |
+//! | `layer.rs` | [`SecureHeadersLayer`], its service [`SecureHeaders`] and its future [`SecureHeadersFuture`]: the encoded header sets, applied to each response |
 
 mod config;
 mod layer;
@@ -49,5 +59,5 @@ mod route;
 pub use config::{
     FrameOptions, HeadersError, Hsts, SecureHeadersConfig, DEFAULT_PERMISSIONS_POLICY,
 };
-pub use layer::{SecureHeaders, SecureHeadersLayer};
+pub use layer::{SecureHeaders, SecureHeadersFuture, SecureHeadersLayer};
 pub use route::RouteHeaders;

@@ -78,7 +78,7 @@ mod tests {
         layer
             .shared
             .for_path("/embed")
-            .apply(&mut headers, &nonce, false);
+            .apply(&mut headers, || nonce, false);
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(
             csp.contains("frame-ancestors http://127.0.0.1:9999"),
@@ -90,7 +90,7 @@ mod tests {
         layer
             .shared
             .for_path("/embedded")
-            .apply(&mut headers, &nonce, false);
+            .apply(&mut headers, || nonce, false);
         assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'"));

@@ -21,9 +21,11 @@
 //! | `redact.rs` | which fields are credentials, and the field formatter that blanks and escapes |
 //! | `writer.rs` | [`init`], [`LogGuard`] and the writer thread behind the subscriber |
 //! | `queue.rs` | the bounded two-lane queue between the threads that log and the writer |
+//! | `time.rs` | the timestamp at the start of each line, formatted once a second |
 
 mod queue;
 mod redact;
+mod time;
 mod writer;
 
 pub use redact::is_sensitive_field;

@@ -20,15 +20,25 @@ const SENSITIVE: &[&str] = &[
     "csrf",
 ];
 
+/// The letters a word of [`SENSITIVE`] starts with.
+const FIRST_LETTERS: &[u8] = b"acpst";
+
 /// Whether a field of this name must never be logged in clear.
 pub fn is_sensitive_field(name: &str) -> bool {
-    // Without lowercasing a copy: this runs for every field of every log line.
+    // Without lowercasing a copy, and comparing the words only where one could start:
+    // this runs for every field of every log line.
     let name = name.as_bytes();
-    let contains = |needle: &str| {
-        name.windows(needle.len())
-            .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
-    };
-    SENSITIVE.iter().any(|s| contains(s)) || name.eq_ignore_ascii_case(b"key")
+    let found = (0..name.len()).any(|at| {
+        let first = name[at].to_ascii_lowercase();
+        FIRST_LETTERS.contains(&first)
+            && SENSITIVE.iter().any(|word| {
+                word.as_bytes()[0] == first
+                    && name
+                        .get(at..at + word.len())
+                        .is_some_and(|window| window.eq_ignore_ascii_case(word.as_bytes()))
+            })
+    });
+    found || name.eq_ignore_ascii_case(b"key")
 }
 
 /// Whether `c` could end a log line, forge one or disguise one: every control
@@ -55,6 +65,10 @@ struct Escaping<W>(W);
 
 impl<W: std::fmt::Write> std::fmt::Write for Escaping<W> {
     fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        // Printable ASCII, what nearly every value is, needs no look at characters.
+        if text.bytes().all(|b| matches!(b, b' '..=b'~')) {
+            return self.0.write_str(text);
+        }
         let mut clean_from = 0;
         for (at, c) in text.char_indices() {
             if !must_escape(c) {
@@ -149,6 +163,13 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn every_word_starts_with_one_of_the_first_letters() {
+        for word in SENSITIVE {
+            assert!(FIRST_LETTERS.contains(&word.as_bytes()[0]), "{word}");
+        }
+    }
+
+    #[test]
     fn credential_fields_are_sensitive_and_ordinary_ones_are_not() {
         for name in [
             "password",
@@ -160,10 +181,21 @@ pub(super) mod tests {
             "key",
             "session_id",
             "csrf_token",
+            "X_Api_Key",
+            "userPassword",
         ] {
             assert!(is_sensitive_field(name), "{name}");
         }
-        for name in ["username", "path", "status", "request_id", "latency_ms"] {
+        for name in [
+            "username",
+            "path",
+            "status",
+            "request_id",
+            "latency_ms",
+            "client_ip",
+            "message",
+            "tok",
+        ] {
             assert!(!is_sensitive_field(name), "{name}");
         }
     }

@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 use super::queue::{Queue, QueueLimits, SECURITY_TARGET};
 use super::redact::redacting_fields;
+use super::time::UtcMicros;
 
 /// Keeps the log writer thread running. Hold it for as long as the program logs and
 /// drop it before exiting (it is dropped at the end of `main`, but not by
@@ -72,6 +73,7 @@ pub fn init(filter: &str) -> LogGuard {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .fmt_fields(redacting_fields())
+        .with_timer(UtcMicros)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer)
         .try_init();

@@ -5,7 +5,9 @@ use axum::body::Body;
 use axum::http::{header, HeaderName, Request};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
@@ -23,6 +25,23 @@ use crate::timeout::RequestTimeoutLayer;
 use super::{SecureStack, StackError};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A random (v4) UUID for each request, as tower-http's `MakeRequestUuid` makes, in
+/// one allocation that the request header, the extension and the response header then
+/// share (rather than a `String`, its parse into a header value, and a copy for each
+/// of those).
+#[derive(Debug, Clone, Copy)]
+struct MakeRequestUuid;
+
+impl MakeRequestId for MakeRequestUuid {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        let value = axum::http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text));
+        // Hex digits and hyphens: always a valid value.
+        value.ok().map(RequestId::new)
+    }
+}
 
 impl SecureStack {
     /// Wraps `router` in every layer. Invalid settings are an error here, never a
@@ -140,29 +159,37 @@ impl SecureStack {
 /// `path` as logged: a segment that looks like a signed token (long, base64url and
 /// dots, at least one dot: a reset or confirmation link, a JWT) is replaced by
 /// `[redacted]`, since a link that works once must not be readable in the logs until
-/// it is used. Other segments (names, hex ids) are kept.
-fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    let secret = |segment: &str| {
+/// it is used. Other segments (names, hex ids) are kept. Written straight into the
+/// log line, only when the line is written.
+struct LoggablePath<'a>(&'a str);
+
+impl LoggablePath<'_> {
+    fn secret(segment: &str) -> bool {
         segment.len() >= 40
             && segment.contains('.')
             && segment
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
-    if !path.split('/').any(secret) {
-        return std::borrow::Cow::Borrowed(path);
     }
-    let redacted: Vec<&str> = path
-        .split('/')
-        .map(|segment| {
-            if secret(segment) {
+}
+
+impl std::fmt::Display for LoggablePath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.0.split('/').any(Self::secret) {
+            return f.write_str(self.0);
+        }
+        for (i, segment) in self.0.split('/').enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            f.write_str(if Self::secret(segment) {
                 "[redacted]"
             } else {
                 segment
-            }
-        })
-        .collect();
-    std::borrow::Cow::Owned(redacted.join("/"))
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// The span of one request: id, method and path; never the query, which may hold a
@@ -178,19 +205,27 @@ fn request_span<B>(req: &Request<B>) -> tracing::Span {
         "request",
         id = %id,
         method = %req.method(),
-        path = %loggable_path(req.uri().path()),
+        path = %LoggablePath(req.uri().path()),
         client_ip = tracing::field::Empty,
     )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::loggable_path;
+    use super::LoggablePath;
+
+    fn loggable_path(path: &str) -> String {
+        LoggablePath(path).to_string()
+    }
 
     #[test]
     fn tokens_in_paths_are_not_logged() {
         let link = "/reset/eyJ1IjoxLCJ4IjoxNzk2MTY3MTAwLCJiIjoiQzFEVGpkLW1KTDM4RXVWM3Zudjh6dyJ9.xWhHYYom.wa8-K5Xm8juXHW4O3hjA5V1gfLha4xMfGGEHMS5M4ig";
         assert_eq!(loggable_path(link), "/reset/[redacted]");
+        assert_eq!(
+            loggable_path(&format!("/a{link}/b")),
+            "/a/reset/[redacted]/b"
+        );
         for kept in [
             "/",
             "/files/0123456789abcdef0123456789abcdef",
