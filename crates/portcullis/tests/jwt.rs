@@ -631,3 +631,22 @@ async fn a_refresh_keeps_the_sign_in_time() {
     let parsed: Claims = serde_json::from_value(legacy.into()).unwrap();
     assert_eq!(parsed.auth_time, 0);
 }
+
+/// A token from before `auth_time` existed has one spelling: its claims, signed again,
+/// give the very same token (so no second spelling of it verifies).
+#[tokio::test]
+async fn a_token_without_auth_time_signs_back_to_itself() {
+    let keyring = Keyring::new(SecretKey::generate(), vec![]);
+    let jwt = service(&keyring);
+    let mut legacy = serde_json::to_value(claims(TokenType::Access)).unwrap();
+    legacy.as_object_mut().unwrap().remove("auth_time");
+    let legacy: Claims = serde_json::from_value(legacy).unwrap();
+    let token = jwt.sign_claims(&legacy).unwrap();
+    let payload = URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(1).unwrap())
+        .unwrap();
+    assert!(!String::from_utf8(payload).unwrap().contains("auth_time"));
+    let decoded = jwt.decode(&token).unwrap();
+    assert_eq!(decoded.auth_time, 0);
+    assert_eq!(jwt.sign_claims(&decoded).unwrap(), token);
+}

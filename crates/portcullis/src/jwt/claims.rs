@@ -41,8 +41,16 @@ pub struct Claims {
     /// When the user last proved the password (and the second factor) for this family:
     /// the time of the sign-in, kept through every refresh (OpenID Connect's
     /// `auth_time`). Tokens without it read as 0: never recent.
-    #[serde(default)]
+    ///
+    /// 0 is written as no claim at all, so that a token issued before the claim
+    /// existed has one spelling only: re-signing its claims gives the same token.
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub auth_time: i64,
+}
+
+/// Whether `auth_time` is the value of a token that has none.
+fn is_unset(auth_time: &i64) -> bool {
+    *auth_time == 0
 }
 
 impl Claims {
