@@ -135,14 +135,19 @@ impl EventContext {
                 .extensions
                 .get::<crate::client_ip::ClientInfo>()
                 .map(|client| client.ip),
-            request_id: parts
-                .headers
-                .get("x-request-id")
-                .and_then(|value| value.to_str().ok())
-                .filter(|id| id.len() <= 128)
-                .map(str::to_owned),
+            request_id: request_id(&parts.headers),
         }
     }
+}
+
+/// The request's `x-request-id` (the stack's own, set before any handler), when it is
+/// one the log can carry.
+pub(super) fn request_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| id.len() <= 128)
+        .map(str::to_owned)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for EventContext {

@@ -9,7 +9,7 @@ use axum::http::{Request, Response};
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
-use super::events::{EventContext, SecurityEventKind, SecurityLog};
+use super::events::{request_id, EventContext, SecurityEventKind, SecurityLog};
 use crate::expiring::{ExpiringMap, WhenFull};
 use crate::ratelimit::Refused;
 
@@ -101,12 +101,7 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|value| value.to_str().ok())
-            .filter(|id| id.len() <= 128)
-            .map(str::to_owned);
+        let request_id = request_id(req.headers());
         let future = self.inner.call(req);
         let layer = self.layer.clone();
         Box::pin(async move {
