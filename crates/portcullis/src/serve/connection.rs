@@ -79,34 +79,40 @@ async fn drive<I>(
     // Once a graceful shutdown has begun, hyper ends the connection by itself when
     // what is in flight is done.
     let mut winding_down = false;
+    let mut busy = *at_capacity.borrow_and_update();
+    // One timer for the connection's life, moved only when it fires. Requests do not
+    // wake this task: waking it and setting a new timer at every request's start and
+    // end cost more than the rest of the connection's bookkeeping together. Instead
+    // the timer is never set later than one idle timeout from now, and a request
+    // never makes a deadline earlier than that: the idle time starts when a request
+    // ends, after the timer was set. So the timer fires at or before every deadline,
+    // finds it moved or due, and is set again. The deadlines that capacity makes
+    // earlier come with a wake-up of their own.
+    let now = Instant::now();
+    let mut deadline = match activity.check(config, now, busy) {
+        Check::At(at) => at.min(now + config.idle_timeout),
+        Check::Close | Check::WindDown => now,
+    };
+    let timer = tokio::time::sleep_until(deadline);
+    let mut timer = std::pin::pin!(timer);
     loop {
-        let busy = *at_capacity.borrow_and_update();
-        let check = activity.check(config, Instant::now(), busy);
-        tokio::select! {
+        let act = tokio::select! {
             result = connection.as_mut() => {
                 if let Err(error) = result {
                     tracing::debug!(%error, %peer, "connection ended with an error");
                 }
                 return;
             }
-            // A request began or ended, or the slots ran out or freed: the deadlines moved.
-            () = activity.changed.notified(), if !winding_down => {}
-            changed = at_capacity.changed(), if !winding_down => if changed.is_err() {
-                return;
-            },
-            () = sleep_until(check), if !winding_down => {
-                match activity.check(config, Instant::now(), busy) {
-                    Check::Close => {
-                        tracing::debug!(%peer, "closing a connection that sent no request in time");
-                        return;
-                    }
-                    Check::WindDown => {
-                        connection.as_mut().graceful_shutdown();
-                        winding_down = true;
-                    }
-                    Check::At(_) => {}
+            // A request ended while clients wait for a slot.
+            () = activity.changed.notified(), if !winding_down => true,
+            changed = at_capacity.changed(), if !winding_down => {
+                if changed.is_err() {
+                    return;
                 }
+                busy = *at_capacity.borrow_and_update();
+                true
             }
+            () = timer.as_mut(), if !winding_down => true,
             changed = phase.changed() => {
                 if changed.is_err() || *phase.borrow() == Phase::Closing {
                     return;
@@ -115,16 +121,30 @@ async fn drive<I>(
                     connection.as_mut().graceful_shutdown();
                     winding_down = true;
                 }
+                false
+            }
+        };
+        if !act || winding_down {
+            continue;
+        }
+        let now = Instant::now();
+        match activity.check(config, now, busy) {
+            Check::Close => {
+                tracing::debug!(%peer, "closing a connection that sent no request in time");
+                return;
+            }
+            Check::WindDown => {
+                connection.as_mut().graceful_shutdown();
+                winding_down = true;
+            }
+            Check::At(at) => {
+                let at = at.min(now + config.idle_timeout);
+                if at != deadline || timer.is_elapsed() {
+                    deadline = at;
+                    timer.as_mut().reset(at);
+                }
             }
         }
-    }
-}
-
-async fn sleep_until(check: Check) {
-    match check {
-        Check::At(at) => tokio::time::sleep_until(at).await,
-        // Due now: the caller acts on it at once.
-        Check::Close | Check::WindDown => {}
     }
 }
 
@@ -138,7 +158,8 @@ pub(super) struct Activity {
     in_flight: AtomicUsize,
     /// When `in_flight` last dropped to zero, in milliseconds since `started`.
     idle_since_ms: AtomicU64,
-    /// Wakes the connection's task to look at its deadlines again.
+    /// Wakes the connection's task to look at its deadlines again: when a request
+    /// ends while clients wait for a slot, so that the connection gives its slot up.
     changed: Notify,
 }
 
@@ -195,25 +216,30 @@ impl Activity {
 
 /// One request in flight on a connection, from its head until its response body is
 /// sent or dropped.
-pub(super) struct InFlight(Arc<Activity>);
+pub(super) struct InFlight {
+    activity: Arc<Activity>,
+    server: Arc<Server>,
+}
 
 impl InFlight {
-    fn start(activity: Arc<Activity>) -> Self {
+    fn start(activity: Arc<Activity>, server: Arc<Server>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         activity.requests.fetch_add(1, Ordering::AcqRel);
-        activity.changed.notify_one();
-        Self(activity)
+        Self { activity, server }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let activity = &self.0;
+        let activity = &self.activity;
         let elapsed = u64::try_from(activity.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         // Before the count drops, so that whoever sees zero sees this time.
         activity.idle_since_ms.store(elapsed, Ordering::Release);
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-        activity.changed.notify_one();
+        // Only when clients wait does an idle connection have to act at once.
+        if *self.server.at_capacity.borrow() {
+            activity.changed.notify_one();
+        }
     }
 }
 
@@ -223,7 +249,7 @@ async fn handle(
     server: Arc<Server>,
     activity: Arc<Activity>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    let in_flight = InFlight::start(activity);
+    let in_flight = InFlight::start(activity, server.clone());
     request.extensions_mut().insert(ConnectInfo(peer));
     // HTTP/2 needs no draining: a stream answered early is reset on its own, and the
     // connection goes on.
@@ -272,7 +298,14 @@ mod tests {
             activity.check(&at_capacity, start + Duration::from_secs(1), true),
             Check::Close
         ));
-        let request = InFlight::start(activity.clone());
+        let server = Arc::new(Server {
+            app: axum::Router::new(),
+            builder: config.builder(),
+            config: config.clone(),
+            tls: None,
+            at_capacity: watch::Sender::new(false),
+        });
+        let request = InFlight::start(activity.clone(), server);
         tokio::time::advance(Duration::from_secs(30)).await;
         assert!(matches!(
             activity.check(&config, Instant::now(), false),
