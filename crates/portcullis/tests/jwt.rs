@@ -650,3 +650,79 @@ async fn a_token_without_auth_time_signs_back_to_itself() {
     assert_eq!(decoded.auth_time, 0);
     assert_eq!(jwt.sign_claims(&decoded).unwrap(), token);
 }
+
+/// `header.payload` signed with `secret` as HS256, whatever bytes the two parts hold.
+fn sign_raw(header: &str, payload: &str, secret: &[u8]) -> String {
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(secret),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{message}.{signature}")
+}
+
+/// The token is taken apart by Portcullis (each part decoded once), so every shape
+/// that a stricter or looser split could let through is tried, signed with the real
+/// key: only the canonical shape verifies, and nothing panics.
+#[tokio::test]
+async fn tokens_in_odd_shapes_are_refused_even_when_signed() {
+    let (_, jwt, kid, key) = setup();
+    let header = format!(r#"{{"typ":"JWT","alg":"HS256","kid":"{kid}"}}"#);
+    let good = serde_json::to_string(&claims(TokenType::Access)).unwrap();
+    let genuine = sign_raw(&header, &good, &key);
+    assert!(
+        jwt.verify_access(&genuine).await.is_ok(),
+        "the control passes"
+    );
+    // Header fields in another order, with extras, and `kid` spelt with an escape:
+    // the same header to a JSON reader, so it passes as jsonwebtoken would pass it.
+    let escaped = format!(r#"{{"k\u0069d":"{kid}","alg":"HS256","cty":"x","typ":"JWT"}}"#);
+    assert!(jwt
+        .verify_access(&sign_raw(&escaped, &good, &key))
+        .await
+        .is_ok());
+
+    let mut claims_value = serde_json::to_value(claims(TokenType::Access)).unwrap();
+    claims_value["aud"] = serde_json::json!(["portcullis-api"]);
+    let array_audience = claims_value.to_string();
+    let duplicate_exp = good.replacen('{', &format!("{{\"exp\":{},", now() + 99_999), 1);
+    let long_kid = format!(r#"{{"alg":"HS256","kid":"{kid}{}"}}"#, "a".repeat(600));
+    let refused = [
+        // A fourth part, and parts moved around.
+        format!("{genuine}.x"),
+        format!(".{genuine}"),
+        genuine.replacen('.', "..", 1),
+        // Padding, and base64 of the other alphabet.
+        {
+            let (message, signature) = genuine.rsplit_once('.').unwrap();
+            format!("{message}=.{signature}")
+        },
+        genuine.replace('-', "+").replace('_', "/"),
+        // Headers: no algorithm, `none`, a different one, a `kid` of another type,
+        // one too long to be ours, not JSON at all.
+        sign_raw(&format!(r#"{{"kid":"{kid}"}}"#), &good, &key),
+        sign_raw(&format!(r#"{{"alg":"none","kid":"{kid}"}}"#), &good, &key),
+        sign_raw(&format!(r#"{{"alg":"HS512","kid":"{kid}"}}"#), &good, &key),
+        sign_raw(r#"{"alg":"HS256","kid":7}"#, &good, &key),
+        sign_raw(&long_kid, &good, &key),
+        sign_raw("not json", &good, &key),
+        // Claims: an audience list, a second `exp`, not an object.
+        sign_raw(&header, &array_audience, &key),
+        sign_raw(&header, &duplicate_exp, &key),
+        sign_raw(&header, "[]", &key),
+        sign_raw(&header, "", &key),
+    ];
+    for token in &refused {
+        assert_eq!(
+            jwt.verify_access(token).await,
+            Err(JwtError::Invalid),
+            "{token}"
+        );
+    }
+}

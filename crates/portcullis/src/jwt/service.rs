@@ -7,7 +7,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{Header, Validation};
+use jsonwebtoken::Header;
 use serde::Serialize;
 
 use super::claims::now;
@@ -16,6 +16,19 @@ use super::{
 };
 use crate::error::Error;
 use crate::keys::fill_random;
+
+/// The longest header `decode` reads, decoded: ours are about 40 bytes
+/// (`{"typ":"JWT","alg":"HS256","kid":"…"}`).
+const MAX_HEADER_BYTES: usize = 512;
+
+/// The header fields `decode` reads; the others (`typ`, …) are ignored, as
+/// `jsonwebtoken` ignores them.
+#[derive(serde::Deserialize)]
+struct TokenHeader<'a> {
+    alg: jsonwebtoken::Algorithm,
+    #[serde(borrow)]
+    kid: Option<std::borrow::Cow<'a, str>>,
+}
 
 fn random_id() -> String {
     let mut bytes = [0u8; 16];
@@ -87,7 +100,6 @@ pub struct Jwt {
 struct JwtInner {
     config: JwtConfig,
     keys: JwtKeys,
-    validation: Validation,
     store: Arc<dyn RevocationStore>,
 }
 
@@ -108,21 +120,10 @@ fn unavailable(error: RevocationError) -> JwtError {
 impl Jwt {
     /// Tokens for `config`, signed and verified with `keys`, revocations in `store`.
     pub fn new(config: JwtConfig, keys: JwtKeys, store: Arc<dyn RevocationStore>) -> Self {
-        let mut validation = Validation::new(keys.algorithm);
-        // Exactly one algorithm: the header cannot choose another.
-        validation.algorithms = vec![keys.algorithm];
-        validation.leeway = config.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = true;
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        validation.set_issuer(&[&config.issuer]);
-        validation.set_audience(&[&config.audience]);
         Self {
             inner: Arc::new(JwtInner {
                 config,
                 keys,
-                validation,
                 store,
             }),
         }
@@ -208,26 +209,60 @@ impl Jwt {
     }
 
     /// Verifies signature, algorithm, key id and claims, without revocation checks.
+    ///
+    /// The signature is checked by `jsonwebtoken::crypto::verify`; the token is taken
+    /// apart here rather than by `jsonwebtoken::decode`, because that decodes the
+    /// header three times (once more to choose the key by `kid`) and the claims twice,
+    /// which cost a quarter of an authenticated API request. Here each part is decoded
+    /// once, the header into the two fields it is read for, and the claims only once
+    /// the signature holds. The checks are `jsonwebtoken::decode`'s for this service's
+    /// `Validation`: one algorithm, a known `kid`, every claim present (`Claims` has no
+    /// optional registered claim), `exp` and `nbf` within the leeway, `iss` and `aud`
+    /// exactly this service's.
     pub fn decode(&self, token: &str) -> Result<Claims, JwtError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Invalid)?;
-        if header.alg != self.inner.keys.algorithm {
+        let (message, signature) = token.rsplit_once('.').ok_or(JwtError::Invalid)?;
+        let (header, payload) = message.split_once('.').ok_or(JwtError::Invalid)?;
+        // Decoded into a buffer on the stack: a header longer than this is no header
+        // of ours.
+        let mut decoded = [0u8; MAX_HEADER_BYTES];
+        let length = URL_SAFE_NO_PAD
+            .decode_slice(header, &mut decoded)
+            .map_err(|_| JwtError::Invalid)?;
+        let header: TokenHeader<'_> =
+            serde_json::from_slice(&decoded[..length]).map_err(|_| JwtError::Invalid)?;
+        let keys = &self.inner.keys;
+        if header.alg != keys.algorithm {
             return Err(JwtError::Invalid);
         }
         let kid = header.kid.ok_or(JwtError::Invalid)?;
-        let key = self
-            .inner
-            .keys
+        let key = keys
             .verifying
             .iter()
-            .find(|k| k.kid == kid)
+            .find(|k| k.kid == *kid)
             .ok_or(JwtError::Invalid)?;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &self.inner.validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => JwtError::Expired,
-                jsonwebtoken::errors::ErrorKind::ImmatureSignature => JwtError::NotYetValid,
-                _ => JwtError::Invalid,
-            })?;
-        Ok(data.claims)
+        let signed =
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.key, keys.algorithm)
+                .map_err(|_| JwtError::Invalid)?;
+        if !signed {
+            return Err(JwtError::Invalid);
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| JwtError::Invalid)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| JwtError::Invalid)?;
+        let config = &self.inner.config;
+        let leeway = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
+        let now = now();
+        if claims.exp < now.saturating_sub(leeway) {
+            return Err(JwtError::Expired);
+        }
+        if claims.nbf > now.saturating_add(leeway) {
+            return Err(JwtError::NotYetValid);
+        }
+        if claims.iss != config.issuer || claims.aud != config.audience {
+            return Err(JwtError::Invalid);
+        }
+        Ok(claims)
     }
 
     async fn verify(&self, token: &str, typ: TokenType) -> Result<Claims, JwtError> {
