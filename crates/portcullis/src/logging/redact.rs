@@ -41,6 +41,34 @@ pub fn is_sensitive_field(name: &str) -> bool {
     found || name.eq_ignore_ascii_case(b"key")
 }
 
+/// Slots of the per-thread memory of [`is_sensitive_field`]'s verdicts.
+const VERDICT_SLOTS: usize = 64;
+
+thread_local! {
+    /// Verdicts on field names, by the address and length of the name. A field's name
+    /// is a `&'static str` fixed by its call site, so an address names one text for
+    /// the life of the process; the same few names (`id`, `method`, `path`,
+    /// `client_ip`, `message`, …) come back on every line.
+    static VERDICTS: [std::cell::Cell<(usize, usize, bool)>; VERDICT_SLOTS] =
+        const { [const { std::cell::Cell::new((0, 0, false)) }; VERDICT_SLOTS] };
+}
+
+/// [`is_sensitive_field`] for the name of a call site's field, remembered: the check
+/// runs for every field of every line, the memory costs a comparison.
+fn is_sensitive_name(name: &'static str) -> bool {
+    let address = name.as_ptr() as usize;
+    let slot = (address ^ (address >> 6) ^ name.len()) % VERDICT_SLOTS;
+    VERDICTS.with(|verdicts| {
+        let (known, length, verdict) = verdicts[slot].get();
+        if known == address && length == name.len() {
+            return verdict;
+        }
+        let verdict = is_sensitive_field(name);
+        verdicts[slot].set((address, name.len(), verdict));
+        verdict
+    })
+}
+
 /// Whether `c` could end a log line, forge one or disguise one: every control
 /// character (C0, DEL, C1: newlines, carriage returns, terminal escapes), the Unicode
 /// line and paragraph separators, and the bidirectional overrides and isolates that
@@ -99,7 +127,7 @@ pub(crate) fn redacting_fields(
     debug_fn(|writer, field, value| {
         let name = field.name();
         let mut writer = Escaping(writer);
-        if is_sensitive_field(name) {
+        if is_sensitive_name(name) {
             write!(writer, "{name}=[redacted]")
         } else if name == "message" {
             write!(writer, "{value:?}")
@@ -197,6 +225,34 @@ pub(super) mod tests {
             "tok",
         ] {
             assert!(!is_sensitive_field(name), "{name}");
+        }
+    }
+
+    /// The remembered verdicts are keyed by a name's address: a name that is the start
+    /// of another (same address, another length) and more names than slots must each
+    /// keep their own verdict.
+    #[test]
+    fn remembered_verdicts_never_mix_names() {
+        const KEYBOARD: &str = "keyboard";
+        let key: &'static str = &KEYBOARD[..3];
+        for _ in 0..3 {
+            assert!(is_sensitive_name(key));
+            assert!(!is_sensitive_name(KEYBOARD));
+        }
+        let names: Vec<&'static str> = (0..300)
+            .map(|i| {
+                let name = if i % 2 == 0 {
+                    format!("field_{i}")
+                } else {
+                    format!("secret_{i}")
+                };
+                &*Box::leak(name.into_boxed_str())
+            })
+            .collect();
+        for _ in 0..2 {
+            for (i, name) in names.iter().enumerate() {
+                assert_eq!(is_sensitive_name(name), i % 2 == 1, "{name}");
+            }
         }
     }
 
