@@ -1,9 +1,10 @@
 //! Drives requests through a whole app in one process, with no sockets, so that
 //! callgrind can count the instructions a request costs: the demo (every layer of
-//! the stack) or the floor (bare axum, the same application work).
+//! the stack), the peer (`bench/peer`: the stack assembled by hand from the popular
+//! crates) or the floor (bare axum, the same application work).
 //!
 //! ```text
-//! portcullis-bench-instructions <demo|floor> <healthz|me|index> <requests>
+//! portcullis-bench-instructions <demo|peer|floor> <healthz|me|index> <requests>
 //! ```
 //!
 //! Both runs prepare the same data first (a user registered through the form, a
@@ -146,6 +147,29 @@ fn scenario_request(scenario: &str, token: &str) -> Request<Body> {
     }
 }
 
+/// A token of the peer's own (its signing key is drawn at its start), from its
+/// `/api/token` with the user `prepare` registered.
+async fn peer_token(peer: &Router) -> String {
+    let login = serde_json::json!({ "username": USERNAME, "password": PASSWORD }).to_string();
+    let (status, _, body) = send(
+        peer,
+        post("/api/token")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(login))
+            .unwrap(),
+    )
+    .await;
+    if status != StatusCode::OK {
+        fail(&format!("the peer's /api/token answered {status}"));
+    }
+    let answer: serde_json::Value =
+        serde_json::from_slice(&body).unwrap_or_else(|_| fail("no token from the peer"));
+    answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| fail("no access token from the peer"))
+        .to_owned()
+}
+
 /// The measured requests: `bench/instructions.sh` collects the call graph inside this
 /// function alone (`--toggle-collect`) for the annotation of where a request's
 /// instructions go.
@@ -170,7 +194,9 @@ fn drive_requests(
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, server, scenario, requests] = &args[..] else {
-        fail("usage: portcullis-bench-instructions <demo|floor> <healthz|me|index> <requests>");
+        fail(
+            "usage: portcullis-bench-instructions <demo|peer|floor> <healthz|me|index> <requests>",
+        );
     };
     let requests: u64 = requests
         .parse()
@@ -190,7 +216,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|_| fail("runtime"));
+    // Each server logs as it does when served: the demo through Portcullis's logging,
+    // the peer through tracing-subscriber and tracing-appender, the floor not at all.
     let logs = (server == "demo").then(|| portcullis::logging::init(&settings.log_filter));
+    let peer_logs = (server == "peer").then(|| {
+        portcullis_bench_peer::init_logging("info")
+            .unwrap_or_else(|e| fail(&format!("peer log: {e}")))
+    });
     let (app, token) = runtime.block_on(async {
         let demo = portcullis_demo::app(&settings)
             .await
@@ -201,11 +233,20 @@ fn main() {
             "floor" => portcullis_bench_floor::app(&settings)
                 .await
                 .unwrap_or_else(|e| fail(&e)),
-            other => fail(&format!("unknown server {other:?} (demo, floor)")),
+            "peer" => portcullis_bench_peer::app(&settings, portcullis_bench_peer::Limits::Bench)
+                .await
+                .unwrap_or_else(|e| fail(&e)),
+            other => fail(&format!("unknown server {other:?} (demo, peer, floor)")),
+        };
+        let token = if server == "peer" {
+            peer_token(&app).await
+        } else {
+            token
         };
         (app, token)
     });
     drive_requests(&runtime, &app, scenario, &token, requests);
     drop(logs);
+    drop(peer_logs);
     let _ = std::fs::remove_dir_all(&data);
 }

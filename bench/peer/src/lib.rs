@@ -359,6 +359,23 @@ fn security_header(index: usize) -> SetResponseHeaderLayer<HeaderValue> {
     )
 }
 
+/// Logs as a tracing user would: tracing-subscriber's `fmt` lines, filtered by
+/// `filter` (an `EnvFilter` directive such as `info`), written to standard error by
+/// tracing-appender's thread rather than on the serving threads. Keep the guard: it
+/// writes what is still queued when it is dropped.
+pub fn init_logging(filter: &str) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        // Colours only for a person watching: a log file gets plain lines.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init()
+        .map_err(|e| e.to_string())?;
+    Ok(guard)
+}
+
 /// The peer's app over the demo's data in `settings.data_dir`, with `limits`.
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the rate

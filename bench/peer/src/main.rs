@@ -3,11 +3,9 @@
 //! `./data`). `PEER_LOG` is the log filter (default `info`: one line per request, on
 //! standard error), `PEER_RATE_LIMITS` is `normal` (default) or `bench`.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use portcullis_bench_peer::Limits;
-use tracing_subscriber::EnvFilter;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8200";
 
@@ -30,17 +28,9 @@ async fn main() {
             format!("{other:?} is not normal or bench"),
         ),
     };
-    let filter = EnvFilter::try_new(std::env::var("PEER_LOG").unwrap_or_else(|_| "info".into()))
-        .unwrap_or_else(|e| fail("PEER_LOG", e));
-    // Lines are written by tracing-appender's thread, not on the serving threads; the
-    // guard writes what is still queued when the server stops.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        // Colours only for a person watching: a log file gets plain lines.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let filter = std::env::var("PEER_LOG").unwrap_or_else(|_| "info".into());
+    let _flush_on_exit =
+        portcullis_bench_peer::init_logging(&filter).unwrap_or_else(|e| fail("PEER_LOG", e));
     // Only the data folder is read from the demo's settings: the others configure
     // Portcullis's layers, which the peer does not have.
     let settings = portcullis::config::Settings::from_lookup(|name| {
