@@ -127,6 +127,16 @@ fn parse_argon2(stored: &str) -> Result<PasswordHash<'_>, PasswordError> {
     if hash.salt.is_none() || hash.hash.is_none() {
         return Err(PasswordError::Malformed);
     }
+    // argon2 computes `p × 8` in a u32 before it compares `p` with its maximum, so a
+    // larger `p` overflows (a panic where overflow checks are on) instead of being
+    // refused: refused here first.
+    if hash
+        .params
+        .get_decimal("p")
+        .is_some_and(|p| p > Params::MAX_P_COST)
+    {
+        return Err(PasswordError::Malformed);
+    }
     let params = Params::try_from(&hash).map_err(|_| PasswordError::Malformed)?;
     if argon2_limit_exceeded(params.m_cost(), params.t_cost(), params.p_cost()).is_some() {
         return Err(PasswordError::Malformed);
@@ -140,6 +150,22 @@ mod tests {
     use argon2::{Algorithm, Argon2, Params, Version};
 
     use crate::password::hasher::tests::fast;
+
+    /// Found by the `password_hash_strings` fuzz target
+    /// (`fuzz/artifacts-found/password_hash_strings-parallelism-overflow.bin`): a
+    /// parallelism above argon2's maximum overflowed its `p × 8` check.
+    #[test]
+    fn a_parallelism_too_large_to_check_is_malformed_not_a_panic() {
+        for p in ["16777216", "536870912", "999993841", "4294967295"] {
+            let stored = format!("$argon2d$v=16$m=8,t=1,p={p}$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAA");
+            assert_eq!(
+                fast().verify_blocking("x", &stored),
+                Err(crate::password::PasswordError::Malformed),
+                "{stored}"
+            );
+            assert!(fast().needs_rehash(&stored), "{stored}");
+        }
+    }
 
     #[test]
     fn argon2i_and_argon2d_hashes_verify() {
