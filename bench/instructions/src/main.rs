@@ -96,24 +96,7 @@ async fn prepare(demo: &Router) -> String {
     if status != StatusCode::SEE_OTHER {
         fail(&format!("registration answered {status}"));
     }
-    let login = serde_json::json!({ "username": USERNAME, "password": PASSWORD }).to_string();
-    let (status, _, body) = send(
-        demo,
-        post("/api/token")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(login))
-            .unwrap(),
-    )
-    .await;
-    if status != StatusCode::OK {
-        fail(&format!("/api/token answered {status}"));
-    }
-    let pair: serde_json::Value =
-        serde_json::from_slice(&body).unwrap_or_else(|_| fail("no token pair"));
-    let token = pair["access_token"]
-        .as_str()
-        .unwrap_or_else(|| fail("no access token"))
-        .to_owned();
+    let token = access_token(demo).await;
     for i in 1..=20 {
         let body = serde_json::json!({
             "body": format!("Comment {i}: the portcullis drops <fast> & \"quietly\"; nothing here runs as a script.")
@@ -147,12 +130,12 @@ fn scenario_request(scenario: &str, token: &str) -> Request<Body> {
     }
 }
 
-/// A token of the peer's own (its signing key is drawn at its start), from its
-/// `/api/token` with the user `prepare` registered.
-async fn peer_token(peer: &Router) -> String {
+/// An access token from `app`'s `/api/token` for the user `prepare` registered: the
+/// demo's, or the peer's own (its signing key is drawn at its start).
+async fn access_token(app: &Router) -> String {
     let login = serde_json::json!({ "username": USERNAME, "password": PASSWORD }).to_string();
     let (status, _, body) = send(
-        peer,
+        app,
         post("/api/token")
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(login))
@@ -160,13 +143,13 @@ async fn peer_token(peer: &Router) -> String {
     )
     .await;
     if status != StatusCode::OK {
-        fail(&format!("the peer's /api/token answered {status}"));
+        fail(&format!("/api/token answered {status}"));
     }
     let answer: serde_json::Value =
-        serde_json::from_slice(&body).unwrap_or_else(|_| fail("no token from the peer"));
+        serde_json::from_slice(&body).unwrap_or_else(|_| fail("no token pair"));
     answer["access_token"]
         .as_str()
-        .unwrap_or_else(|| fail("no access token from the peer"))
+        .unwrap_or_else(|| fail("no access token"))
         .to_owned()
 }
 
@@ -239,7 +222,7 @@ fn main() {
             other => fail(&format!("unknown server {other:?} (demo, peer, floor)")),
         };
         let token = if server == "peer" {
-            peer_token(&app).await
+            access_token(&app).await
         } else {
             token
         };
