@@ -89,11 +89,10 @@ async fn drive<I>(
     // finds it moved or due, and is set again. The deadlines that capacity makes
     // earlier come with a wake-up of their own.
     let now = Instant::now();
-    let mut deadline = match activity.check(config, now, busy) {
+    let timer = tokio::time::sleep_until(match activity.check(config, now, busy) {
         Check::At(at) => at.min(now + config.idle_timeout),
         Check::Close | Check::WindDown => now,
-    };
-    let timer = tokio::time::sleep_until(deadline);
+    });
     let mut timer = std::pin::pin!(timer);
     loop {
         let act = tokio::select! {
@@ -139,8 +138,7 @@ async fn drive<I>(
             }
             Check::At(at) => {
                 let at = at.min(now + config.idle_timeout);
-                if at != deadline || timer.is_elapsed() {
-                    deadline = at;
+                if at != timer.deadline() || timer.is_elapsed() {
                     timer.as_mut().reset(at);
                 }
             }
@@ -249,7 +247,8 @@ async fn handle(
     server: Arc<Server>,
     activity: Arc<Activity>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    let in_flight = InFlight::start(activity, server.clone());
+    let in_flight = InFlight::start(activity, server);
+    let server = &in_flight.server;
     request.extensions_mut().insert(ConnectInfo(peer));
     // HTTP/2 needs no draining: a stream answered early is reset on its own, and the
     // connection goes on.
