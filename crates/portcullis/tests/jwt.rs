@@ -693,6 +693,21 @@ async fn tokens_in_odd_shapes_are_refused_even_when_signed() {
     let array_audience = claims_value.to_string();
     let duplicate_exp = good.replacen('{', &format!("{{\"exp\":{},", now() + 99_999), 1);
     let long_kid = format!(r#"{{"alg":"HS256","kid":"{kid}{}"}}"#, "a".repeat(600));
+    // A genuine token spelt in the standard base64 alphabet: one with a `-` or `_` to
+    // respell (issued a second earlier until one has), or the case would be the
+    // genuine token itself.
+    let other_alphabet = (0..)
+        .map(|earlier| {
+            let claims = Claims {
+                iat: now() - earlier,
+                ..claims(TokenType::Access)
+            };
+            sign_raw(&header, &serde_json::to_string(&claims).unwrap(), &key)
+        })
+        .find(|token| token.contains(['-', '_']))
+        .unwrap()
+        .replace('-', "+")
+        .replace('_', "/");
     let refused = [
         // A fourth part, and parts moved around.
         format!("{genuine}.x"),
@@ -703,7 +718,7 @@ async fn tokens_in_odd_shapes_are_refused_even_when_signed() {
             let (message, signature) = genuine.rsplit_once('.').unwrap();
             format!("{message}=.{signature}")
         },
-        genuine.replace('-', "+").replace('_', "/"),
+        other_alphabet,
         // Headers: no algorithm, `none`, a different one, a `kid` of another type,
         // one too long to be ours, not JSON at all.
         sign_raw(&format!(r#"{{"kid":"{kid}"}}"#), &good, &key),
