@@ -9,14 +9,20 @@ use sha2::{Digest, Sha256};
 
 use crate::keys::{Keyring, Purpose};
 
-/// A key that signs or verifies, with its id.
+/// A key that verifies, with its id.
 pub(super) struct VerifyingKey {
     pub(super) kid: String,
-    pub(super) key: DecodingKey,
-    /// For HS256, the HMAC key prepared once: jsonwebtoken's verifier prepares it
+    pub(super) key: Verifier,
+}
+
+/// How a key checks a signature.
+pub(super) enum Verifier {
+    /// HS256, with the HMAC key prepared once: jsonwebtoken's verifier prepares it
     /// from the secret at every verification (two SHA-256 blocks, a fifth of the
-    /// signature check).
-    pub(super) hmac: Option<aws_lc_rs::hmac::Key>,
+    /// signature check). Boxed: the prepared key holds two hash states.
+    Hs256(Box<aws_lc_rs::hmac::Key>),
+    /// Any other algorithm, through `jsonwebtoken::crypto::verify`.
+    Other(DecodingKey),
 }
 
 /// Signing and verification keys, of one algorithm.
@@ -66,11 +72,10 @@ impl JwtKeys {
             .iter()
             .map(|k| VerifyingKey {
                 kid: k.id().to_owned(),
-                key: DecodingKey::from_secret(k.bytes()),
-                hmac: Some(aws_lc_rs::hmac::Key::new(
+                key: Verifier::Hs256(Box::new(aws_lc_rs::hmac::Key::new(
                     aws_lc_rs::hmac::HMAC_SHA256,
                     k.bytes(),
-                )),
+                ))),
             })
             .collect();
         let current = &subkeys[0];
@@ -108,8 +113,7 @@ impl JwtKeys {
             let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(&pem)[..9]);
             verifying.push(VerifyingKey {
                 kid,
-                key,
-                hmac: None,
+                key: Verifier::Other(key),
             });
         }
         let Some(first) = verifying.first() else {

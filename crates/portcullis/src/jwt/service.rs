@@ -11,6 +11,7 @@ use jsonwebtoken::Header;
 use serde::Serialize;
 
 use super::claims::now;
+use super::keys::Verifier;
 use super::{
     Claims, JwtConfig, JwtError, JwtKeys, RefreshUse, RevocationError, RevocationStore, TokenType,
 };
@@ -244,22 +245,18 @@ impl Jwt {
             .iter()
             .find(|k| k.kid == *kid)
             .ok_or(JwtError::Invalid)?;
-        let signed = match &key.hmac {
-            // HS256 (the only algorithm of keys with an HMAC key): the tag is 32
-            // bytes, compared in constant time by aws-lc.
-            Some(hmac) => {
+        let signed = match &key.key {
+            // The tag is 32 bytes, compared in constant time by aws-lc.
+            Verifier::Hs256(hmac) => {
                 let mut tag = [0u8; 64];
                 URL_SAFE_NO_PAD.decode_slice(signature, &mut tag) == Ok(HS256_TAG_BYTES)
                     && aws_lc_rs::hmac::verify(hmac, message.as_bytes(), &tag[..HS256_TAG_BYTES])
                         .is_ok()
             }
-            None => jsonwebtoken::crypto::verify(
-                signature,
-                message.as_bytes(),
-                &key.key,
-                keys.algorithm,
-            )
-            .map_err(|_| JwtError::Invalid)?,
+            Verifier::Other(key) => {
+                jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, keys.algorithm)
+                    .map_err(|_| JwtError::Invalid)?
+            }
         };
         if !signed {
             return Err(JwtError::Invalid);
