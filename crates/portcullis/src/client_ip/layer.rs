@@ -138,8 +138,6 @@ where
             return Either::Right(ready(Ok(response)));
         };
         let info = self.config.resolve(peer.ip(), req.uri(), req.headers());
-        // Logs name the client this layer resolved, not the proxy in front of it.
-        tracing::Span::current().record("client_ip", tracing::field::display(info.ip));
         req.extensions_mut().insert(info);
         Either::Left(self.inner.call(req))
     }

@@ -44,6 +44,7 @@ mod proxies;
 
 pub use config::ClientInfoConfig;
 pub use forwarded::ForwardedHeaders;
+pub(crate) use info::AddressText;
 pub use info::{client_block, ClientInfo, Scheme};
 pub use layer::{ClientInfoLayer, ClientInfoService, MissingPeerAddress};
 pub use proxies::{InvalidProxy, TrustedProxies};

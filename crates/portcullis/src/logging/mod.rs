@@ -19,10 +19,12 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `redact.rs` | which fields are credentials, and the field formatter that blanks and escapes |
+//! | `line.rs` | the layout of a line: time, level, spans, target, fields |
 //! | `writer.rs` | [`init`], [`LogGuard`] and the writer thread behind the subscriber |
 //! | `queue.rs` | the bounded two-lane queue between the threads that log and the writer |
 //! | `time.rs` | the timestamp at the start of each line, formatted once a second |
 
+mod line;
 mod queue;
 mod redact;
 mod time;

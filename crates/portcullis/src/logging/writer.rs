@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
 
+use super::line::PlainLines;
 use super::queue::{Queue, QueueLimits, SECURITY_TARGET};
 use super::redact::redacting_fields;
-use super::time::UtcMicros;
 
 /// How long the writer rests after writing a batch out, so that the lines logged
 /// meanwhile go out together.
@@ -77,9 +77,9 @@ pub fn init(filter: &str) -> LogGuard {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .fmt_fields(redacting_fields())
-        .with_timer(UtcMicros)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer)
+        .event_format(PlainLines::new())
         .try_init();
     guard
 }

@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
 use super::key::{
-    find_username, ip_key, store_key, KeyKind, UnreadableUsername, Username, UsernameSources,
+    find_username, ip_store_key, store_key, KeyKind, UnreadableUsername, Username, UsernameSources,
 };
 use super::{Decision, Quota, RateLimitGroup, RateLimitStore, RateLimitStoreError};
 use crate::body::buffer_body;
@@ -203,14 +203,14 @@ fn unavailable(error: &RateLimitStoreError, group: &str, path: &str) -> Response
     Error::service_unavailable(5).into_response()
 }
 
-/// Counts one request under `key`; the response to send when it may not go on.
+/// Counts one request under the store key `key`; the response to send when it may
+/// not go on.
 async fn count(
     shared: &Shared,
     at: Refusal<'_>,
-    key: &str,
+    key: String,
     quota: Quota,
 ) -> Result<Decision, Response<Body>> {
-    let key = store_key(at.group, at.kind, key);
     match shared.store.check(&key, &quota).await {
         Ok(decision) if decision.allowed => Ok(decision),
         Ok(decision) => Err(refuse(at, &decision)),
@@ -268,7 +268,8 @@ where
             // The address first: a client over its limit is refused before its body
             // is read.
             if let Some(quota) = rule.per_ip {
-                match count(&shared, at(KeyKind::Ip), &ip_key(client), quota).await {
+                let key = ip_store_key(group, client);
+                match count(&shared, at(KeyKind::Ip), key, quota).await {
                     Ok(decision) => tightest = tighter(tightest, decision),
                     Err(response) => return Ok(response),
                 }
@@ -295,7 +296,8 @@ where
                 match find_username(sources, &query, &bytes) {
                     Ok(Username::None) => {}
                     Ok(Username::One(name)) => {
-                        match count(&shared, at(KeyKind::User), &name, quota).await {
+                        let key = store_key(group, KeyKind::User, &name);
+                        match count(&shared, at(KeyKind::User), key, quota).await {
                             Ok(decision) => tightest = tighter(tightest, decision),
                             Err(response) => return Ok(response),
                         }

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use axum::extract::ConnectInfo;
-use axum::http::{header, Extensions, HeaderMap};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::client_ip::ClientInfo;
@@ -44,6 +44,25 @@ impl SessionClient {
     /// The description of the client that sent a request with `headers` and
     /// `extensions`: the address from the client-info layer when it ran (behind
     /// trusted proxies that is the real client), else the socket's peer.
+    #[cfg(test)]
+    pub(super) fn of_request(headers: &HeaderMap, extensions: &Extensions) -> Self {
+        ClientSource::of_request(headers, extensions).describe()
+    }
+}
+
+/// What a [`SessionClient`] is made from, kept for each request and described only
+/// when a record is begun or signed in: most requests save no session, and describing
+/// one costs two strings, the network's formatting and a scan of the User-Agent.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ClientSource {
+    ip: Option<IpAddr>,
+    // A clone of the header's value: a reference count, not a copy.
+    user_agent: Option<HeaderValue>,
+}
+
+impl ClientSource {
+    /// The client that sent a request with `headers` and `extensions`: the address
+    /// from the client-info layer when it ran, else the socket's peer.
     pub(super) fn of_request(headers: &HeaderMap, extensions: &Extensions) -> Self {
         let ip = extensions
             .get::<ClientInfo>()
@@ -53,13 +72,22 @@ impl SessionClient {
                     .get::<ConnectInfo<std::net::SocketAddr>>()
                     .map(|ConnectInfo(peer)| peer.ip())
             });
-        let user_agent = headers
-            .get(header::USER_AGENT)
-            .map(|value| value.as_bytes())
-            .unwrap_or_default();
         Self {
+            ip,
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+        }
+    }
+
+    /// The coarse description a record keeps.
+    pub(super) fn describe(&self) -> SessionClient {
+        let user_agent = self
+            .user_agent
+            .as_ref()
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
+        SessionClient {
             browser: browser_family(user_agent).to_owned(),
-            network: ip.map(network).unwrap_or_default(),
+            network: self.ip.map(network).unwrap_or_default(),
         }
     }
 }

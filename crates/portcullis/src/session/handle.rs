@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use super::client::SessionClient;
+use super::client::ClientSource;
 use super::cookie::SessionId;
 use super::layer::Shared;
 use super::record::{now, SessionRecord};
@@ -27,7 +27,7 @@ pub(super) struct State {
     pub(super) record: Option<SessionRecord>,
     pub(super) changed: bool,
     // The device this request came from: kept in a record begun or signed in by it.
-    pub(super) client: SessionClient,
+    pub(super) client: ClientSource,
 }
 
 impl State {
@@ -107,7 +107,7 @@ impl Session {
                 state.retire_current();
                 state.current = Some(SessionIdSlot(SessionId::generate()));
                 state.new_cookie = true;
-                state.record = Some(SessionRecord::new(now(), state.client.clone()));
+                state.record = Some(SessionRecord::new(now(), state.client.describe()));
             }
             state.changed = true;
             f(state.record.as_mut().expect("set above"))
@@ -205,7 +205,7 @@ impl Session {
             state.record = Some(SessionRecord {
                 user_id: Some(user_id),
                 data,
-                ..SessionRecord::new(now, state.client.clone())
+                ..SessionRecord::new(now, state.client.describe())
             });
             state.retire_current();
             state.current = Some(SessionIdSlot(SessionId::generate()));

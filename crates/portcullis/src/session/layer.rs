@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
-use super::client::SessionClient;
+use super::client::ClientSource;
 use super::config::SessionConfig;
 use super::cookie::{read_cookie, set_cookie, SessionId};
 use super::handle::{Session, SessionIdSlot, State};
@@ -170,7 +170,7 @@ where
                 }
             }
             warn_if_dropped(&shared, &req, https);
-            state.client = SessionClient::of_request(req.headers(), req.extensions());
+            state.client = ClientSource::of_request(req.headers(), req.extensions());
             let handle = Session::new(state, shared.clone());
             req.extensions_mut().insert(handle.clone());
             let mut response = inner.call(req).await?;

@@ -2,7 +2,7 @@
 //! every layer in its order around the router.
 
 use axum::body::Body;
-use axum::http::{header, HeaderName, Request};
+use axum::http::{header, Request};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
@@ -11,7 +11,6 @@ use tower_http::request_id::{
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::body::BodyLimitLayer;
 #[cfg(feature = "csrf")]
@@ -22,9 +21,8 @@ use crate::https::HttpsRedirectConfig;
 use crate::ratelimit::RateLimitLayer;
 use crate::timeout::RequestTimeoutLayer;
 
+use super::access::{AccessLogLayer, REQUEST_ID};
 use super::{SecureStack, StackError};
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A random (v4) UUID for each request, as tower-http's `MakeRequestUuid` makes, in
 /// one allocation that the request header, the extension and the response header then
@@ -122,13 +120,10 @@ impl SecureStack {
                 header::COOKIE,
                 header::PROXY_AUTHORIZATION,
             ]))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(request_span)
-                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-            )
             .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
             .layer(self.client_info.layer())
+            // Inside the client-info layer, whose address the span names.
+            .layer(AccessLogLayer)
             .layer(headers)
             .option_layer(self.cors)
             .layer(self.error_pages.layer())
@@ -153,86 +148,5 @@ impl SecureStack {
             .option_layer(self.jwt)
             .service(router);
         Ok(Router::new().fallback_service(service))
-    }
-}
-
-/// `path` as logged: a segment that looks like a signed token (long, base64url and
-/// dots, at least one dot: a reset or confirmation link, a JWT) is replaced by
-/// `[redacted]`, since a link that works once must not be readable in the logs until
-/// it is used. Other segments (names, hex ids) are kept. Written straight into the
-/// log line, only when the line is written.
-struct LoggablePath<'a>(&'a str);
-
-impl LoggablePath<'_> {
-    fn secret(segment: &str) -> bool {
-        segment.len() >= 40
-            && segment.contains('.')
-            && segment
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    }
-}
-
-impl std::fmt::Display for LoggablePath<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if !self.0.split('/').any(Self::secret) {
-            return f.write_str(self.0);
-        }
-        for (i, segment) in self.0.split('/').enumerate() {
-            if i > 0 {
-                f.write_str("/")?;
-            }
-            f.write_str(if Self::secret(segment) {
-                "[redacted]"
-            } else {
-                segment
-            })?;
-        }
-        Ok(())
-    }
-}
-
-/// The span of one request: id, method and path; never the query, which may hold a
-/// token, nor any header, nor a token in the path.
-fn request_span<B>(req: &Request<B>) -> tracing::Span {
-    let id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    // `client_ip` is filled in by the client-info layer, once it knows who is asking.
-    tracing::info_span!(
-        "request",
-        id = %id,
-        method = %req.method(),
-        path = %LoggablePath(req.uri().path()),
-        client_ip = tracing::field::Empty,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::LoggablePath;
-
-    fn loggable_path(path: &str) -> String {
-        LoggablePath(path).to_string()
-    }
-
-    #[test]
-    fn tokens_in_paths_are_not_logged() {
-        let link = "/reset/eyJ1IjoxLCJ4IjoxNzk2MTY3MTAwLCJiIjoiQzFEVGpkLW1KTDM4RXVWM3Zudjh6dyJ9.xWhHYYom.wa8-K5Xm8juXHW4O3hjA5V1gfLha4xMfGGEHMS5M4ig";
-        assert_eq!(loggable_path(link), "/reset/[redacted]");
-        assert_eq!(
-            loggable_path(&format!("/a{link}/b")),
-            "/a/reset/[redacted]/b"
-        );
-        for kept in [
-            "/",
-            "/files/0123456789abcdef0123456789abcdef",
-            "/static/app.js",
-            "/api/me",
-        ] {
-            assert_eq!(loggable_path(kept), kept);
-        }
     }
 }

@@ -2,25 +2,28 @@
 //!
 //! [`SecureStack::apply`] wraps a `Router` in, from the outside in:
 //!
-//! 1. a fresh request id (`x-request-id`, also on the response) and a request span
-//!    carrying it, the method and the path (never the query, headers or body);
+//! 1. a fresh request id (`x-request-id`, also on the response);
 //! 2. `Authorization`, `Cookie` and `Set-Cookie` marked sensitive;
 //! 3. [`crate::client_ip`]: who is asking, believing forwarding headers from trusted
 //!    proxies only; a request without its socket's peer address is refused (`500`
-//!    `client_address_unknown`) rather than counted as everyone's, so serve the app
-//!    with [`crate::serve`];
-//! 4. [`crate::headers`]: the secure headers and a CSP nonce on every response;
-//! 5. when configured, [`crate::cors`]: preflights are answered here, before rate
+//!    `client_address_unknown`, logged once as an error) rather than counted as
+//!    everyone's, so serve the app with [`crate::serve`];
+//! 4. the request's span, carrying its id, method, path and client address (never
+//!    the query, headers or body), and one access line when the response is ready
+//!    (target `portcullis::access`: `INFO`, or `ERROR` for a 5xx, with `status` and
+//!    `latency_us`);
+//! 5. [`crate::headers`]: the secure headers and a CSP nonce on every response;
+//! 6. when configured, [`crate::cors`]: preflights are answered here, before rate
 //!    limits, sessions and CSRF, and still get the secure headers;
-//! 6. [`crate::error`]: uniform error bodies, JSON under `/api` or when asked, HTML
+//! 7. [`crate::error`]: uniform error bodies, JSON under `/api` or when asked, HTML
 //!    elsewhere;
-//! 7. [`crate::hosts`]: `400` for a `Host` the app does not serve (by default only the
+//! 8. [`crate::hosts`]: `400` for a `Host` the app does not serve (by default only the
 //!    loopback names: set [`SecureStack::allowed_hosts`] before deploying);
-//! 8. [`crate::https`]: the redirect to HTTPS (outside development);
-//! 9. a time limit on the whole request, body included (a client that trickles its
-//!    body gets 408), and a body-size limit (1 MiB by default; larger gets 413);
-//! 10. caught panics (a generic 500, the panic logged with the request id);
-//! 11. when configured, [`crate::ratelimit`], then [`crate::session`] and then
+//! 9. [`crate::https`]: the redirect to HTTPS (outside development);
+//! 10. a time limit on the whole request, body included (a client that trickles its
+//!     body gets 408), and a body-size limit (1 MiB by default; larger gets 413);
+//! 11. caught panics (a generic 500, the panic logged with the request id);
+//! 12. when configured, [`crate::ratelimit`], then [`crate::session`] and then
 //!     [`crate::csrf`].
 //!
 //! Wiring these by hand is where apps go wrong (headers missing on error pages, panics
@@ -43,9 +46,11 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `builder.rs` | [`SecureStack`]: every layer's settings, secure by default |
+//! | `access.rs` | the request span and the access line (target `portcullis::access`) |
 //! | `apply.rs` | [`SecureStack::apply`]: the checks, then the layers in their order |
 //! | `error.rs` | [`StackError`]: each part's configuration error, and the mistakes of putting them together |
 
+mod access;
 mod apply;
 mod builder;
 mod error;
