@@ -42,8 +42,8 @@ pub fn is_sensitive_field(name: &str) -> bool {
     found || name.eq_ignore_ascii_case(b"key")
 }
 
-/// Slots of the per-thread memory of [`is_sensitive_field`]'s verdicts.
-const VERDICT_SLOTS: usize = 64;
+/// Slots of the per-thread memory of [`is_sensitive_field`]'s verdicts, in pairs.
+const VERDICT_SLOTS: usize = 128;
 
 thread_local! {
     /// Verdicts on field names, by the address and length of the name. A field's name
@@ -55,17 +55,31 @@ thread_local! {
 }
 
 /// [`is_sensitive_field`] for the name of a call site's field, remembered: the check
-/// runs for every field of every line, the memory costs a comparison.
+/// runs for every field of every line, the memory costs a comparison or two.
+///
+/// A name may sit in either slot of its pair, the one found last in the first: two
+/// names of one line that fall in the same pair both stay remembered (with one slot
+/// per name, two such names pushed each other out on every line).
 fn is_sensitive_name(name: &'static str) -> bool {
     let address = name.as_ptr() as usize;
-    let slot = (address ^ (address >> 6) ^ name.len()) % VERDICT_SLOTS;
+    let mixed = ((address ^ name.len()) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // The top bits of the product, which every bit of the address reaches.
+    let first = ((mixed >> 32) as usize % (VERDICT_SLOTS / 2)) * 2;
     VERDICTS.with(|verdicts| {
-        let (known, length, verdict) = verdicts[slot].get();
-        if known == address && length == name.len() {
+        let is_name = |slot: usize| {
+            let (known, length, verdict) = verdicts[slot].get();
+            (known == address && length == name.len()).then_some(verdict)
+        };
+        if let Some(verdict) = is_name(first) {
+            return verdict;
+        }
+        if let Some(verdict) = is_name(first + 1) {
+            verdicts[first].swap(&verdicts[first + 1]);
             return verdict;
         }
         let verdict = is_sensitive_field(name);
-        verdicts[slot].set((address, name.len(), verdict));
+        verdicts[first + 1].set(verdicts[first].get());
+        verdicts[first].set((address, name.len(), verdict));
         verdict
     })
 }
