@@ -129,6 +129,8 @@ pub mod session;
 pub mod stack;
 #[cfg(feature = "templates")]
 pub mod templates;
+#[cfg(test)]
+mod test_support;
 pub mod timeout;
 #[cfg(feature = "totp")]
 pub mod totp;

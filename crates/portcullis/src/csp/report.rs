@@ -200,22 +200,7 @@ async fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::test_support::CapturedLog;
 
     /// The collector behind the client-info layer, as the stack serves it.
     fn collector(per_minute: u32) -> Router {
@@ -232,7 +217,7 @@ mod tests {
     /// current-thread runtime), where the capturing subscriber is the default.
     async fn post_report(app: Router, body: &str) -> (String, String) {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let captured = Captured::default();
+        let captured = CapturedLog::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .fmt_fields(crate::logging::redacting_fields())
@@ -259,7 +244,7 @@ mod tests {
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
-        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let logs = captured.text();
         (response, logs)
     }
 

@@ -92,14 +92,14 @@ where
 mod tests {
     use super::*;
     use crate::logging::redact::redacting_fields;
-    use crate::logging::redact::tests::Captured;
+    use crate::test_support::CapturedLog;
 
     /// The same events through `Full` and through [`PlainLines`]: the same text,
     /// but for the microseconds of the time.
     #[test]
     fn lines_are_those_of_the_default_format() {
         let capture = |plain: bool| {
-            let captured = Captured::default();
+            let captured = CapturedLog::default();
             let writer = captured.clone();
             let builder = tracing_subscriber::fmt()
                 .fmt_fields(redacting_fields())
@@ -124,7 +124,7 @@ mod tests {
             } else {
                 tracing::subscriber::with_default(builder.finish(), events);
             }
-            let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            let out = captured.text();
             // The time differs between the runs; what follows it must not.
             out.lines()
                 .map(|line| line.split_once(' ').unwrap().1.to_owned())

@@ -246,31 +246,13 @@ impl VisitFmt for RedactingVisitor<'_> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    /// An output that keeps what was written, for the tests of both files.
-    #[derive(Clone, Default)]
-    pub(in crate::logging) struct Captured(pub(in crate::logging) Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let mut captured = self
-                .0
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?;
-            captured.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::test_support::CapturedLog;
 
     #[test]
     fn credentials_never_reach_the_log_line() {
-        let captured = Captured::default();
+        let captured = CapturedLog::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .fmt_fields(redacting_fields())
@@ -288,7 +270,7 @@ pub(super) mod tests {
                 "login attempt"
             );
         });
-        let line = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line = captured.text();
         assert!(line.contains("username=\"alice\""), "{line}");
         assert!(line.contains("login attempt"), "{line}");
         for secret in ["hunter2", "eyJhbGci", "Bearer abc", "s3ss10n"] {
@@ -365,7 +347,7 @@ pub(super) mod tests {
 
     #[test]
     fn control_characters_are_escaped_whatever_the_sigil() {
-        let captured = Captured::default();
+        let captured = CapturedLog::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .fmt_fields(redacting_fields())
@@ -377,7 +359,7 @@ pub(super) mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(display = %forged, debug = ?forged, "message {forged}");
         });
-        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let out = captured.text();
         assert_eq!(out.matches('\n').count(), 1, "{out}");
         assert!(out.ends_with('\n'));
         let body = &out[..out.len() - 1];

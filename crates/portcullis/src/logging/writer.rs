@@ -175,12 +175,12 @@ pub(crate) fn non_blocking<W: std::io::Write + Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logging::redact::tests::Captured;
+    use crate::test_support::CapturedLog;
     use std::sync::{Arc, Condvar, Mutex};
 
     #[test]
     fn lines_of_both_lanes_come_out_in_the_order_they_were_logged() {
-        let captured = Captured::default();
+        let captured = CapturedLog::default();
         let (writer, guard) = non_blocking(captured.clone(), QueueLimits::default());
         let subscriber = tracing_subscriber::fmt()
             .fmt_fields(redacting_fields())
@@ -197,7 +197,7 @@ mod tests {
             }
         });
         drop(guard);
-        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let out = captured.text();
         let numbers: Vec<usize> = out
             .lines()
             .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())

@@ -267,26 +267,11 @@ mod tests {
 
     /// The log lines written while `f` runs.
     fn logged(f: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Captured {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let captured = Captured::default();
+        let captured = crate::test_support::CapturedLog::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber_for_tests(move || writer.clone());
         tracing::subscriber::with_default(subscriber, f);
-        let bytes = captured.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        captured.text()
     }
 
     fn tracing_subscriber_for_tests<W>(make: W) -> impl tracing::Subscriber

@@ -169,29 +169,11 @@ impl std::fmt::Display for LoggablePath<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::CapturedLog;
     use axum::http::StatusCode;
     use axum::routing::get;
     use std::net::SocketAddr;
-    use std::sync::{Arc, Mutex};
     use tower::ServiceExt as _;
-
-    /// An output that keeps what was written.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let mut captured = self
-                .0
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?;
-            captured.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     fn loggable_path(path: &str) -> String {
         LoggablePath(path).to_string()
@@ -217,7 +199,7 @@ mod tests {
 
     /// Serves `path` through the whole stack with a capturing subscriber; the lines.
     fn lines_of(path: &str, forwarded: Option<&str>) -> Vec<String> {
-        let captured = Captured::default();
+        let captured = CapturedLog::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
@@ -259,8 +241,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             runtime.block_on(app.oneshot(request)).unwrap();
         });
-        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        out.lines().map(str::to_owned).collect()
+        captured.text().lines().map(str::to_owned).collect()
     }
 
     #[test]
