@@ -62,9 +62,7 @@ thread_local! {
 /// per name, two such names pushed each other out on every line).
 fn is_sensitive_name(name: &'static str) -> bool {
     let address = name.as_ptr() as usize;
-    let mixed = ((address ^ name.len()) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    // The top bits of the product, which every bit of the address reaches.
-    let first = ((mixed >> 32) as usize % (VERDICT_SLOTS / 2)) * 2;
+    let first = verdict_pair(name);
     VERDICTS.with(|verdicts| {
         let is_name = |slot: usize| {
             let (known, length, verdict) = verdicts[slot].get();
@@ -82,6 +80,14 @@ fn is_sensitive_name(name: &'static str) -> bool {
         verdicts[first].set((address, name.len(), verdict));
         verdict
     })
+}
+
+/// The first slot of the pair where `name`'s verdict is kept.
+fn verdict_pair(name: &'static str) -> usize {
+    let address = name.as_ptr() as usize;
+    let mixed = ((address ^ name.len()) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // The top bits of the product, which every bit of the address reaches.
+    ((mixed >> 32) as usize % (VERDICT_SLOTS / 2)) * 2
 }
 
 /// Whether `c` could end a log line, forge one or disguise one: every control
@@ -342,6 +348,30 @@ mod tests {
             for (i, name) in names.iter().enumerate() {
                 assert_eq!(is_sensitive_name(name), i % 2 == 1, "{name}");
             }
+        }
+    }
+
+    /// Two names that fall in one pair, used in turn as on every line, both stay
+    /// remembered: neither pushes the other out.
+    #[test]
+    fn two_names_of_one_pair_both_stay_remembered() {
+        let mut seen = std::collections::HashMap::new();
+        let (a, b) = (0..10_000)
+            .find_map(|i| {
+                let name: &'static str = Box::leak(format!("pair_{i}").into_boxed_str());
+                seen.insert(verdict_pair(name), name)
+                    .map(|earlier| (earlier, name))
+            })
+            .expect("two of 10,000 names share one of 64 pairs");
+        let pair = verdict_pair(a);
+        for _ in 0..3 {
+            assert!(!is_sensitive_name(a));
+            assert!(!is_sensitive_name(b));
+        }
+        let remembered: Vec<usize> =
+            VERDICTS.with(|verdicts| [pair, pair + 1].map(|slot| verdicts[slot].get().0).to_vec());
+        for name in [a, b] {
+            assert!(remembered.contains(&(name.as_ptr() as usize)), "{name}");
         }
     }
 
