@@ -1,8 +1,8 @@
 //! The demo's query path alone, without HTTP: `cargo bench -p portcullis-demo --bench queries`.
 //!
 //! What a read of `/` and a `POST /api/comments` cost in the data layer, and what the
-//! choices behind it change: the `Any` driver the demo uses (one code path for SQLite
-//! and PostgreSQL) against sqlx's typed SQLite pool running the same statement, and a
+//! choices behind it change: the demo's typed SQLite pools against sqlx's `Any` driver
+//! (which the demo used before) running the same statement on the same file, and a
 //! commit under `synchronous = NORMAL` (the demo's) against `FULL` (SQLite's default).
 //! BENCHMARKS.md holds the figures.
 
@@ -11,8 +11,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use portcullis::config::Settings;
 use portcullis_demo::db::{Comment, Database};
+use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{AnyPool, SqlitePool};
 
 const NEWEST: &str = "SELECT c.id, u.username, c.body, c.created_at \
      FROM comments c JOIN users u ON u.id = c.user_id \
@@ -43,7 +44,8 @@ async fn seeded(dir: &std::path::Path) -> (Database, i64) {
     (db, user)
 }
 
-/// A typed pool on the same file, with the demo's settings and `synchronous`.
+/// A typed pool of one connection on the same file, with the demo's settings and
+/// `synchronous`.
 async fn typed(dir: &std::path::Path, synchronous: SqliteSynchronous) -> SqlitePool {
     let options = SqliteConnectOptions::new()
         .filename(dir.join("portcullis.db"))
@@ -58,6 +60,30 @@ async fn typed(dir: &std::path::Path, synchronous: SqliteSynchronous) -> SqliteP
         .expect("typed pool")
 }
 
+/// An `Any` pool of one connection on the same file, with the demo's settings.
+async fn any(dir: &std::path::Path) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}?mode=rw", dir.join("portcullis.db").display());
+    AnyPoolOptions::new()
+        .max_connections(1)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                for pragma in [
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA busy_timeout = 5000",
+                    "PRAGMA foreign_keys = ON",
+                ] {
+                    sqlx::Executor::execute(&mut *conn, pragma).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .expect("any pool")
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -70,39 +96,27 @@ fn queries(c: &mut Criterion) {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temporary folder");
     let (db, user) = runtime.block_on(seeded(dir.path()));
-    let normal = runtime.block_on(typed(dir.path(), SqliteSynchronous::Normal));
+    let any = runtime.block_on(any(dir.path()));
     let full = runtime.block_on(typed(dir.path(), SqliteSynchronous::Full));
 
     let mut group = c.benchmark_group("queries");
-    group.bench_function("newest_50/any", |b| {
-        b.to_async(&runtime)
-            .iter(|| async { black_box(db.newest_comments(50).await.expect("read")) });
-    });
-    group.bench_function("newest_50/sqlite", |b| {
-        b.to_async(&runtime).iter(|| async {
-            let rows: Vec<Comment> = sqlx::query_as(NEWEST)
-                .bind(50_i64)
-                .fetch_all(&normal)
-                .await
-                .expect("read");
-            black_box(rows)
+    for limit in [50_i64, 1] {
+        group.bench_function(format!("newest_{limit}/demo"), |b| {
+            b.to_async(&runtime)
+                .iter(|| async { black_box(db.newest_comments(limit).await.expect("read")) });
         });
-    });
-    group.bench_function("newest_1/any", |b| {
-        b.to_async(&runtime)
-            .iter(|| async { black_box(db.newest_comments(1).await.expect("read")) });
-    });
-    group.bench_function("newest_1/sqlite", |b| {
-        b.to_async(&runtime).iter(|| async {
-            let rows: Vec<Comment> = sqlx::query_as(NEWEST)
-                .bind(1_i64)
-                .fetch_all(&normal)
-                .await
-                .expect("read");
-            black_box(rows)
+        group.bench_function(format!("newest_{limit}/any"), |b| {
+            b.to_async(&runtime).iter(|| async {
+                let rows: Vec<Comment> = sqlx::query_as(NEWEST)
+                    .bind(limit)
+                    .fetch_all(&any)
+                    .await
+                    .expect("read");
+                black_box(rows)
+            });
         });
-    });
-    group.bench_function("insert/any_normal", |b| {
+    }
+    group.bench_function("insert/demo", |b| {
         b.to_async(&runtime).iter(|| async {
             black_box(
                 db.add_comment(user, "A benchmark comment.")
@@ -111,23 +125,30 @@ fn queries(c: &mut Criterion) {
             )
         });
     });
-    for (name, pool) in [
-        ("insert/sqlite_normal", &normal),
-        ("insert/sqlite_full", &full),
-    ] {
-        group.bench_function(name, |b| {
-            b.to_async(&runtime).iter(|| async {
-                let id: i64 = sqlx::query_scalar(INSERT)
-                    .bind(user)
-                    .bind("A benchmark comment.")
-                    .bind(now())
-                    .fetch_one(pool)
-                    .await
-                    .expect("write");
-                black_box(id)
-            });
+    group.bench_function("insert/any_normal", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let id: i64 = sqlx::query_scalar(INSERT)
+                .bind(user)
+                .bind("A benchmark comment.")
+                .bind(now())
+                .fetch_one(&any)
+                .await
+                .expect("write");
+            black_box(id)
         });
-    }
+    });
+    group.bench_function("insert/sqlite_full", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let id: i64 = sqlx::query_scalar(INSERT)
+                .bind(user)
+                .bind("A benchmark comment.")
+                .bind(now())
+                .fetch_one(&full)
+                .await
+                .expect("write");
+            black_box(id)
+        });
+    });
     group.finish();
 }
 

@@ -5,7 +5,7 @@
 use futures_util::future::BoxFuture;
 use portcullis::account::{EventStoreError, SecurityEvent, SecurityEventStore};
 
-use crate::db::Database;
+use crate::db::{on_pool, Database};
 
 /// What the account page and the flows read of a user.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -35,37 +35,44 @@ fn now() -> String {
 impl Database {
     /// User `id`'s account row.
     pub async fn account(&self, id: i64) -> Result<Option<AccountRow>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, username, password_hash, email, pending_email, totp_secret, \
-             pending_totp_secret, totp_last_step FROM users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.reader())
-        .await
+        on_pool!(self.reader(), |pool| {
+            sqlx::query_as(
+                "SELECT id, username, password_hash, email, pending_email, totp_secret, \
+                 pending_totp_secret, totp_last_step FROM users WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })
     }
 
     /// The account whose confirmed address is `email` (lower-cased).
     pub async fn account_by_email(&self, email: &str) -> Result<Option<AccountRow>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, username, password_hash, email, pending_email, totp_secret, \
-             pending_totp_secret, totp_last_step FROM users WHERE email = $1",
-        )
-        .bind(email)
-        .fetch_optional(self.reader())
-        .await
+        on_pool!(self.reader(), |pool| {
+            sqlx::query_as(
+                "SELECT id, username, password_hash, email, pending_email, totp_secret, \
+                 pending_totp_secret, totp_last_step FROM users WHERE email = $1",
+            )
+            .bind(email)
+            .fetch_optional(pool)
+            .await
+        })
     }
 
     /// Keeps a sealed secret awaiting its first code; refused (`false`) while
     /// two-factor sign-in is on: a working secret is never replaced silently.
     pub async fn set_pending_totp(&self, id: i64, sealed: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE users SET pending_totp_secret = $1 WHERE id = $2 AND totp_secret IS NULL",
-        )
-        .bind(sealed)
-        .bind(id)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self.writer(), |pool| {
+            sqlx::query(
+                "UPDATE users SET pending_totp_secret = $1 WHERE id = $2 AND totp_secret IS NULL",
+            )
+            .bind(sealed)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(done == 1)
     }
 
     /// Turns two-factor sign-in on with the pending secret `sealed` (as read), the
@@ -78,65 +85,72 @@ impl Database {
         step: i64,
         recovery_hashes: &[String],
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.writer().begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET totp_secret = pending_totp_secret, pending_totp_secret = NULL, \
-             totp_last_step = $1 WHERE id = $2 AND pending_totp_secret = $3 AND totp_secret IS NULL",
-        )
-        .bind(step)
-        .bind(id)
-        .bind(sealed)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+        on_pool!(self.writer(), |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE users SET totp_secret = pending_totp_secret, pending_totp_secret = NULL, \
+                 totp_last_step = $1 WHERE id = $2 AND pending_totp_secret = $3 AND totp_secret IS NULL",
+            )
+            .bind(step)
             .bind(id)
+            .bind(sealed)
             .execute(&mut *tx)
             .await?;
-        for hash in recovery_hashes {
-            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+            if done.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
                 .bind(id)
-                .bind(hash)
                 .execute(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            for hash in recovery_hashes {
+                sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Turns two-factor sign-in off and drops the recovery codes.
     pub async fn disable_totp(&self, id: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.writer().begin().await?;
-        sqlx::query(
-            "UPDATE users SET totp_secret = NULL, pending_totp_secret = NULL, \
-             totp_last_step = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+        on_pool!(self.writer(), |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE users SET totp_secret = NULL, pending_totp_secret = NULL, \
+                 totp_last_step = NULL WHERE id = $1",
+            )
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
     }
 
     /// Records `step` as the last accepted unless it, or a later one, already is:
     /// `false` is a replay (or a race lost to the same code).
     pub async fn use_totp_step(&self, id: i64, step: i64) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_secret IS NOT NULL \
-             AND (totp_last_step IS NULL OR totp_last_step < $3)",
-        )
-        .bind(step)
-        .bind(id)
-        .bind(step)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self.writer(), |pool| {
+            sqlx::query(
+                "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_secret IS NOT NULL \
+                 AND (totp_last_step IS NULL OR totp_last_step < $3)",
+            )
+            .bind(step)
+            .bind(id)
+            .bind(step)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(done == 1)
     }
 
     /// Spends the unused recovery code of `id` among `candidates` (its stored forms
@@ -147,16 +161,19 @@ impl Database {
         candidates: &[String],
     ) -> Result<bool, sqlx::Error> {
         for candidate in candidates {
-            let done = sqlx::query(
-                "UPDATE recovery_codes SET used_at = $1 \
-                 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
-            )
-            .bind(now())
-            .bind(id)
-            .bind(candidate)
-            .execute(self.writer())
-            .await?;
-            if done.rows_affected() == 1 {
+            let done = on_pool!(self.writer(), |pool| {
+                sqlx::query(
+                    "UPDATE recovery_codes SET used_at = $1 \
+                     WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+                )
+                .bind(now())
+                .bind(id)
+                .bind(candidate)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+            })?;
+            if done == 1 {
                 return Ok(true);
             }
         }
@@ -165,21 +182,26 @@ impl Database {
 
     /// How many recovery codes of `id` are unused.
     pub async fn recovery_codes_left(&self, id: i64) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
-        )
-        .bind(id)
-        .fetch_one(self.reader())
-        .await
+        on_pool!(self.reader(), |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+            )
+            .bind(id)
+            .fetch_one(pool)
+            .await
+        })
     }
 
     /// Keeps `email` as the address awaiting confirmation.
     pub async fn set_pending_email(&self, id: i64, email: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE users SET pending_email = $1 WHERE id = $2")
-            .bind(email)
-            .bind(id)
-            .execute(self.writer())
-            .await?;
+        on_pool!(self.writer(), |pool| {
+            sqlx::query("UPDATE users SET pending_email = $1 WHERE id = $2")
+                .bind(email)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -187,16 +209,19 @@ impl Database {
     /// the pending one (the link was used, or overtaken), or another account holds
     /// it now.
     pub async fn confirm_email(&self, id: i64, email: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE users SET email = pending_email, pending_email = NULL \
-             WHERE id = $1 AND pending_email = $2",
-        )
-        .bind(id)
-        .bind(email)
-        .execute(self.writer())
-        .await;
+        let done = on_pool!(self.writer(), |pool| {
+            sqlx::query(
+                "UPDATE users SET email = pending_email, pending_email = NULL \
+                 WHERE id = $1 AND pending_email = $2",
+            )
+            .bind(id)
+            .bind(email)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        });
         match done {
-            Ok(done) => Ok(done.rows_affected() == 1),
+            Ok(done) => Ok(done == 1),
             // The unique index: another account confirmed the address first.
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(false),
             Err(error) => Err(error),
@@ -211,14 +236,16 @@ impl Database {
         expected: &str,
         hash: &str,
     ) -> Result<bool, sqlx::Error> {
-        let done =
+        let done = on_pool!(self.writer(), |pool| {
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
                 .bind(hash)
                 .bind(id)
                 .bind(expected)
-                .execute(self.writer())
-                .await?;
-        Ok(done.rows_affected() == 1)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        Ok(done == 1)
     }
 }
 
@@ -237,21 +264,24 @@ impl SecurityEventStore for Database {
         event: &'a SecurityEvent,
     ) -> BoxFuture<'a, Result<(), EventStoreError>> {
         Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO security_events (user_id, kind, at, ip, request_id) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(event.user_id)
-            .bind(event.kind.as_str())
-            .bind(
-                event
-                    .at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            )
-            .bind(event.ip.map(|ip| ip.to_string()))
-            .bind(event.request_id.clone())
-            .execute(self.writer())
-            .await
+            on_pool!(self.writer(), |pool| {
+                sqlx::query(
+                    "INSERT INTO security_events (user_id, kind, at, ip, request_id) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(event.user_id)
+                .bind(event.kind.as_str())
+                .bind(
+                    event
+                        .at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                )
+                .bind(event.ip.map(|ip| ip.to_string()))
+                .bind(event.request_id.clone())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+            })
             .map_err(|e| EventStoreError(Box::new(e)))?;
             Ok(())
         })
@@ -263,14 +293,16 @@ impl SecurityEventStore for Database {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<SecurityEvent>, EventStoreError>> {
         Box::pin(async move {
-            let rows: Vec<EventRow> = sqlx::query_as(
-                "SELECT kind, at, user_id, ip, request_id FROM security_events \
-                 WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
-            )
-            .bind(user_id)
-            .bind(i64::try_from(limit).unwrap_or(100))
-            .fetch_all(self.reader())
-            .await
+            let rows: Vec<EventRow> = on_pool!(self.reader(), |pool| {
+                sqlx::query_as(
+                    "SELECT kind, at, user_id, ip, request_id FROM security_events \
+                     WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(user_id)
+                .bind(i64::try_from(limit).unwrap_or(100))
+                .fetch_all(pool)
+                .await
+            })
             .map_err(|e| EventStoreError(Box::new(e)))?;
             Ok(rows
                 .into_iter()
