@@ -165,8 +165,17 @@ impl std::fmt::Debug for Database {
 /// How many public profiles are kept in memory (a few MiB at most).
 const CACHED_PROFILES: usize = 10_000;
 
-/// SQLite reader connections: enough for every core to read while others wait on I/O.
-const SQLITE_READERS: u32 = 8;
+/// SQLite reader connections: two per core, at least 2 and at most 8. sqlx runs each
+/// SQLite connection on a thread of its own, so two per core keep every core busy
+/// reading while another reader's thread waits (on the disk, or for its caller to take
+/// the rows). More would only add threads, page caches and memory: reads of this
+/// database are CPU-bound.
+fn sqlite_readers() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u32::try_from(cores.saturating_mul(2))
+        .unwrap_or(u32::MAX)
+        .clamp(2, 8)
+}
 
 /// PostgreSQL connections, shared by reads and writes.
 const POSTGRES_CONNECTIONS: u32 = 16;
@@ -205,7 +214,7 @@ async fn sqlite_pool(
         options = options.pragma("query_only", "ON");
     }
     SqlitePoolOptions::new()
-        .max_connections(if read_only { SQLITE_READERS } else { 1 })
+        .max_connections(if read_only { sqlite_readers() } else { 1 })
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
@@ -494,6 +503,7 @@ mod tests {
             "{refused}"
         );
         assert_eq!(writer.options().get_max_connections(), 1);
+        assert!((2..=8).contains(&reader.options().get_max_connections()));
         for pool in [reader, writer] {
             let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode")
                 .fetch_one(pool)
