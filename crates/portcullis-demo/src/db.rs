@@ -149,6 +149,8 @@ fn is_postgres<DB: sqlx::Database>(_tx: &sqlx::Transaction<'_, DB>) -> bool {
 pub struct Database {
     read: Pool,
     write: Pool,
+    /// On SQLite, comments wait here for the writer, which commits them in batches.
+    comments: Option<CommentQueue>,
     profiles: Arc<quick_cache::sync::Cache<i64, ApiUser>>,
 }
 
@@ -220,6 +222,130 @@ async fn sqlite_pool(
         .await
 }
 
+/// The statement that stores one comment, for both engines.
+const INSERT_COMMENT: &str =
+    "INSERT INTO comments (user_id, body, created_at) VALUES ($1, $2, $3) RETURNING id";
+
+/// Stores one comment through the SQLite writer's connection.
+async fn insert_comment(
+    conn: &mut sqlx::SqliteConnection,
+    user_id: i64,
+    body: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(INSERT_COMMENT)
+        .bind(user_id)
+        .bind(body)
+        .bind(now())
+        .fetch_one(conn)
+        .await
+}
+
+/// Most comments committed in one transaction.
+const COMMENT_BATCH: usize = 64;
+
+/// Comments waiting for the SQLite writer, which commits them in batches.
+///
+/// SQLite has one writer, and each commit writes the WAL frames of every page it
+/// changed: a flood of comments, one commit each, queued on that commit (the floor and
+/// the demo alike served `POST /api/comments` at the rate of one writer's commits).
+/// Comments that arrive while the writer is busy are inserted together in its next
+/// transaction, so one commit serves the batch. Each comment keeps its own id and its
+/// own answer: when a batch fails, each of its comments is tried again alone, so a
+/// comment that cannot be stored does not take the others with it.
+#[derive(Debug, Clone)]
+struct CommentQueue {
+    waiting: tokio::sync::mpsc::Sender<PendingComment>,
+}
+
+/// A comment and where its outcome goes.
+struct PendingComment {
+    user_id: i64,
+    body: String,
+    stored: tokio::sync::oneshot::Sender<Result<i64, sqlx::Error>>,
+}
+
+impl CommentQueue {
+    /// Starts the task that commits on `writer`; it ends when the last queue is dropped.
+    fn start(writer: sqlx::SqlitePool) -> Self {
+        // Bounded: a flood waits here (and times out into a 503), not in memory.
+        let (waiting, queue) = tokio::sync::mpsc::channel(4 * COMMENT_BATCH);
+        tokio::spawn(store_comments(writer, queue));
+        Self { waiting }
+    }
+
+    /// Queues a comment and waits for its commit, at most [`ACQUIRE_TIMEOUT`], as a
+    /// query waits for a connection.
+    async fn add(&self, user_id: i64, body: &str) -> Result<i64, sqlx::Error> {
+        let (stored, outcome) = tokio::sync::oneshot::channel();
+        let comment = PendingComment {
+            user_id,
+            body: body.to_owned(),
+            stored,
+        };
+        let queued = async {
+            self.waiting
+                .send(comment)
+                .await
+                .map_err(|_| sqlx::Error::PoolClosed)?;
+            outcome.await.map_err(|_| sqlx::Error::PoolClosed)?
+        };
+        // Given up on, a comment still queued is skipped (its receiver is gone), so an
+        // answer of 503 does not store it later behind the client's back.
+        tokio::time::timeout(ACQUIRE_TIMEOUT, queued)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+}
+
+/// The writer's loop: takes what is waiting, up to a batch, and commits it.
+async fn store_comments(
+    writer: sqlx::SqlitePool,
+    mut queue: tokio::sync::mpsc::Receiver<PendingComment>,
+) {
+    let mut batch = Vec::with_capacity(COMMENT_BATCH);
+    while queue.recv_many(&mut batch, COMMENT_BATCH).await > 0 {
+        batch.retain(|comment| !comment.stored.is_closed());
+        let stored = match batch.len() {
+            0 => continue,
+            // Alone: no transaction around the one statement.
+            1 => None,
+            _ => insert_batch(&writer, &batch).await.ok(),
+        };
+        match stored {
+            Some(ids) => {
+                for (comment, id) in batch.drain(..).zip(ids) {
+                    let _ = comment.stored.send(Ok(id));
+                }
+            }
+            None => {
+                for comment in batch.drain(..) {
+                    let outcome = match writer.acquire().await {
+                        Ok(mut conn) => {
+                            insert_comment(&mut conn, comment.user_id, &comment.body).await
+                        }
+                        Err(error) => Err(error),
+                    };
+                    let _ = comment.stored.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+/// Inserts `batch` in one transaction; on any error nothing of it is stored.
+async fn insert_batch(
+    writer: &sqlx::SqlitePool,
+    batch: &[PendingComment],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut tx = writer.begin().await?;
+    let mut ids = Vec::with_capacity(batch.len());
+    for comment in batch {
+        ids.push(insert_comment(&mut tx, comment.user_id, &comment.body).await?);
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
 impl Database {
     /// Opens the database: PostgreSQL when `DATABASE_URL` names one, otherwise
     /// `data_dir/portcullis.db` (folder and file created on first start). Runs the
@@ -229,7 +355,7 @@ impl Database {
             .database_url
             .as_deref()
             .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"));
-        let (read, write) = match postgres {
+        let (read, write, comments) = match postgres {
             Some(url) => {
                 let pool = sqlx::postgres::PgPoolOptions::new()
                     .max_connections(POSTGRES_CONNECTIONS)
@@ -237,7 +363,8 @@ impl Database {
                     .connect(url)
                     .await?;
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-                (Pool::Postgres(pool.clone()), Pool::Postgres(pool))
+                // PostgreSQL commits on many connections side by side: no queue.
+                (Pool::Postgres(pool.clone()), Pool::Postgres(pool), None)
             }
             None => {
                 std::fs::create_dir_all(&settings.data_dir).map_err(|source| DbError::DataDir {
@@ -249,12 +376,14 @@ impl Database {
                 sqlx::migrate!("./migrations/sqlite").run(&write).await?;
                 // Opened after the migrations: the file and its tables exist.
                 let read = sqlite_pool(&path, true).await?;
-                (Pool::Sqlite(read), Pool::Sqlite(write))
+                let comments = CommentQueue::start(write.clone());
+                (Pool::Sqlite(read), Pool::Sqlite(write), Some(comments))
             }
         };
         Ok(Self {
             read,
             write,
+            comments,
             profiles: Arc::new(quick_cache::sync::Cache::new(CACHED_PROFILES)),
         })
     }
@@ -320,17 +449,18 @@ impl Database {
         Ok(())
     }
 
-    /// Stores a comment.
+    /// Stores a comment; its id once it is committed.
     pub async fn add_comment(&self, user_id: i64, body: &str) -> Result<i64, sqlx::Error> {
+        if let Some(queue) = &self.comments {
+            return queue.add(user_id, body).await;
+        }
         on_pool!(&self.write, |pool| {
-            sqlx::query_scalar(
-                "INSERT INTO comments (user_id, body, created_at) VALUES ($1, $2, $3) RETURNING id",
-            )
-            .bind(user_id)
-            .bind(body)
-            .bind(now())
-            .fetch_one(pool)
-            .await
+            sqlx::query_scalar(INSERT_COMMENT)
+                .bind(user_id)
+                .bind(body)
+                .bind(now())
+                .fetch_one(pool)
+                .await
         })
     }
 
@@ -547,5 +677,91 @@ mod tests {
             task.await.unwrap().unwrap();
         }
         assert_eq!(db.newest_comments(500).await.unwrap().len(), 200);
+    }
+
+    /// Comments queued together are committed together: each answer carries the id
+    /// of its own comment, not of another in the same batch.
+    #[tokio::test]
+    async fn each_comment_of_a_batch_gets_its_own_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_in(dir.path()).await;
+        let user = db.create_user("batch", "x").await.unwrap().unwrap();
+        // One thread: every task queues its comment before the writer runs, so they
+        // share a batch.
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let body = format!("comment {i}");
+                    (db.add_comment(user, &body).await.unwrap(), body)
+                })
+            })
+            .collect();
+        let mut ids = std::collections::HashSet::new();
+        for task in tasks {
+            let (id, body) = task.await.unwrap();
+            assert!(ids.insert(id), "id {id} answered twice");
+            assert_eq!(db.comment(id).await.unwrap().unwrap().body, body);
+        }
+        assert_eq!(db.newest_comments(500).await.unwrap().len(), 50);
+    }
+
+    /// A comment the database refuses (its author does not exist: a foreign key) in
+    /// the middle of a batch fails alone; the rest of the batch is stored.
+    #[tokio::test]
+    async fn a_refused_comment_does_not_take_its_batch_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_in(dir.path()).await;
+        let user = db.create_user("batch", "x").await.unwrap().unwrap();
+        let tasks: Vec<_> = (0..21)
+            .map(|i| {
+                let db = db.clone();
+                let author = if i == 10 { user + 1000 } else { user };
+                tokio::spawn(async move { db.add_comment(author, &format!("comment {i}")).await })
+            })
+            .collect();
+        let mut refused = 0;
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await.unwrap() {
+                Ok(id) => {
+                    let stored = db.comment(id).await.unwrap().unwrap();
+                    assert_eq!(stored.body, format!("comment {i}"));
+                }
+                Err(sqlx::Error::Database(error)) => {
+                    assert_eq!(i, 10);
+                    assert!(error.is_foreign_key_violation(), "{error}");
+                    refused += 1;
+                }
+                Err(error) => panic!("comment {i}: {error}"),
+            }
+        }
+        assert_eq!(refused, 1);
+        assert_eq!(db.newest_comments(500).await.unwrap().len(), 20);
+    }
+
+    /// A comment whose request gave up (its answer has nowhere to go: the request
+    /// timed out into a 503, or was dropped) is not stored behind the client's back.
+    #[tokio::test]
+    async fn a_comment_given_up_before_its_turn_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_in(dir.path()).await;
+        let user = db.create_user("batch", "x").await.unwrap().unwrap();
+        let queue = db.comments.clone().expect("SQLite queues comments");
+        let (stored, outcome) = tokio::sync::oneshot::channel();
+        drop(outcome);
+        queue
+            .waiting
+            .send(PendingComment {
+                user_id: user,
+                body: "abandoned".to_owned(),
+                stored,
+            })
+            .await
+            .unwrap();
+        // Queued after it, so answered after its batch was handled.
+        let kept = db.add_comment(user, "kept").await.unwrap();
+        let all = db.newest_comments(10).await.unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].id, kept);
     }
 }
