@@ -15,8 +15,10 @@
 //! - refused checks use nothing up; a request comes back once `retry_after` has passed,
 //!   and only one; a bucket left idle holds its burst again, and no more;
 //! - keys are counted apart, an address key and a username key of the same name too;
-//! - fifty checks of one key running at once admit exactly the burst, each with its
-//!   own `remaining`;
+//! - fifty checks of one key running at once admit exactly the burst; no answer
+//!   says more is left than is, and none says less by more than one (governor, in
+//!   the memory store, reads the clock before its atomic step, so a check that read
+//!   it a moment before another's can land after it and count one less);
 //! - a quota with a zero size or period is [`RateLimitStoreError::InvalidQuota`].
 //!
 //! It panics with `rate-limit store conformance: …` and the broken rule on the first
@@ -238,12 +240,18 @@ async fn concurrent_checks_admit_exactly_the_burst<S: RateLimitStore>(store: &Ar
             Err(panicked) => broken!(rule, "a check panicked: {panicked}"),
         }
     }
-    remaining.sort_unstable();
-    let expected: Vec<u32> = (0..SLOW.burst()).collect();
-    if remaining != expected {
+    // The most left first: after k + 1 admitted checks, burst - 1 - k are left.
+    remaining.sort_unstable_by(|a, b| b.cmp(a));
+    let expected: Vec<u32> = (0..SLOW.burst()).rev().collect();
+    let each_within_one_below = remaining.len() == expected.len()
+        && remaining
+            .iter()
+            .zip(&expected)
+            .all(|(&said, &left)| said <= left && said + 1 >= left);
+    if !each_within_one_below {
         broken!(
             rule,
-            "admitted {} leaving {remaining:?}, expected {} leaving {expected:?}",
+            "admitted {} leaving {remaining:?}, expected {} leaving {expected:?} (or one less)",
             remaining.len(),
             SLOW.burst()
         );

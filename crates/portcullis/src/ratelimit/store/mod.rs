@@ -71,7 +71,8 @@ pub enum RateLimitStoreError {
 ///   bucket;
 /// - keys are counted apart;
 /// - checks of one key that run at the same time, from one instance or several,
-///   admit exactly the burst between them (each check is one atomic step);
+///   admit exactly the burst between them (each check is one atomic step); the
+///   `remaining` of each may be one less than exact, never more;
 /// - a quota with a zero size or period is [`RateLimitStoreError::InvalidQuota`];
 /// - a store that cannot answer says so with an error, never with a guess: the layer
 ///   then fails closed.
