@@ -653,22 +653,18 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(journal, "wal");
-            // 1 is NORMAL.
-            let (synchronous,): (i64,) = sqlx::query_as("PRAGMA synchronous")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            assert_eq!(synchronous, 1);
-            let (foreign_keys,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            assert_eq!(foreign_keys, 1);
-            let (cache_size,): (i64,) = sqlx::query_as("PRAGMA cache_size")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            assert_eq!(cache_size, -i64::from(SQLITE_CACHE_KIB));
+            // `synchronous` 1 is NORMAL; a negative `cache_size` is in KiB.
+            for (pragma, expected) in [
+                ("synchronous", 1),
+                ("foreign_keys", 1),
+                ("cache_size", -i64::from(SQLITE_CACHE_KIB)),
+            ] {
+                let value: i64 = sqlx::query_scalar(&format!("PRAGMA {pragma}"))
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+                assert_eq!(value, expected, "PRAGMA {pragma}");
+            }
         }
         // The writer can write: a user refused by the reader is deleted through it.
         sqlx::query("DELETE FROM users")
